@@ -1,0 +1,52 @@
+import { Hono } from "hono";
+import { ok } from "../http/envelope";
+import { readDisk, readMemory } from "../metrics/system";
+import type { Services } from "../services";
+import { checkServerBinary } from "../supervisor/binary";
+
+/** The data of GET /api/health (reference shape, plus `config` and llama_server.message). */
+export function buildHealth(s: Services) {
+  const cfg = s.config.get();
+  const binary = checkServerBinary(cfg.serverPath);
+  const llamaStatus = binary.found ? "idle" : "not available";
+  const mem = readMemory();
+  const disk = readDisk(s.options.dataDir);
+  const cpu = s.cpu.sample();
+  const configOk = s.config.loadError === null;
+  const healthy = binary.found && configOk;
+  const now = new Date().toISOString();
+  return {
+    status: (healthy ? "healthy" : "unhealthy") as "healthy" | "unhealthy",
+    timestamp: now,
+    services: {
+      proxy: { status: "healthy", uptime: uptimeSeconds(s), version: s.version },
+      llama_server: {
+        status: llamaStatus,
+        host: cfg.host,
+        port: cfg.port,
+        models_loaded: 0,
+        last_health_check: now,
+        ...(binary.reason ? { message: binary.reason } : {}),
+        ...(binary.path ? { path: binary.path } : {}),
+      },
+      config: {
+        status: configOk ? "healthy" : "unhealthy",
+        path: s.config.path,
+        ...(s.config.loadError ? { message: s.config.loadError } : {}),
+      },
+    },
+    system: { cpu_usage: cpu.usage, memory_usage: mem.usagePercent, disk_usage: disk.usagePercent },
+  };
+}
+
+export const uptimeSeconds = (s: Services) => Math.floor((Date.now() - s.startedAt.getTime()) / 1000);
+
+export function healthRoutes(s: Services) {
+  return new Hono().get("/", (c) => {
+    const health = buildHealth(s);
+    // 503 when unhealthy, per the reference; the body is still the success envelope with the
+    // full report, so monitors see *why*.
+    return ok(c, health, { status: health.status === "healthy" ? 200 : 503 });
+  });
+}
+

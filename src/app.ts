@@ -1,0 +1,84 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { configRoutes } from "./api/config";
+import { healthRoutes } from "./api/health";
+import { statusRoutes } from "./api/status";
+import { requireApiKey } from "./http/auth";
+import { errorBody } from "./http/envelope";
+import { ApiError } from "./http/errors";
+import type { Services } from "./services";
+
+const isOpenAiPath = (path: string) => path.startsWith("/v1/") || path === "/v1";
+
+/** The OpenAI error shape that /v1 clients parse. */
+export function openAiError(message: string, type: string, code: string | number | null) {
+  return { error: { message, type, code } };
+}
+
+/** The API routes, chained so their types flow into the typed client (src/client.ts). */
+export function apiRoutes(s: Services) {
+  return new Hono()
+    .route("/config", configRoutes(s))
+    .route("/health", healthRoutes(s))
+    .route("/status", statusRoutes(s));
+}
+
+export type ApiRoutes = ReturnType<typeof apiRoutes>;
+
+/**
+ * Builds the Hono app from the services. No I/O of its own, so tests drive it through
+ * createApp(services).request(...).
+ */
+export function createApp(s: Services) {
+  const app = new Hono();
+
+  app.use("/api/*", requireApiKey(s.options.apiKey, "envelope"));
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: 1024 * 1024,
+      onError: (c) => c.json(errorBody("VALIDATION_ERROR", "Request body too large", "The limit is 1 MiB"), 400),
+    }),
+  );
+
+  app.route("/api", apiRoutes(s));
+
+  app.notFound((c) => {
+    if (isOpenAiPath(c.req.path)) {
+      return c.json(openAiError(`Unknown endpoint ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404);
+    }
+    return c.json(errorBody("NOT_FOUND", "Resource not found", `${c.req.method} ${c.req.path} does not exist`), 404);
+  });
+
+  app.onError((err, c) => {
+    const openai = isOpenAiPath(c.req.path);
+    if (err instanceof ApiError) {
+      if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
+      if (openai) return c.json(openAiError(err.details ? `${err.message}: ${err.details}` : err.message, openAiType(err.code), err.code.toLowerCase()), err.status);
+      return c.json(errorBody(err.code, err.message, err.details), err.status);
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      // Hono's own 4xx (e.g. "Malformed JSON in request body" from the json validator).
+      const status = err.status === 400 ? 400 : err.status;
+      if (openai) return c.json(openAiError(err.message, "invalid_request_error", null), status);
+      return c.json(errorBody(status === 400 ? "VALIDATION_ERROR" : "INVALID_REQUEST", err.status === 400 ? "Invalid request data" : err.message, err.message), status);
+    }
+    // Unexpected: log it with the stack, tell the client only that it happened.
+    s.log.error(`Unhandled error on ${c.req.method} ${c.req.path}: ${(err as Error).message}`, { stack: (err as Error).stack });
+    if (openai) return c.json(openAiError("Internal server error", "server_error", "internal_error"), 500);
+    return c.json(errorBody("INTERNAL_ERROR", "Internal server error", "An unexpected error occurred; see the server log"), 500);
+  });
+
+  return app;
+}
+
+function openAiType(code: ApiError["code"]): string {
+  switch (code) {
+    case "RATE_LIMITED": return "rate_limit_exceeded";
+    case "NOT_FOUND": return "invalid_request_error";
+    case "VALIDATION_ERROR": return "invalid_request_error";
+    case "SERVICE_UNAVAILABLE": return "unavailable_error";
+    default: return "server_error";
+  }
+}

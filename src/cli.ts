@@ -1,0 +1,91 @@
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { LOG_LEVELS, type LogLevel } from "./logs/types";
+import type { RuntimeOptions } from "./services";
+import { APP_NAME, APP_VERSION } from "./version";
+
+export const HELP = `${APP_NAME} ${APP_VERSION}
+Starts, watches and proxies llama.cpp's llama-server, with a web console and a JSON API.
+
+Usage: llama-async-proxy [options]
+
+Options:
+  --port <n>          Port to serve on (env PORT, default 3000; 0 = any free port)
+  --host <addr>       Address to bind (env HOST, default 127.0.0.1)
+  --config <file>     llama-server-config.json path (env CONFIG_PATH, default <data-dir>/llama-server-config.json)
+  --data-dir <dir>    SQLite database and runtime files (env DATA_DIR, default ./data)
+  --log-level <lvl>   error | warn | info | debug (env LOG_LEVEL, default info)
+  --api-key <key>     Require this key on /api, /v1 and the console (env API_KEY)
+  --insecure-no-auth  Allow binding to a non-loopback address without an API key
+  -h, --help          Show this help
+  -v, --version       Show the version
+`;
+
+export class UsageError extends Error {}
+
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+export const isLoopback = (host: string) => LOOPBACK.has(host) || host.startsWith("127.");
+
+export type CliResult = { kind: "help" } | { kind: "version" } | { kind: "run"; options: RuntimeOptions; insecure: boolean };
+
+/** Flags win over environment variables, which win over defaults. Bad values throw UsageError. */
+export function parseCli(argv: string[], env: Record<string, string | undefined>): CliResult {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: "string" },
+        host: { type: "string" },
+        config: { type: "string" },
+        "data-dir": { type: "string" },
+        "log-level": { type: "string" },
+        "api-key": { type: "string" },
+        "insecure-no-auth": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+
+  const portText = values.port ?? env.PORT ?? "3000";
+  if (!/^\d+$/.test(portText) || Number(portText) > 65535) {
+    throw new UsageError(`Invalid port "${portText}": must be a whole number between 0 and 65535`);
+  }
+  const host = (values.host ?? env.HOST ?? "127.0.0.1").trim();
+  if (!host || /\s|\//.test(host)) throw new UsageError(`Invalid host "${host}"`);
+  const logLevel = (values["log-level"] ?? env.LOG_LEVEL ?? "info").toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new UsageError(`Invalid log level "${logLevel}": use one of ${LOG_LEVELS.join(", ")}`);
+  }
+  const dataDir = resolve(values["data-dir"] ?? env.DATA_DIR ?? "data");
+  const configPath = resolve(values.config ?? env.CONFIG_PATH ?? `${dataDir}/llama-server-config.json`);
+  const apiKey = values["api-key"] ?? env.API_KEY ?? undefined;
+  if (apiKey !== undefined && apiKey.length < 8) throw new UsageError("The API key must be at least 8 characters");
+  const insecure = values["insecure-no-auth"] ?? false;
+  if (!isLoopback(host) && !apiKey && !insecure) {
+    throw new UsageError(
+      `Refusing to bind to ${host} without an API key: anyone who can reach the API can choose which binary it runs. ` +
+        `Set --api-key (or API_KEY), or pass --insecure-no-auth if the network is trusted.`,
+    );
+  }
+  return {
+    kind: "run",
+    insecure,
+    options: {
+      port: Number(portText),
+      host,
+      dataDir,
+      configPath,
+      logLevel: logLevel as LogLevel,
+      environment: env.NODE_ENV ?? "production",
+      apiKey: apiKey || undefined,
+    },
+  };
+}

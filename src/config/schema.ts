@@ -1,0 +1,79 @@
+import { z } from "zod";
+
+const int = (label: string) =>
+  z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
+    .int(`${label} must be a whole number`);
+
+const range = (label: string, min: number, max: number) =>
+  int(label).min(min, `${label} must be between ${min} and ${max}`).max(max, `${label} must be between ${min} and ${max}`);
+
+const requiredString = (label: string) =>
+  z.string({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a string`) });
+
+/** Hostname, IPv4 or IPv6 literal (no scheme, no port, no spaces). */
+const HOST_RE = /^(\[?[0-9a-fA-F:.]+\]?|[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*)$/;
+
+/** The eight fields of the reference's LlamaServerConfig: all required on POST /api/config. */
+export const referenceConfigShape = {
+  host: requiredString("Host").trim().min(1, "Host must not be empty").regex(HOST_RE, "Host must be a hostname or an IP address (no scheme or port)"),
+  port: range("Port", 1, 65535),
+  basePath: requiredString("basePath"),
+  serverPath: requiredString("serverPath").trim().min(1, "serverPath must not be empty"),
+  ctx_size: range("ctx_size", 0, 4_194_304),
+  batch_size: range("batch_size", 1, 1_048_576),
+  threads: int("threads").refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024"),
+  gpu_layers: int("gpu_layers").refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpu_layers must be -1 (all) or between 0 and 100000"),
+};
+
+/** Settings beyond the reference (proxy behaviour). Optional on input; defaults apply. */
+export const extraConfigShape = {
+  /** How many models may run at once; starting one more evicts the least recently used. */
+  maxLoadedModels: range("maxLoadedModels", 1, 64),
+  /** Stop a model after this many seconds without requests; 0 = never. Per-model settings override. */
+  idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
+  /** Give up on a model load after this many seconds. */
+  loadTimeoutSeconds: range("loadTimeoutSeconds", 1, 3600),
+  /** SIGTERM grace period before SIGKILL, in seconds. */
+  stopTimeoutSeconds: range("stopTimeoutSeconds", 0, 600),
+  /** Crash restarts in a row before giving up (0 = never restart). */
+  maxRestarts: range("maxRestarts", 0, 100),
+  /** First restart delay (ms); doubles per attempt up to restartMaxDelayMs. */
+  restartDelayMs: range("restartDelayMs", 0, 600_000),
+  restartMaxDelayMs: range("restartMaxDelayMs", 0, 3_600_000),
+  /** Requests in flight per model before new ones queue. */
+  maxConcurrentRequests: range("maxConcurrentRequests", 1, 10_000),
+  /** Requests waiting per model (for a load or a free slot) before 429. */
+  maxQueuedRequests: range("maxQueuedRequests", 0, 100_000),
+  /** Metrics sample interval, seconds. */
+  metricsIntervalSeconds: range("metricsIntervalSeconds", 1, 3600),
+  /** How long minute rows of metric history are kept, hours. */
+  historyRetentionHours: range("historyRetentionHours", 168, 24 * 366),
+};
+
+export const llamaServerConfigSchema = z.strictObject({ ...referenceConfigShape, ...extraConfigShape });
+
+/** The single source of the LlamaServerConfig type. */
+export type LlamaServerConfig = z.infer<typeof llamaServerConfigSchema>;
+
+/** POST /api/config body: the reference fields required, our extras optional (kept when absent). */
+export const configUpdateSchema = z
+  .object({ ...referenceConfigShape })
+  .extend(Object.fromEntries(Object.entries(extraConfigShape).map(([k, v]) => [k, v.optional()])) as {
+    [K in keyof typeof extraConfigShape]: z.ZodOptional<(typeof extraConfigShape)[K]>;
+  })
+  .strict();
+export type ConfigUpdate = z.infer<typeof configUpdateSchema>;
+
+export const EXTRA_DEFAULTS = {
+  maxLoadedModels: 1,
+  idleTimeoutSeconds: 0,
+  loadTimeoutSeconds: 120,
+  stopTimeoutSeconds: 10,
+  maxRestarts: 5,
+  restartDelayMs: 1000,
+  restartMaxDelayMs: 60_000,
+  maxConcurrentRequests: 16,
+  maxQueuedRequests: 64,
+  metricsIntervalSeconds: 10,
+  historyRetentionHours: 168,
+} satisfies Pick<LlamaServerConfig, keyof typeof extraConfigShape>;

@@ -1,0 +1,119 @@
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import type { EventBus } from "../events";
+import type { Logger } from "../logs/logger";
+import { describeIssues } from "../http/validate";
+import { EXTRA_DEFAULTS, llamaServerConfigSchema, type ConfigUpdate, type LlamaServerConfig } from "./schema";
+
+/** getDefaultConfig() of the reference: what a fresh install runs with. */
+export function getDefaultConfig(): LlamaServerConfig {
+  return {
+    host: "localhost",
+    port: 8134,
+    basePath: join(homedir(), "models"),
+    // A bare name is looked up on PATH when a model starts; "not found" is reported, not fatal.
+    serverPath: Bun.which("llama-server") ?? "llama-server",
+    ctx_size: 8192,
+    batch_size: 512,
+    threads: -1,
+    gpu_layers: -1,
+    ...EXTRA_DEFAULTS,
+  };
+}
+
+/** validateConfig() of the reference. */
+export function validateConfig(config: Partial<LlamaServerConfig>): { valid: boolean; errors: string[] } {
+  const result = llamaServerConfigSchema.safeParse({ ...getDefaultConfig(), ...config });
+  return result.success ? { valid: true, errors: [] } : { valid: false, errors: describeIssues(result.error).split("; ") };
+}
+
+/**
+ * Writes `text` to `path` so that a crash at any moment leaves either the old file or the new
+ * one, never a torn mix: write a temp file in the same directory, fsync it, rename it over the
+ * target (atomic on POSIX), then fsync the directory so the rename itself is durable.
+ */
+export function writeFileAtomic(path: string, text: string): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, "w", 0o644);
+    const buf = Buffer.from(text);
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  try {
+    const dfd = openSync(dir, "r");
+    fsyncSync(dfd);
+    closeSync(dfd);
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename already happened.
+  }
+}
+
+/**
+ * Owns llama-server-config.json. A missing file means defaults. A corrupt or invalid file is
+ * reported (loadError, log, /api/health) and left untouched until a valid update replaces it,
+ * so a typo made by hand is never silently thrown away.
+ */
+export class ConfigStore {
+  private current: LlamaServerConfig;
+  /** Why the file on disk could not be used, or null when it is fine (or absent). */
+  loadError: string | null = null;
+
+  constructor(
+    readonly path: string,
+    private readonly log?: Logger,
+    private readonly bus?: EventBus,
+  ) {
+    this.current = this.load();
+  }
+
+  private load(): LlamaServerConfig {
+    const defaults = getDefaultConfig();
+    if (!existsSync(this.path)) return defaults;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(this.path, "utf8"));
+    } catch (err) {
+      return this.corrupt(defaults, `not valid JSON (${(err as Error).message})`);
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return this.corrupt(defaults, "not a JSON object");
+    // Fields added in newer versions take their defaults; unknown keys are ignored, not fatal.
+    const known = Object.fromEntries(Object.entries(raw).filter(([k]) => k in defaults));
+    const parsed = llamaServerConfigSchema.safeParse({ ...defaults, ...known });
+    if (!parsed.success) return this.corrupt(defaults, describeIssues(parsed.error));
+    return parsed.data;
+  }
+
+  private corrupt(defaults: LlamaServerConfig, why: string): LlamaServerConfig {
+    this.loadError = `Configuration file ${this.path} is invalid: ${why}. Using defaults; the file is kept until a valid configuration is saved.`;
+    this.log?.error(this.loadError);
+    return defaults;
+  }
+
+  get(): LlamaServerConfig {
+    return { ...this.current };
+  }
+
+  /** Validated update (fields absent from `input` keep their current values), saved atomically. */
+  update(input: ConfigUpdate | LlamaServerConfig): LlamaServerConfig {
+    const next = llamaServerConfigSchema.parse({ ...this.current, ...input });
+    writeFileAtomic(this.path, JSON.stringify(next, null, 2) + "\n");
+    this.current = next;
+    this.loadError = null;
+    this.log?.info("Configuration saved", { path: this.path });
+    this.bus?.emit("config.changed", this.get());
+    return this.get();
+  }
+}

@@ -1,0 +1,81 @@
+import { sql } from "drizzle-orm";
+import { integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** Per-model settings beyond the reference (overrides of the global llama-server config). */
+export interface ModelSettings {
+  ctxSize?: number;
+  batchSize?: number;
+  threads?: number;
+  gpuLayers?: number;
+  /** Extra llama-server arguments, one array element per argv entry (never a shell string). */
+  extraArgs?: string[];
+  /** Other names the proxy accepts for this model in a request's `model` field. */
+  aliases?: string[];
+  /** Start this model when the proxy starts. */
+  autoStart?: boolean;
+  /** Stop after this many idle seconds (0 = never; absent = global default). */
+  idleTimeoutSeconds?: number;
+}
+
+/** The model registry: registered models and those found by discovery. */
+export const models = sqliteTable("models", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  description: text("description"),
+  version: text("version"),
+  path: text("path").notNull().unique(),
+  /** Bytes; for split models the sum of all shards. */
+  size: integer("size").notNull().default(0),
+  family: text("family").notNull().default("unknown"),
+  format: text("format"),
+  quantization: text("quantization"),
+  contextSize: integer("context_size"),
+  /** Multimodal projector found beside the model (passed as --mmproj). */
+  mmprojPath: text("mmproj_path"),
+  /** "registered" by a user, or "discovered" by a scan (shown with status "discovered"). */
+  source: text("source", { enum: ["registered", "discovered"] }).notNull().default("registered"),
+  /** The file was not found by the latest scan. */
+  missing: integer("missing", { mode: "boolean" }).notNull().default(false),
+  settings: text("settings", { mode: "json" }).$type<ModelSettings>().notNull().default(sql`'{}'`),
+  /** ISO time of the last proxied request. */
+  lastUsed: text("last_used"),
+  createdAt: text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`),
+  updatedAt: text("updated_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`),
+});
+
+export type ModelRow = typeof models.$inferSelect;
+export type NewModelRow = typeof models.$inferInsert;
+
+/**
+ * One row per minute of metric history (averages and maxima of the samples taken in it).
+ * Coarser resolutions are SQL bucket queries over these rows; a minute with no row is a gap.
+ */
+export const metricsMinute = sqliteTable(
+  "metrics_minute",
+  {
+    /** Start of the minute, Unix epoch milliseconds. */
+    ts: integer("ts").primaryKey(),
+    samples: integer("samples").notNull(),
+    cpuAvg: real("cpu_avg").notNull(),
+    cpuMax: real("cpu_max").notNull(),
+    memAvg: real("mem_avg").notNull(),
+    memMax: real("mem_max").notNull(),
+    /** GPU utilization %, null when no GPU was seen. */
+    gpuUtilAvg: real("gpu_util_avg"),
+    gpuUtilMax: real("gpu_util_max"),
+    /** GPU memory used %, null when no GPU was seen. */
+    gpuMemAvg: real("gpu_mem_avg"),
+    gpuMemMax: real("gpu_mem_max"),
+    /** Proxied requests completed in this minute. */
+    requests: integer("requests").notNull().default(0),
+    errors: integer("errors").notNull().default(0),
+    /** Mean response time of those requests (ms), null when there were none. */
+    responseTimeAvg: real("response_time_avg"),
+    /** Generated tokens per second across all models. */
+    tokensPerSecond: real("tokens_per_second"),
+    promptTokens: integer("prompt_tokens").notNull().default(0),
+    completionTokens: integer("completion_tokens").notNull().default(0),
+  },
+);
+
+export type MetricsMinuteRow = typeof metricsMinute.$inferSelect;

@@ -1,0 +1,39 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ApiError, type ErrorCode } from "./errors";
+
+/** ApiResponse<T> exactly as in the API reference. */
+export interface ApiResponse<T = unknown> {
+  success: boolean;
+  data?: T;
+  message?: string;
+  error?: { code: string; message: string; details?: string };
+  timestamp: string;
+}
+
+export const nowIso = () => new Date().toISOString();
+
+/** A success envelope. `message` is optional; some reference endpoints carry one. */
+export function ok<T>(c: Context, data: T, opts: { message?: string; status?: ContentfulStatusCode } = {}) {
+  const body: { success: true; data: T; message?: string; timestamp: string } = {
+    success: true,
+    ...(opts.message ? { message: opts.message } : {}),
+    data,
+    timestamp: nowIso(),
+  };
+  return c.json(body, opts.status ?? 200);
+}
+
+export function errorBody(code: ErrorCode | string, message: string, details?: string): ApiResponse<never> {
+  return {
+    success: false,
+    error: { code, message, ...(details !== undefined ? { details } : {}) },
+    timestamp: nowIso(),
+  };
+}
+
+/** An error envelope response built from an ApiError. */
+export function fail(c: Context, err: ApiError) {
+  if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
+  return c.json(errorBody(err.code, err.message, err.details), err.status);
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bun
+import { HELP, parseCli, UsageError } from "./cli";
+import { startServer } from "./server";
+import { APP_NAME, APP_VERSION } from "./version";
+
+async function main(): Promise<void> {
+  let cli;
+  try {
+    cli = parseCli(Bun.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\nRun with --help for usage.\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (cli.kind === "help") return void process.stdout.write(HELP);
+  if (cli.kind === "version") return void process.stdout.write(`${APP_VERSION}\n`);
+
+  let running;
+  try {
+    running = await startServer(cli.options);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === "EADDRINUSE" ? `port ${cli.options.port} is already in use` : e.message;
+    process.stderr.write(`error: cannot start: ${why}\n`);
+    process.exit(1);
+  }
+  const { services, url } = running;
+  if (cli.insecure) services.log.warn(`Serving on ${cli.options.host} WITHOUT authentication (--insecure-no-auth)`);
+  services.log.info(`${APP_NAME} ${APP_VERSION} listening on ${url}`, {
+    dataDir: cli.options.dataDir,
+    config: cli.options.configPath,
+  });
+
+  // Clean shutdown: stop accepting, stop children, close the database. A second signal while
+  // shutting down forces the exit, so a stuck child can never make us unkillable by Ctrl-C.
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(130);
+    services.log.info(`Received ${sig}, shutting down`);
+    running!.stop().then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`error during shutdown: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+}
+
+await main();

@@ -1,0 +1,32 @@
+/** The five statuses the API ever shows (the reference's Model.status). */
+export type ModelStatus = "running" | "loading" | "stopped" | "error" | "discovered";
+
+/** Model exactly as in the API reference, plus a few optional fields of ours. */
+export interface Model {
+  id: string;
+  name: string;
+  description?: string;
+  status: ModelStatus;
+  version?: string;
+  path: string;
+  size: number;
+  family: string;
+  contextSize?: number;
+  loadedAt?: string;
+  lastUsed?: string;
+  memoryUsage?: number;
+  format?: string;
+  quantization?: string;
+  // Beyond the reference:
+  /** Finer state than `status` (e.g. "stopping", "restarting in 4s", "file missing"). */
+  statusDetail?: string;
+  /** Why the last start failed, with the last log lines. */
+  error?: { message: string; exitCode?: number | null; signal?: string | null; logTail?: string[] };
+  /** Port of the model's llama-server while it runs. */
+  port?: number;
+  pid?: number;
+  source?: "registered" | "discovered";
+  missing?: boolean;
+  mmprojPath?: string;
+  settings?: import("../db/schema").ModelSettings;
+}

@@ -1,0 +1,76 @@
+import { join } from "node:path";
+import { ConfigStore } from "./config/store";
+import { closeDatabase, openDatabase, type Db } from "./db/client";
+import { EventBus } from "./events";
+import { LogBuffer } from "./logs/buffer";
+import { Logger } from "./logs/logger";
+import type { LogLevel } from "./logs/types";
+import { CpuSampler } from "./metrics/system";
+import { ModelRegistry } from "./models/registry";
+import { APP_VERSION } from "./version";
+
+/** What main.ts learned from flags and environment. */
+export interface RuntimeOptions {
+  port: number;
+  host: string;
+  dataDir: string;
+  configPath: string;
+  logLevel: LogLevel;
+  environment: string;
+  /** Required on /api and /v1 when set (Authorization: Bearer <key> or X-API-Key). */
+  apiKey?: string;
+  /** Do not print log lines to stderr (tests). */
+  quiet?: boolean;
+  /** ":memory:" for tests; default <dataDir>/llama-async-proxy.db */
+  databasePath?: string;
+}
+
+/**
+ * Every long-lived service of the process. Each owns one piece of state; routes, the WebSocket
+ * hub and the console only read them and call their methods.
+ */
+export interface Services {
+  options: RuntimeOptions;
+  version: string;
+  startedAt: Date;
+  bus: EventBus;
+  logs: LogBuffer;
+  log: Logger;
+  config: ConfigStore;
+  db: Db;
+  registry: ModelRegistry;
+  cpu: CpuSampler;
+  /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
+  server: { port: number; host: string };
+}
+
+export function createServices(options: RuntimeOptions): Services {
+  const bus = new EventBus();
+  const logs = new LogBuffer(5000, bus);
+  const log = new Logger(logs, options.logLevel, "proxy", options.quiet ?? false);
+  const config = new ConfigStore(options.configPath, log, bus);
+  const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
+  const registry = new ModelRegistry(db, bus);
+  return {
+    options,
+    version: APP_VERSION,
+    startedAt: new Date(),
+    bus,
+    logs,
+    log,
+    config,
+    db,
+    registry,
+    cpu: new CpuSampler(),
+    server: { port: options.port, host: options.host },
+  };
+}
+
+/** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
+export async function shutdownServices(s: Services): Promise<void> {
+  try {
+    closeDatabase(s.db);
+  } catch {
+    // already closed
+  }
+}
