@@ -7,6 +7,9 @@ import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
+import { RequestStats } from "./proxy/stats";
+import type { SupervisorApi } from "./supervisor/types";
+import { NoSupervisor } from "./supervisor/unavailable";
 import { APP_VERSION } from "./version";
 
 /** What main.ts learned from flags and environment. */
@@ -40,6 +43,10 @@ export interface Services {
   db: Db;
   registry: ModelRegistry;
   cpu: CpuSampler;
+  /** Owns every llama-server child process. */
+  supervisor: SupervisorApi;
+  /** Request counters (proxy). */
+  requests: RequestStats;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -62,12 +69,15 @@ export function createServices(options: RuntimeOptions): Services {
     db,
     registry,
     cpu: new CpuSampler(),
+    supervisor: new NoSupervisor(),
+    requests: new RequestStats(bus),
     server: { port: options.port, host: options.host },
   };
 }
 
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
 export async function shutdownServices(s: Services): Promise<void> {
+  await s.supervisor.stopAll();
   try {
     closeDatabase(s.db);
   } catch {

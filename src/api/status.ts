@@ -6,6 +6,9 @@ import { uptimeSeconds } from "./health";
 
 export function buildStatus(s: Services) {
   const registered = s.registry.list().length;
+  const runtimes = s.supervisor.runtimes();
+  const count = (st: string) => runtimes.filter((r) => r.state === st).length;
+  const perf = s.requests.snapshot();
   return {
     application: {
       name: APP_NAME,
@@ -16,8 +19,13 @@ export function buildStatus(s: Services) {
     },
     server: { port: s.server.port, host: s.server.host, ssl: false, cors_enabled: false },
     websocket: { connected_clients: 0, active_connections: 0, messages_per_second: 0 },
-    models: { registered, loaded: 0, loading: 0, failed: 0 },
-    performance: { requests_total: 0, requests_active: 0, average_response_time: 0, error_rate: 0 },
+    models: { registered, loaded: count("running"), loading: count("loading"), failed: count("error") },
+    performance: {
+      requests_total: perf.total,
+      requests_active: perf.active,
+      average_response_time: perf.averageResponseTime,
+      error_rate: perf.errorRate,
+    },
   };
 }
 

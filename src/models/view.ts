@@ -1,0 +1,38 @@
+import type { ModelRow } from "../db/schema";
+import type { Services } from "../services";
+import type { ModelRuntimeInfo } from "../supervisor/types";
+import type { Model } from "./types";
+
+/** A registry row merged with the supervisor's live view into the API's Model shape. */
+export function toApiModel(row: ModelRow, runtime?: ModelRuntimeInfo): Model {
+  const status = runtime && runtime.state !== "stopped" ? runtime.status : row.source === "discovered" ? "discovered" : "stopped";
+  return {
+    id: row.id,
+    name: row.name,
+    ...(row.description ? { description: row.description } : {}),
+    status,
+    ...(row.version ? { version: row.version } : {}),
+    path: row.path,
+    size: row.size,
+    family: row.family,
+    ...(row.contextSize != null ? { contextSize: row.contextSize } : {}),
+    ...(runtime?.loadedAt ? { loadedAt: runtime.loadedAt } : {}),
+    ...(row.lastUsed ? { lastUsed: row.lastUsed } : {}),
+    ...(runtime?.memoryUsage != null ? { memoryUsage: runtime.memoryUsage } : {}),
+    ...(row.format ? { format: row.format } : {}),
+    ...(row.quantization ? { quantization: row.quantization } : {}),
+    ...(runtime?.statusDetail ? { statusDetail: runtime.statusDetail } : row.missing ? { statusDetail: "file missing" } : {}),
+    ...(runtime?.error ? { error: runtime.error } : {}),
+    ...(runtime?.port ? { port: runtime.port } : {}),
+    ...(runtime?.pid ? { pid: runtime.pid } : {}),
+    source: row.source,
+    ...(row.missing ? { missing: true } : {}),
+    ...(row.mmprojPath ? { mmprojPath: row.mmprojPath } : {}),
+    settings: row.settings,
+  };
+}
+
+/** Every registered and discovered model with its live status (GET /api/models, WS, console). */
+export function listModels(s: Pick<Services, "registry" | "supervisor">): Model[] {
+  return s.registry.list().map((row) => toApiModel(row, s.supervisor.runtimeOf(row.id)));
+}
