@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { configRoutes } from "./api/config";
+import { consoleRoutes } from "./console/routes";
 import { healthRoutes } from "./api/health";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
@@ -43,6 +44,8 @@ export function createApp(s: Services) {
   );
 
   app.route("/api", apiRoutes(s));
+  // The web console: pages, htmx fragments, /static/*. Its forms call /api in process.
+  app.route("/", consoleRoutes(s, { fetch: (req) => app.fetch(req) }));
 
   app.notFound((c) => {
     if (isOpenAiPath(c.req.path)) {

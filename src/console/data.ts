@@ -1,0 +1,142 @@
+// What the console pages show, built from the services (no HTTP here, so tests drive it directly).
+import { buildStatus } from "../api/status";
+import { configUpdateSchema, extraConfigShape, referenceConfigShape, type LlamaServerConfig } from "../config/schema";
+import type { LogEntry } from "../logs/types";
+import { readDisk, readMemory } from "../metrics/system";
+import type { SystemMetrics } from "../metrics/types";
+import type { Model } from "../models/types";
+import { listModels } from "../models/view";
+import type { Services } from "../services";
+import { checkServerBinary } from "../supervisor/binary";
+import type { RecentMetrics, RecentPoint } from "./recent";
+
+/** A model as the console shows it: the API's Model plus load progress. */
+export interface ModelView extends Model {
+  /** ISO time the current load started (status "loading"). */
+  loadingSince?: string;
+  /** What the load is doing now, read from the model's own log lines. */
+  stage?: string;
+}
+
+/** Log source of one model's llama-server lines (the supervisor's convention). */
+export const modelLogSource = (modelId: string) => `llama-server:${modelId}`;
+
+// llama-server prints these while it starts; the newest one that matched tells the stage.
+const STAGES: [RegExp, string][] = [
+  [/server is listening|HTTP server listening|all slots are idle/i, "ready, waiting for health check"],
+  [/model loaded|main: model loaded/i, "model loaded"],
+  [/warming up|warmup/i, "warming up"],
+  [/llama_kv_cache|kv_self|llama_context|init: kv|slot\s+init/i, "allocating context"],
+  [/load_tensors|offload(ing|ed) \d+.*layers|tensor/i, "loading tensors"],
+  [/llama_model_loader|loading model|llama_model_load|print_info|gguf/i, "reading model metadata"],
+  [/build:|system info|main: /i, "starting"],
+];
+
+export function stageFromLogs(lines: string[]): string | undefined {
+  for (let i = lines.length - 1; i >= 0; i--) {
+    for (const [re, stage] of STAGES) if (re.test(lines[i]!)) return stage;
+  }
+  return undefined;
+}
+
+export function modelViews(s: Pick<Services, "registry" | "supervisor" | "logs">): ModelView[] {
+  return listModels(s).map((m) => {
+    if (m.status !== "loading") return m;
+    const rt = s.supervisor.runtimeOf(m.id);
+    const lines = s.logs.query({ source: modelLogSource(m.id), limit: 40 }).map((e) => e.message);
+    return {
+      ...m,
+      ...(rt?.loadingSince ? { loadingSince: rt.loadingSince } : {}),
+      stage: stageFromLogs(lines) ?? m.statusDetail ?? "starting process",
+    };
+  });
+}
+
+export interface DashboardData {
+  status: ReturnType<typeof buildStatus>;
+  llamaServer: { found: boolean; path?: string; reason?: string };
+  configError: string | null;
+  metrics: Pick<SystemMetrics, "cpu" | "memory" | "disk" | "gpu">;
+  /** Time of the collector sample shown, or null when read on the spot (collector not running). */
+  sampledAt: string | null;
+  recent: RecentPoint[];
+  requestsPerMinute: number;
+  averageResponseTime: number;
+  tokensPerSecond: number;
+  models: ModelView[];
+}
+
+export function dashboardData(s: Services, recent: RecentMetrics): DashboardData {
+  const latest = recent.latest();
+  const perf = s.requests.snapshot();
+  const cfg = s.config.get();
+  return {
+    status: buildStatus(s),
+    llamaServer: checkServerBinary(cfg.serverPath),
+    configError: s.config.loadError,
+    // The collector's sample when it runs; otherwise read now, so the page is never empty.
+    metrics: latest ?? { cpu: s.cpu.sample(), memory: readMemory(), disk: readDisk(s.options.dataDir) },
+    sampledAt: latest?.timestamp ?? null,
+    recent: recent.list(),
+    requestsPerMinute: recent.requestRate(),
+    averageResponseTime: perf.averageResponseTime,
+    tokensPerSecond: perf.tokensPerSecond,
+    models: modelViews(s),
+  };
+}
+
+// ---- Settings form -------------------------------------------------------------------------
+
+export const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath"]);
+export const REFERENCE_FIELDS = Object.keys(referenceConfigShape) as (keyof typeof referenceConfigShape)[];
+export const EXTRA_FIELDS = Object.keys(extraConfigShape) as (keyof typeof extraConfigShape)[];
+
+export type FieldErrors = Partial<Record<string, string>>;
+/** What the form shows: the raw strings as typed, so a bad value is shown back as it was. */
+export type ConfigFormValues = Record<string, string>;
+
+export function configToForm(cfg: LlamaServerConfig): ConfigFormValues {
+  return Object.fromEntries(Object.entries(cfg).map(([k, v]) => [k, String(v)]));
+}
+
+/**
+ * Turns the posted form into the POST /api/config body and validates it with the very schema the
+ * JSON API uses. Form fields are strings: numeric ones become numbers when they look like one and
+ * stay strings otherwise, so zod reports "must be a number" instead of us guessing; an empty
+ * field is absent, so required ones say "is required".
+ */
+export function parseConfigForm(form: Record<string, unknown>):
+  | { ok: true; values: ConfigFormValues; data: ReturnType<typeof configUpdateSchema.parse> }
+  | { ok: false; values: ConfigFormValues; errors: FieldErrors } {
+  const values: ConfigFormValues = {};
+  const body: Record<string, unknown> = {};
+  for (const key of [...REFERENCE_FIELDS, ...EXTRA_FIELDS]) {
+    const raw = form[key];
+    if (typeof raw !== "string") continue;
+    values[key] = raw;
+    const text = raw.trim();
+    if (text === "") continue;
+    if (CONFIG_TEXT_FIELDS.has(key)) body[key] = raw;
+    else body[key] = /^[+-]?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
+  }
+  const parsed = configUpdateSchema.safeParse(body);
+  if (parsed.success) return { ok: true, values, data: parsed.data };
+  const errors: FieldErrors = {};
+  for (const issue of parsed.error.issues) {
+    const field = issue.path.length ? String(issue.path[0]) : "_form";
+    errors[field] ??= issue.message;
+  }
+  return { ok: false, values, errors };
+}
+
+// ---- Logs ----------------------------------------------------------------------------------
+
+export interface LogFilter {
+  level?: "error" | "warn" | "info" | "debug";
+  source?: string;
+  q?: string;
+}
+
+export function logsAsText(entries: LogEntry[]): string {
+  return entries.map((e) => `${e.timestamp} ${e.level.toUpperCase().padEnd(5)} [${e.source}] ${e.message}`).join("\n") + (entries.length ? "\n" : "");
+}

@@ -1,0 +1,12 @@
+import type { DashboardData } from "../../src/console/data";
+import { Layout } from "../layout";
+import { DashboardLive } from "../partials/dashboard";
+
+export function DashboardPage(props: { d: DashboardData }) {
+  return (
+    <Layout title="Dashboard" active="dashboard" topics={["metrics", "models"]}>
+      <h1>Dashboard</h1>
+      <DashboardLive d={props.d} />
+    </Layout>
+  );
+}

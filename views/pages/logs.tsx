@@ -1,0 +1,16 @@
+import type { LogFilter } from "../../src/console/data";
+import type { LogEntry } from "../../src/logs/types";
+import { Layout } from "../layout";
+import { LogFilters, LogView } from "../partials/logs";
+
+export function LogsPage(props: { entries: LogEntry[]; filter: LogFilter; sources: string[]; lastId: number }) {
+  return (
+    <Layout title="Logs" active="logs" topics={["logs"]}>
+      <h1>Logs</h1>
+      <section class="card logs" aria-label="Log tail">
+        <LogFilters filter={props.filter} sources={props.sources} />
+        <LogView entries={props.entries} filter={props.filter} lastId={props.lastId} />
+      </section>
+    </Layout>
+  );
+}

@@ -1,0 +1,35 @@
+import type { ModelView } from "../../src/console/data";
+import { Layout } from "../layout";
+import { DiscoverForm, RegisterForm } from "../partials/model-forms";
+import { ModelsTable, type Notice } from "../partials/models";
+
+export function ModelsPage(props: { models: ModelView[]; basePath: string; notice?: Notice | null }) {
+  return (
+    <Layout title="Models" active="models" topics={["models"]}>
+      <h1>Models</h1>
+      <ModelsTable models={props.models} notice={props.notice} />
+      <div class="two-col">
+        <DiscoverForm basePath={props.basePath} />
+        <RegisterForm />
+      </div>
+    </Layout>
+  );
+}
+
+/** The no-JavaScript confirmation step of "Remove" (htmx asks with hx-confirm instead). */
+export function ConfirmDeletePage(props: { model: ModelView }) {
+  const id = encodeURIComponent(props.model.id);
+  return (
+    <Layout title="Remove model" active="models" topics={[]}>
+      <h1>Remove {props.model.name}?</h1>
+      <section class="card">
+        <p>This removes the model from the registry. The file <code>{props.model.path}</code> stays on disk.</p>
+        <form method="post" action={`/ui/models/${id}/delete`} class="form-actions">
+          <input type="hidden" name="confirmed" value="1" />
+          <button type="submit" class="btn danger">Remove</button>
+          <a class="btn" href="/models">Cancel</a>
+        </form>
+      </section>
+    </Layout>
+  );
+}

@@ -1,0 +1,223 @@
+import type { ModelView } from "../../src/console/data";
+import { formatDuration, formatGB, formatMB } from "../../src/console/format";
+import { StatusBadge } from "./badge";
+
+export interface Notice {
+  tone: "ok" | "error";
+  text: string;
+  details?: string;
+}
+
+export function NoticeBox(props: { notice?: Notice | null }) {
+  const n = props.notice;
+  if (!n) return null;
+  return (
+    <div class="callout" data-tone={n.tone} role={n.tone === "error" ? "alert" : "status"}>
+      <strong>{n.text}</strong>
+      {n.details ? <div class="details">{n.details}</div> : null}
+    </div>
+  );
+}
+
+const canStart = (m: ModelView) => m.status === "stopped" || m.status === "error" || m.status === "discovered";
+const canStop = (m: ModelView) => m.status === "running" || m.status === "loading";
+
+function Actions(props: { m: ModelView }) {
+  const { m } = props;
+  const id = encodeURIComponent(m.id);
+  return (
+    <div class="actions">
+      {canStart(m) ? (
+        <form method="post" action={`/ui/models/${id}/start`} hx-post={`/ui/models/${id}/start`}>
+          <button type="submit" class="btn primary" data-action="start" aria-label={`Start ${m.name}`} disabled={m.missing}>
+            Start
+          </button>
+        </form>
+      ) : null}
+      {canStop(m) ? (
+        <form method="post" action={`/ui/models/${id}/stop`} hx-post={`/ui/models/${id}/stop`}>
+          <button type="submit" class="btn" data-action="stop" aria-label={`Stop ${m.name}`}>
+            Stop
+          </button>
+        </form>
+      ) : null}
+      <form
+        method="post"
+        action={`/ui/models/${id}/delete`}
+        hx-post={`/ui/models/${id}/delete`}
+        hx-confirm={`Remove ${m.name} from the registry? The file on disk is not deleted.`}
+        hx-vals='{"confirmed":"1"}'
+      >
+        <button type="submit" class="btn danger" data-action="delete" aria-label={`Remove ${m.name}`} disabled={canStop(m)}>
+          Remove
+        </button>
+      </form>
+    </div>
+  );
+}
+
+function Progress(props: { m: ModelView; now: number }) {
+  const since = props.m.loadingSince ? Date.parse(props.m.loadingSince) : NaN;
+  const elapsed = Number.isFinite(since) ? formatDuration((props.now - since) / 1000) : null;
+  return (
+    <div class="progress" role="status">
+      <span class="bar" aria-hidden="true"><span></span></span>
+      <span>
+        {props.m.stage ?? "starting"}
+        {elapsed ? <>, <span data-elapsed-since={props.m.loadingSince}>{elapsed}</span></> : null}
+      </span>
+    </div>
+  );
+}
+
+function ErrorDetails(props: { m: ModelView }) {
+  const e = props.m.error;
+  if (!e) return null;
+  const exit = e.exitCode != null ? ` (exit code ${e.exitCode})` : e.signal ? ` (signal ${e.signal})` : "";
+  return (
+    <div class="model-error" role="alert">
+      <strong>Start failed{exit}:</strong> {e.message}
+      {e.logTail?.length ? (
+        <details open>
+          <summary>Last log lines</summary>
+          <pre class="log-tail">{e.logTail.join("\n")}</pre>
+        </details>
+      ) : null}
+    </div>
+  );
+}
+
+function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean; open?: boolean }) {
+  const st = props.m.settings ?? {};
+  const id = encodeURIComponent(props.m.id);
+  const f = (name: string) => `ms-${props.m.id}-${name}`;
+  const num = (v: number | undefined) => (v === undefined ? "" : String(v));
+  return (
+    <details class="settings-editor" open={props.open}>
+      <summary>Settings</summary>
+      <form
+        method="post"
+        action={`/ui/models/${id}/settings`}
+        hx-post={`/ui/models/${id}/settings`}
+        class="grid-form compact"
+      >
+        <p class="hint">Empty fields use the global settings.</p>
+        <label for={f("ctx")}>Context size</label>
+        <input id={f("ctx")} name="ctxSize" inputmode="numeric" value={num(st.ctxSize)} />
+        <label for={f("batch")}>Batch size</label>
+        <input id={f("batch")} name="batchSize" inputmode="numeric" value={num(st.batchSize)} />
+        <label for={f("threads")}>Threads</label>
+        <input id={f("threads")} name="threads" inputmode="numeric" value={num(st.threads)} />
+        <label for={f("gpu")}>GPU layers</label>
+        <input id={f("gpu")} name="gpuLayers" inputmode="numeric" value={num(st.gpuLayers)} />
+        <label for={f("idle")}>Idle timeout (s)</label>
+        <input id={f("idle")} name="idleTimeoutSeconds" inputmode="numeric" value={num(st.idleTimeoutSeconds)} />
+        <label for={f("aliases")}>Aliases</label>
+        <input id={f("aliases")} name="aliases" value={(st.aliases ?? []).join(", ")} placeholder="comma separated" />
+        <label for={f("args")}>Extra arguments</label>
+        <textarea id={f("args")} name="extraArgs" rows={2} placeholder="one per line, e.g. --flash-attn">{(st.extraArgs ?? []).join("\n")}</textarea>
+        <span></span>
+        <label class="check">
+          <input type="checkbox" name="autoStart" value="1" checked={st.autoStart === true} /> Start with the proxy
+        </label>
+        <span></span>
+        <div>
+          <button type="submit" class="btn">Save settings</button>
+          {props.saved ? <span class="saved" role="status"> Saved.</span> : null}
+          {props.errors ? <p class="field-error" role="alert">{props.errors}</p> : null}
+        </div>
+      </form>
+    </details>
+  );
+}
+
+export interface RowState {
+  settingsErrors?: string;
+  settingsSaved?: boolean;
+}
+
+function ModelRow(props: { m: ModelView; now: number; state?: RowState }) {
+  const { m } = props;
+  return (
+    <tr id={`model-${m.id}`} data-model-id={m.id} data-status={m.status}>
+      <td data-label="Model">
+        <div class="model-name">{m.name}</div>
+        <div class="muted path" title={m.path}>{m.path}</div>
+        {m.missing ? <div class="field-error">File missing</div> : null}
+        {m.status === "loading" ? <Progress m={m} now={props.now} /> : null}
+        {m.status === "error" ? <ErrorDetails m={m} /> : null}
+        <SettingsEditor
+          m={m}
+          errors={props.state?.settingsErrors}
+          saved={props.state?.settingsSaved}
+          open={!!props.state?.settingsErrors || !!props.state?.settingsSaved}
+        />
+      </td>
+      <td data-label="Status">
+        <StatusBadge status={m.status} detail={m.statusDetail} />
+        {m.statusDetail && m.status !== "loading" ? <div class="muted small">{m.statusDetail}</div> : null}
+        {m.port ? <div class="muted small">port {m.port}</div> : null}
+      </td>
+      <td data-label="Family">{m.family}</td>
+      <td data-label="Quant">{m.quantization ?? "–"}</td>
+      <td data-label="Size" class="num">{formatGB(m.size)}</td>
+      <td data-label="Context" class="num">{m.contextSize ? m.contextSize.toLocaleString("en-US") : "–"}</td>
+      <td data-label="Memory" class="num">{formatMB(m.memoryUsage)}</td>
+      <td data-label="Actions"><Actions m={m} /></td>
+    </tr>
+  );
+}
+
+/**
+ * The models table: the Models page renders it, /ui/models/table returns it, and every action
+ * answers with it. While a model loads it polls itself every second (elapsed time and stage),
+ * on top of the models_update pushes, so progress moves even between pushes.
+ */
+export function ModelsTable(props: {
+  models: ModelView[];
+  now?: number;
+  notice?: Notice | null;
+  rowState?: Record<string, RowState>;
+}) {
+  const now = props.now ?? Date.now();
+  const loading = props.models.some((m) => m.status === "loading");
+  return (
+    <section
+      id="models-table"
+      class="card"
+      aria-labelledby="models-heading"
+      hx-get="/ui/models/table"
+      hx-trigger={loading ? "lap-models from:body, every 1s" : "lap-models from:body"}
+      hx-target="this"
+      hx-swap="outerHTML"
+    >
+      <h2 id="models-heading">Models <span class="muted">({props.models.length})</span></h2>
+      <NoticeBox notice={props.notice} />
+      {props.models.length === 0 ? (
+        <p class="empty">No models yet. Discover the GGUF files in a folder or register one by its path below.</p>
+      ) : (
+        <div class="table-wrap">
+          <table class="models">
+            <thead>
+              <tr>
+                <th scope="col">Model</th>
+                <th scope="col">Status</th>
+                <th scope="col">Family</th>
+                <th scope="col">Quant</th>
+                <th scope="col" class="num">Size</th>
+                <th scope="col" class="num">Context</th>
+                <th scope="col" class="num">Memory</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {props.models.map((m) => (
+                <ModelRow m={m} now={now} state={props.rowState?.[m.id]} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
