@@ -459,7 +459,7 @@
 
     var bubble = function (role, text) {
       var div = document.createElement("div");
-      div.className = "msg " + role;
+      div.className = "chat-msg " + role;
       var who = document.createElement("div");
       who.className = "who";
       who.textContent = role === "user" ? "You" : role === "assistant" ? "Model" : "Error";

@@ -60,7 +60,7 @@ export function Layout(props: {
         <a class="skip" href="#main">Skip to content</a>
         <header class="top">
           <a class="brand" href="/">
-            <span class="logo" aria-hidden="true">🦙</span> Llama Async Proxy
+            <span class="logo" aria-hidden="true"></span>Llama Async Proxy
           </a>
           <nav aria-label="Main">
             <ul>

@@ -66,7 +66,7 @@ export function DashboardLive(props: { d: DashboardData }) {
             <dt>llama-server</dt>
             <dd>
               {d.llamaServer.found ? <Pill tone="ok">found</Pill> : <Pill tone="bad">not found</Pill>}{" "}
-              <span class="muted path">{d.llamaServer.found ? d.llamaServer.path : d.llamaServer.reason}</span>
+              <span class={d.llamaServer.found ? "path muted" : "reason"}>{d.llamaServer.found ? d.llamaServer.path : d.llamaServer.reason}</span>
               {!d.llamaServer.found ? <> <a href="/settings">Set its path</a></> : null}
             </dd>
           </div>
