@@ -8,6 +8,7 @@ import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody } from "./http/envelope";
 import { ApiError } from "./http/errors";
+import { MODEL_ROUTED_PATHS, proxyRoutes } from "./proxy/routes";
 import type { Services } from "./services";
 
 const isOpenAiPath = (path: string) => path.startsWith("/v1/") || path === "/v1";
@@ -46,6 +47,13 @@ export function createApp(s: Services) {
   app.route("/api", apiRoutes(s));
   // The web console: pages, htmx fragments, /static/*. Its forms call /api in process.
   app.route("/", consoleRoutes(s, { fetch: (req) => app.fetch(req) }));
+
+  // OpenAI-compatible and llama-server native endpoints, routed to models by the proxy.
+  const openAiAuth = requireApiKey(s.options.apiKey, "openai");
+  app.use("/v1/*", openAiAuth);
+  app.use("/upstream/*", openAiAuth);
+  for (const path of MODEL_ROUTED_PATHS) if (!path.startsWith("/v1/")) app.use(path, openAiAuth);
+  app.route("/", proxyRoutes(s, s.pool, s.proxyOptions));
 
   app.notFound((c) => {
     if (isOpenAiPath(c.req.path)) {

@@ -17,7 +17,27 @@ async function main(): Promise<void> {
   if (cli.kind === "help") return void process.stdout.write(HELP);
   if (cli.kind === "version") return void process.stdout.write(`${APP_VERSION}\n`);
 
-  let running;
+  // Clean shutdown: stop accepting, stop children, close the database. Installed before we start
+  // listening, so a signal that arrives the moment "listening on" is printed is not lost to the
+  // default handler. A second signal while shutting down forces the exit, so a stuck child can
+  // never make us unkillable by Ctrl-C.
+  let running: Awaited<ReturnType<typeof startServer>> | undefined;
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(130);
+    if (!running) process.exit(0); // nothing to clean up yet
+    running.services.log.info(`Received ${sig}, shutting down`);
+    running.stop().then(
+      () => process.exit(0),
+      (err) => {
+        process.stderr.write(`error during shutdown: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
   try {
     running = await startServer(cli.options);
   } catch (err) {
@@ -32,23 +52,6 @@ async function main(): Promise<void> {
     dataDir: cli.options.dataDir,
     config: cli.options.configPath,
   });
-
-  // Clean shutdown: stop accepting, stop children, close the database. A second signal while
-  // shutting down forces the exit, so a stuck child can never make us unkillable by Ctrl-C.
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) process.exit(130);
-    services.log.info(`Received ${sig}, shutting down`);
-    running!.stop().then(
-      () => process.exit(0),
-      (err) => {
-        process.stderr.write(`error during shutdown: ${(err as Error).message}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
 }
 
 await main();

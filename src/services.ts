@@ -7,7 +7,9 @@ import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
+import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
 import { RequestStats } from "./proxy/stats";
+import { ModelPool } from "./supervisor/pool";
 import type { SupervisorApi } from "./supervisor/types";
 import { NoSupervisor } from "./supervisor/unavailable";
 import { APP_VERSION } from "./version";
@@ -26,6 +28,8 @@ export interface RuntimeOptions {
   quiet?: boolean;
   /** ":memory:" for tests; default <dataDir>/llama-async-proxy.db */
   databasePath?: string;
+  /** Proxy timing knobs (tests shorten them). */
+  proxy?: Partial<ProxyOptions>;
 }
 
 /**
@@ -45,6 +49,9 @@ export interface Services {
   cpu: CpuSampler;
   /** Owns every llama-server child process. */
   supervisor: SupervisorApi;
+  /** Which models run: load on demand, queue, LRU eviction, idle TTL. */
+  pool: ModelPool;
+  proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
@@ -58,6 +65,8 @@ export function createServices(options: RuntimeOptions): Services {
   const config = new ConfigStore(options.configPath, log, bus);
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
+  const supervisor: SupervisorApi = new NoSupervisor();
+  const pool = new ModelPool(supervisor, registry, () => config.get(), log, bus);
   return {
     options,
     version: APP_VERSION,
@@ -69,7 +78,9 @@ export function createServices(options: RuntimeOptions): Services {
     db,
     registry,
     cpu: new CpuSampler(),
-    supervisor: new NoSupervisor(),
+    supervisor,
+    pool,
+    proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests: new RequestStats(bus),
     server: { port: options.port, host: options.host },
   };
@@ -77,6 +88,7 @@ export function createServices(options: RuntimeOptions): Services {
 
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
 export async function shutdownServices(s: Services): Promise<void> {
+  s.pool.close();
   await s.supervisor.stopAll();
   try {
     closeDatabase(s.db);

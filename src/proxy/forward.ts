@@ -1,0 +1,164 @@
+import type { RequestOutcome } from "./stats";
+
+/** Hop-by-hop headers (RFC 9110 7.6.1) and ones fetch must compute itself. */
+const DROP_REQUEST_HEADERS = new Set([
+  "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+  "host", "content-length", "authorization", "x-api-key", "cookie", "accept-encoding",
+]);
+const DROP_RESPONSE_HEADERS = new Set([
+  "connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "server",
+  "access-control-allow-origin",
+]);
+
+export function upstreamRequestHeaders(incoming: Headers): Headers {
+  const out = new Headers();
+  incoming.forEach((value, key) => {
+    if (!DROP_REQUEST_HEADERS.has(key)) out.set(key, value);
+  });
+  return out;
+}
+
+export function downstreamResponseHeaders(upstream: Headers, streaming: boolean): Headers {
+  const out = new Headers();
+  upstream.forEach((value, key) => {
+    if (!DROP_RESPONSE_HEADERS.has(key)) out.set(key, value);
+  });
+  if (streaming) {
+    // Tell nginx & co. not to buffer, and caches not to keep, a token stream.
+    out.set("cache-control", "no-cache");
+    out.set("x-accel-buffering", "no");
+  }
+  return out;
+}
+
+/** Token counts and generation time, read from the last events of a response (see TailWindow). */
+export interface UsageFromTail {
+  promptTokens?: number;
+  completionTokens?: number;
+  generationMs?: number;
+}
+
+const lastNumber = (text: string, key: string): number | undefined => {
+  const re = new RegExp(`"${key}":\\s*(-?[0-9.]+(?:[eE][-+]?\\d+)?)`, "g");
+  let m: RegExpExecArray | null;
+  let last: string | undefined;
+  while ((m = re.exec(text))) last = m[1];
+  return last === undefined ? undefined : Number(last);
+};
+
+/**
+ * Reads usage/timings from the end of a response body without parsing every chunk: OpenAI's
+ * `usage` (prompt_tokens, completion_tokens) when present, else llama-server's `timings`
+ * (prompt_n + cache_n, predicted_n); generation time from timings.predicted_ms.
+ */
+export function parseUsage(tail: string): UsageFromTail {
+  const usageAt = tail.lastIndexOf('"usage"');
+  const timingsAt = tail.lastIndexOf('"timings"');
+  const out: UsageFromTail = {};
+  if (usageAt >= 0) {
+    const u = tail.slice(usageAt, usageAt + 400);
+    out.promptTokens = lastNumberFirst(u, "prompt_tokens");
+    out.completionTokens = lastNumberFirst(u, "completion_tokens");
+  }
+  if (timingsAt >= 0) {
+    const t = tail.slice(timingsAt, tail.indexOf("}", timingsAt) + 1 || undefined);
+    const predictedN = lastNumber(t, "predicted_n");
+    const promptN = lastNumber(t, "prompt_n");
+    const cacheN = lastNumber(t, "cache_n");
+    out.generationMs = lastNumber(t, "predicted_ms");
+    out.completionTokens ??= predictedN;
+    if (out.promptTokens === undefined && promptN !== undefined) out.promptTokens = promptN + (cacheN ?? 0);
+  }
+  return out;
+}
+
+function lastNumberFirst(text: string, key: string): number | undefined {
+  const m = text.match(new RegExp(`"${key}":\\s*(\\d+)`));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Keeps references to the last chunks of a stream (no copies) so usage can be read at the end. */
+class TailWindow {
+  private chunks: Uint8Array[] = [];
+  private bytes = 0;
+  constructor(private readonly keepBytes = 8192) {}
+  push(chunk: Uint8Array) {
+    this.chunks.push(chunk);
+    this.bytes += chunk.byteLength;
+    while (this.chunks.length > 1 && this.bytes - this.chunks[0]!.byteLength >= this.keepBytes) {
+      this.bytes -= this.chunks.shift()!.byteLength;
+    }
+  }
+  text(): string {
+    return new TextDecoder().decode(Buffer.concat(this.chunks));
+  }
+}
+
+export interface PassThroughHooks {
+  /** Called once, when the stream has ended, failed or been cancelled by the client. */
+  onEnd(outcome: Omit<RequestOutcome, "status"> & { aborted: boolean; failed: boolean }): void;
+  /** Called with the first body chunk (time to first token). */
+  onFirstChunk?(): void;
+}
+
+/**
+ * Streams an upstream body to the client chunk by chunk, unchanged and unbuffered, and learns
+ * the request's outcome on the way: time of the first chunk, usage from the tail, and whether
+ * the stream ended cleanly. An upstream that dies mid-stream ends the client's stream with an
+ * SSE error event (for event streams) instead of hanging; a client that goes away cancels the
+ * upstream read, which closes the upstream connection so llama-server stops generating.
+ */
+export function passThrough(
+  body: ReadableStream<Uint8Array>,
+  hooks: PassThroughHooks,
+  opts: { sse: boolean; upstreamAbort: AbortController },
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  const tail = new TailWindow();
+  let first = true;
+  let finished = false;
+  const finish = (aborted: boolean, failed: boolean) => {
+    if (finished) return;
+    finished = true;
+    const usage = parseUsage(tail.text());
+    hooks.onEnd({ ...usage, aborted, failed });
+  };
+
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let result: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        result = await reader.read();
+      } catch (err) {
+        if (finished) return;
+        // Upstream died mid-stream: say so in-band (SSE clients parse `data:` events), then end.
+        if (opts.sse) {
+          const message = `upstream llama-server closed the stream: ${(err as Error).message}`;
+          controller.enqueue(
+            new TextEncoder().encode(`data: ${JSON.stringify({ error: { message, type: "server_error", code: 502 } })}\n\n`),
+          );
+        }
+        finish(false, true);
+        controller.close();
+        return;
+      }
+      if (result.done) {
+        finish(false, false);
+        controller.close();
+        return;
+      }
+      if (first) {
+        first = false;
+        hooks.onFirstChunk?.();
+      }
+      tail.push(result.value);
+      controller.enqueue(result.value);
+    },
+    cancel() {
+      // The client went away: stop reading and abort the upstream request.
+      finish(true, false);
+      opts.upstreamAbort.abort(new Error("client disconnected"));
+      reader.cancel().catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,284 @@
+import type { LlamaServerConfig } from "../config/schema";
+import type { EventBus } from "../events";
+import { ApiError } from "../http/errors";
+import type { Logger } from "../logs/logger";
+import type { ModelRegistry } from "../models/registry";
+import type { SupervisorApi } from "./types";
+
+/** A granted request slot on a running model. Call release() exactly once when the request ends. */
+export interface Lease {
+  modelId: string;
+  baseUrl: string;
+  release(): void;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+/** Per-model bookkeeping of the pool (never process state: that is the supervisor's). */
+interface ModelSlots {
+  inFlight: number;
+  /** Requests waiting for the model to load or for a free slot, in arrival order. */
+  queue: Waiter[];
+  /** Monotonic time of the last lease (LRU order) and of the last release (idle TTL). */
+  lastUsed: number;
+  lastReleased: number;
+  idleTimer?: ReturnType<typeof setTimeout>;
+}
+
+export interface PoolOptions {
+  /** Seconds a 429 tells clients to wait (Retry-After). */
+  retryAfterSeconds?: number;
+}
+
+/**
+ * Decides which models run: loads on demand, queues requests while a model loads or is at its
+ * concurrency limit, evicts the least recently used idle model when `maxLoadedModels` is
+ * reached, and stops models that stay idle past their TTL.
+ *
+ * Concurrency model: everything here runs on the one JS thread, so counters need no locks; but
+ * "make room, then start" spans awaits, so it is serialized through `admission` to stop two
+ * concurrent loads from both seeing a free place and over-filling the pool.
+ */
+export class ModelPool {
+  private slots = new Map<string, ModelSlots>();
+  /** Models this pool has asked to start and that have not finished starting. */
+  private starting = new Map<string, Promise<unknown>>();
+  /** Tail of the admission chain (see class comment). */
+  private admission: Promise<void> = Promise.resolve();
+  /** Woken whenever some model's inFlight drops to 0 (eviction waits on this). */
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly supervisor: SupervisorApi,
+    private readonly registry: ModelRegistry,
+    private readonly config: () => LlamaServerConfig,
+    private readonly log?: Logger,
+    bus?: EventBus,
+    private readonly options: PoolOptions = {},
+  ) {
+    // A model that stops for any reason (crash, user stop) cannot serve its queue: wake the
+    // waiters so each one re-checks and either triggers a new load or fails.
+    bus?.on("model.status", (e) => {
+      if (e.status === "error") this.failQueue(e.modelId, new ApiError("SERVICE_UNAVAILABLE", `Model ${e.modelId} failed`, e.detail));
+    });
+  }
+
+  private slotsOf(modelId: string): ModelSlots {
+    let s = this.slots.get(modelId);
+    if (!s) this.slots.set(modelId, (s = { inFlight: 0, queue: [], lastUsed: 0, lastReleased: performance.now() }));
+    return s;
+  }
+
+  inFlight(modelId: string): number {
+    return this.slots.get(modelId)?.inFlight ?? 0;
+  }
+
+  queued(modelId: string): number {
+    return this.slots.get(modelId)?.queue.length ?? 0;
+  }
+
+  /**
+   * Waits until `modelId` runs and has a free slot, then returns a lease. Throws ApiError:
+   * RATE_LIMITED when the model's queue is full, SERVICE_UNAVAILABLE when the load fails,
+   * and rejects with the signal's reason when the client goes away while waiting.
+   */
+  async acquire(modelId: string, signal?: AbortSignal, onWaiting?: () => void): Promise<Lease> {
+    const cfg = this.config();
+    const slots = this.slotsOf(modelId);
+    const maxInFlight = cfg.maxConcurrentRequests;
+
+    for (;;) {
+      signal?.throwIfAborted();
+      const rt = this.supervisor.runtimeOf(modelId);
+      const running = rt?.state === "running" && rt.baseUrl;
+      // Fast path: running, a free slot, and nobody queued ahead of us (FIFO fairness).
+      if (running && slots.inFlight < maxInFlight && slots.queue.length === 0) {
+        return this.grant(modelId, slots, rt.baseUrl!);
+      }
+      if (slots.queue.length >= cfg.maxQueuedRequests) {
+        const retry = String(this.options.retryAfterSeconds ?? 1);
+        throw new ApiError(
+          "RATE_LIMITED",
+          `Too many requests for model ${modelId}`,
+          `${slots.inFlight} in flight and ${slots.queue.length} queued (limits ${maxInFlight} and ${cfg.maxQueuedRequests})`,
+          { "Retry-After": retry },
+        );
+      }
+      onWaiting?.();
+      if (!running) {
+        // Not running: (join the) load, waiting in the queue so the bound applies to loads too.
+        await this.waitInQueue(slots, signal, () => this.ensureStarted(modelId));
+      } else {
+        await this.waitInQueue(slots, signal);
+      }
+      // Re-check from the top: the model may have been stopped again while we were woken.
+      const after = this.supervisor.runtimeOf(modelId);
+      if (after?.state === "running" && after.baseUrl && slots.inFlight < maxInFlight) {
+        return this.grant(modelId, slots, after.baseUrl);
+      }
+    }
+  }
+
+  private grant(modelId: string, slots: ModelSlots, baseUrl: string): Lease {
+    slots.inFlight++;
+    slots.lastUsed = performance.now();
+    if (slots.idleTimer) clearTimeout(slots.idleTimer);
+    slots.idleTimer = undefined;
+    let released = false;
+    return {
+      modelId,
+      baseUrl,
+      release: () => {
+        if (released) return;
+        released = true;
+        slots.inFlight--;
+        slots.lastReleased = performance.now();
+        this.wakeNext(slots);
+        if (slots.inFlight === 0) {
+          for (const w of this.idleWaiters.splice(0)) w();
+          this.armIdleTimer(modelId, slots);
+        }
+      },
+    };
+  }
+
+  /**
+   * Queues the caller until woken by a release (or by `work` finishing, for loads). The waiter
+   * leaves the queue when woken, when `work` fails, or when its client aborts.
+   */
+  private waitInQueue(slots: ModelSlots, signal?: AbortSignal, work?: () => Promise<unknown>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, signal };
+      const leave = () => {
+        const i = slots.queue.indexOf(waiter);
+        if (i >= 0) slots.queue.splice(i, 1);
+        if (waiter.onAbort) signal?.removeEventListener("abort", waiter.onAbort);
+      };
+      waiter.resolve = () => (leave(), resolve());
+      waiter.reject = (err) => (leave(), reject(err));
+      if (signal) {
+        waiter.onAbort = () => waiter.reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      slots.queue.push(waiter);
+      if (work) {
+        work().then(
+          // The load is done: every waiter of this model may proceed (up to the slot limit,
+          // which acquire() re-checks); wake them all at once so none waits for a release.
+          () => {
+            for (const w of [...slots.queue]) w.resolve();
+          },
+          (err) => waiter.reject(err instanceof Error ? err : new Error(String(err))),
+        );
+      }
+    });
+  }
+
+  private wakeNext(slots: ModelSlots): void {
+    slots.queue[0]?.resolve();
+  }
+
+  private failQueue(modelId: string, err: Error): void {
+    const slots = this.slots.get(modelId);
+    if (!slots) return;
+    for (const w of [...slots.queue]) w.reject(err);
+  }
+
+  /**
+   * Starts `modelId` unless it runs or is starting; makes room first by stopping the least
+   * recently used idle models. Concurrent callers for the same model share one start.
+   */
+  ensureStarted(modelId: string): Promise<unknown> {
+    const existing = this.starting.get(modelId);
+    if (existing) return existing;
+    const started = (async () => {
+      // Admission is serialized; the load itself is not (it is awaited outside the chain).
+      let startPromise!: Promise<unknown>;
+      const turn = this.admission.then(async () => {
+        await this.makeRoomFor(modelId);
+        startPromise = this.supervisor.start(modelId);
+        // Let the supervisor register the load before the next admission counts loaded models.
+        startPromise.catch(() => {});
+      });
+      this.admission = turn.catch(() => {});
+      await turn;
+      return startPromise;
+    })().finally(() => this.starting.delete(modelId));
+    this.starting.set(modelId, started);
+    return started;
+  }
+
+  /** Models that occupy a place in the pool: running, loading, or being started by us. */
+  private loadedModels(except: string): string[] {
+    const ids = new Set<string>();
+    for (const rt of this.supervisor.runtimes()) {
+      if (rt.modelId !== except && (rt.state === "running" || rt.state === "loading")) ids.add(rt.modelId);
+    }
+    for (const id of this.starting.keys()) if (id !== except) ids.add(id);
+    return [...ids];
+  }
+
+  private async makeRoomFor(modelId: string): Promise<void> {
+    const max = this.config().maxLoadedModels;
+    for (;;) {
+      const loaded = this.loadedModels(modelId);
+      if (loaded.length < max) return;
+      // Least recently used first; never one with requests in flight or waiting, nor one
+      // that is still loading for someone else.
+      const candidates = loaded
+        .filter((id) => this.supervisor.runtimeOf(id)?.state === "running" && this.inFlight(id) === 0 && this.queued(id) === 0)
+        .sort((a, b) => (this.slots.get(a)?.lastUsed ?? 0) - (this.slots.get(b)?.lastUsed ?? 0));
+      const victim = candidates[0];
+      if (victim) {
+        this.log?.info(`Stopping ${victim} to make room for ${modelId} (maxLoadedModels ${max})`);
+        await this.supervisor.stop(victim);
+        continue;
+      }
+      // Every loaded model is busy: wait until one of them goes idle, then look again.
+      await new Promise<void>((resolve) => {
+        this.idleWaiters.push(resolve);
+        // A load elsewhere may finish or fail instead; re-check now and then as a safety net.
+        setTimeout(resolve, 1000);
+      });
+    }
+  }
+
+  /** Idle TTL: model settings override the global `idleTimeoutSeconds`; 0 = never. */
+  private ttlSeconds(modelId: string): number {
+    const own = this.registry.get(modelId)?.settings.idleTimeoutSeconds;
+    return own ?? this.config().idleTimeoutSeconds;
+  }
+
+  private armIdleTimer(modelId: string, slots: ModelSlots): void {
+    const ttl = this.ttlSeconds(modelId);
+    if (!ttl) return;
+    if (slots.idleTimer) clearTimeout(slots.idleTimer);
+    slots.idleTimer = setTimeout(() => {
+      slots.idleTimer = undefined;
+      const rt = this.supervisor.runtimeOf(modelId);
+      if (slots.inFlight === 0 && slots.queue.length === 0 && rt?.state === "running") {
+        this.log?.info(`Stopping ${modelId}: idle for ${ttl}s`);
+        this.supervisor.stop(modelId).catch((err) => this.log?.warn(`Idle stop of ${modelId} failed: ${(err as Error).message}`));
+      }
+    }, ttl * 1000);
+    slots.idleTimer.unref?.();
+  }
+
+  /** Marks a model used now for LRU purposes when it is started by hand (not via a request). */
+  noteStarted(modelId: string): void {
+    const slots = this.slotsOf(modelId);
+    slots.lastUsed = performance.now();
+    if (slots.inFlight === 0) this.armIdleTimer(modelId, slots);
+  }
+
+  /** Clears timers (shutdown). */
+  close(): void {
+    for (const s of this.slots.values()) if (s.idleTimer) clearTimeout(s.idleTimer);
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+}

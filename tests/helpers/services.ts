@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createApp } from "../../src/app";
+import { createServices, shutdownServices, type RuntimeOptions, type Services } from "../../src/services";
+
+export interface TestContext {
+  dir: string;
+  services: Services;
+  app: ReturnType<typeof createApp>;
+  cleanup(): Promise<void>;
+}
+
+/** Real services on an in-memory database and a temporary data directory. */
+export function makeTestServices(overrides: Partial<RuntimeOptions> = {}): TestContext {
+  const dir = mkdtempSync(join(tmpdir(), "lap-test-"));
+  const services = createServices({
+    port: 0,
+    host: "127.0.0.1",
+    dataDir: dir,
+    configPath: join(dir, "llama-server-config.json"),
+    logLevel: "error",
+    environment: "test",
+    quiet: true,
+    databasePath: ":memory:",
+    ...overrides,
+  });
+  const app = createApp(services);
+  return {
+    dir,
+    services,
+    app,
+    async cleanup() {
+      await shutdownServices(services);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** POST/PUT/PATCH a JSON body through app.request(). */
+export function jsonRequest(method: string, body: unknown): RequestInit {
+  return { method, headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) };
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes (no fixed sleeps). */
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 10): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await Bun.sleep(everyMs);
+  }
+}
+
+export const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
