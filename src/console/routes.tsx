@@ -3,7 +3,6 @@ import { setCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { basename } from "node:path";
 import { z } from "zod";
 import { keyMatches, presentedKey } from "../http/auth";
 import { ApiError } from "../http/errors";
@@ -217,16 +216,18 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     const { id } = c.req.valid("param");
     const form = await c.req.parseBody();
     if (!s.registry.get(id)) return modelsAnswer(c, { tone: "error", text: `No model "${id}"` }, 404);
+    // PATCH /api/models/:id semantics: null removes an override (back to the global value), so
+    // an emptied field means "use the default". Numbers go as numbers; anything else is passed
+    // on as typed so the API's schema names the problem.
     const settings: Record<string, unknown> = {};
     for (const k of ["ctxSize", "batchSize", "threads", "gpuLayers", "idleTimeoutSeconds"]) {
       const v = str(form[k])?.trim();
-      // Numbers as numbers; anything else is passed on as typed so the API's schema names it.
-      if (v) settings[k] = /^[+-]?\d+$/.test(v) ? Number(v) : v;
+      settings[k] = !v ? null : /^[+-]?\d+$/.test(v) ? Number(v) : v;
     }
     const aliases = splitList(form.aliases, true);
-    if (aliases.length) settings.aliases = aliases;
+    settings.aliases = aliases.length ? aliases : null;
     const extraArgs = splitList(form.extraArgs, false);
-    if (extraArgs.length) settings.extraArgs = extraArgs;
+    settings.extraArgs = extraArgs.length ? extraArgs : null;
     settings.autoStart = form.autoStart === "1";
     const res = await callApi<Model>(deps.fetch, c, "PATCH", `/api/models/${encodeURIComponent(id)}`, { settings });
     const rowState: Record<string, RowState> = { [id]: res.ok ? { settingsSaved: true } : { settingsErrors: res.error } };
@@ -239,9 +240,10 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     const answer = (node: unknown, status: ContentfulStatusCode = 200) =>
       isHtmx(c) ? c.html(node as any, status) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />, status);
     if (!values.path) return answer(<RegisterForm values={values} error="The file path is required." />, 400);
+    // The API names the model from the file when no name is given.
     const entry = {
-      name: values.name || basename(values.path).replace(/\.(gguf|bin)$/i, ""),
       path: values.path,
+      ...(values.name ? { name: values.name } : {}),
       ...(values.family ? { family: values.family } : {}),
       ...(values.description ? { description: values.description } : {}),
     };
@@ -249,7 +251,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     if (!res.ok) return answer(<RegisterForm values={values} error={res.error} />, res.status === 409 ? 409 : 400);
     // The table refreshes itself from the models_update push; tell it now too, for no-socket cases.
     c.header("HX-Trigger", "lap-models");
-    return answer(<RegisterForm notice={{ tone: "ok", text: `Registered ${res.data?.models?.[0]?.name ?? entry.name}.` }} />);
+    return answer(<RegisterForm notice={{ tone: "ok", text: `Registered ${res.data?.models?.[0]?.name ?? values.path}.` }} />);
   });
 
   app.post("/ui/models/discover", async (c) => {

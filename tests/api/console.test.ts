@@ -1,0 +1,308 @@
+// The web console through createApp().request(): pages, fragments, forms, static files, auth.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { makeTestServices, type TestContext } from "../helpers/services";
+
+let t: TestContext;
+beforeEach(() => {
+  t = makeTestServices();
+});
+afterEach(async () => {
+  await t.cleanup();
+});
+
+const ORIGIN = "http://localhost";
+/** A form post as a browser sends it from our own page (same-origin). */
+function form(fields: Record<string, string>, opts: { htmx?: boolean; origin?: string } = {}): RequestInit {
+  return {
+    method: "POST",
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      origin: opts.origin ?? ORIGIN,
+      ...(opts.htmx === false ? {} : { "hx-request": "true" }),
+    },
+    body: new URLSearchParams(fields).toString(),
+  };
+}
+
+const VALID_CONFIG = {
+  host: "127.0.0.1",
+  port: "8200",
+  basePath: "/srv/models",
+  serverPath: "/usr/local/bin/llama-server",
+  ctx_size: "4096",
+  batch_size: "256",
+  threads: "4",
+  gpu_layers: "-1",
+  maxLoadedModels: "2",
+  idleTimeoutSeconds: "600",
+  loadTimeoutSeconds: "120",
+  stopTimeoutSeconds: "10",
+  maxRestarts: "5",
+  restartDelayMs: "1000",
+  restartMaxDelayMs: "60000",
+  maxConcurrentRequests: "16",
+  maxQueuedRequests: "64",
+  metricsIntervalSeconds: "10",
+  historyRetentionHours: "168",
+};
+
+function addModel(id: string, extra: Record<string, unknown> = {}) {
+  t.services.registry.insert([{ id, name: id, path: `/models/${id}.gguf`, family: "llama", size: 2_500_000_000, quantization: "Q4_K_M", contextSize: 4096, ...extra }]);
+}
+
+describe("pages", () => {
+  for (const [path, heading] of [
+    ["/", "Dashboard"],
+    ["/models", "Models"],
+    ["/monitoring", "Monitoring"],
+    ["/logs", "Logs"],
+    ["/settings", "Settings"],
+    ["/playground", "Playground"],
+  ] as const) {
+    test(`${path} renders a complete page with the navigation`, async () => {
+      const res = await t.app.request(path);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("text/html");
+      const html = await res.text();
+      expect(html.startsWith("<!DOCTYPE html>")).toBe(true);
+      expect(html).toContain(`<h1>${heading}</h1>`);
+      expect(html).toMatch(/<a href="\/models"[^>]*>Models<\/a>/);
+      // The current page is marked for assistive technology.
+      expect(html).toContain('aria-current="page"');
+      expect(html).toMatch(/<script src="\/static\/htmx\.min\.js\?v=[a-z0-9]+" defer/);
+    });
+  }
+
+  test("the dashboard shows server-side state without JavaScript", async () => {
+    addModel("alpha");
+    const html = await (await t.app.request("/")).text();
+    expect(html).toContain('data-count="registered">1<');
+    expect(html).toContain("llama-server");
+    expect(html).toMatch(/data-metric="cpu">[\d.]+ %/);
+    expect(html).toMatch(/data-metric="memory">[\d.]+ %/);
+  });
+
+  test("the dashboard draws sparklines from collector samples", async () => {
+    for (let i = 0; i < 5; i++) {
+      t.services.bus.emit("metrics.sample", {
+        timestamp: new Date(Date.now() + i * 10_000).toISOString(),
+        cpu: { usage: 10 * i, cores: 2, loadAverage: [0, 0, 0] },
+        memory: { used: 1000, total: 4000, free: 3000, usagePercent: 25 },
+        disk: { used: 1, total: 2, free: 1, usagePercent: 50 },
+        gpu: [{ id: 0, name: "NVIDIA H200", utilization: 80, temperature: 61, memory: { used: 21000, total: 143771, free: 122771, usagePercent: 14.6 } }],
+        models: { active: 0, total: 0, memoryUsage: 0 },
+        requests: { total: 0, active: 0, averageResponseTime: 0, errorRate: 0 },
+        uptime: i,
+      });
+    }
+    const html = await (await t.app.request("/ui/dashboard")).text();
+    expect(html).toContain('data-metric="cpu">40 %');
+    expect(html).toContain("NVIDIA H200");
+    expect(html).toContain("61 °C");
+    // One polyline per series that has points: cpu, memory, disk, gpu util, vram, temp, ...
+    expect((html.match(/<polyline /g) ?? []).length).toBeGreaterThanOrEqual(6);
+  });
+
+  test("an unknown page is still the JSON 404 of the API", async () => {
+    const res = await t.app.request("/no-such-page");
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.code).toBe("NOT_FOUND");
+  });
+});
+
+describe("fragments are the components the pages render", () => {
+  test("the models table fragment is exactly the table inside /models", async () => {
+    addModel("alpha");
+    addModel("beta", { source: "discovered" });
+    const fragment = await (await t.app.request("/ui/models/table", { headers: { "hx-request": "true" } })).text();
+    const page = await (await t.app.request("/models")).text();
+    expect(fragment.startsWith('<section id="models-table"')).toBe(true);
+    expect(page).toContain(fragment);
+    expect(fragment).toContain('data-model-id="alpha"');
+    expect(fragment).toMatch(/data-status="discovered"[^>]*>discovered/);
+    expect(fragment).toContain("2.50 GB");
+  });
+
+  test("the log view fragment is the one in /logs, filters included", async () => {
+    t.services.log.warn("disk almost full");
+    t.services.log.info("hello");
+    const q = "?level=warn";
+    const fragment = await (await t.app.request(`/ui/logs${q}`)).text();
+    const page = await (await t.app.request(`/logs${q}`)).text();
+    expect(page).toContain(fragment);
+    expect(fragment).toContain("disk almost full");
+    expect(fragment).not.toContain(">hello<");
+  });
+});
+
+describe("settings form", () => {
+  test("invalid values come back next to their fields, nothing is saved", async () => {
+    const before = t.services.config.get();
+    const res = await t.app.request("/ui/settings", form({ ...VALID_CONFIG, port: "99999", ctx_size: "lots", host: "" }));
+    expect(res.status).toBe(400);
+    const html = await res.text();
+    expect(html.startsWith('<form id="config-form"')).toBe(true);
+    expect(html).toContain('data-field-error="port">Port must be between 1 and 65535<');
+    expect(html).toContain('data-field-error="ctx_size">ctx_size must be a number<');
+    expect(html).toContain('data-field-error="host">Host is required<');
+    // The bad input is shown back as typed, marked invalid and described by its error.
+    expect(html).toMatch(/<input id="cfg-port" name="port" value="99999"[^>]*aria-invalid="true"[^>]*aria-describedby="[^"]*cfg-port-error/);
+    expect(t.services.config.get()).toEqual(before);
+  });
+
+  test("valid values are saved through the config store and confirmed", async () => {
+    const res = await t.app.request("/ui/settings", form(VALID_CONFIG));
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain("Configuration saved at");
+    const cfg = t.services.config.get();
+    expect(cfg.port).toBe(8200);
+    expect(cfg.serverPath).toBe("/usr/local/bin/llama-server");
+    expect(cfg.maxLoadedModels).toBe(2);
+    const onDisk = JSON.parse(readFileSync(t.services.config.path, "utf8"));
+    expect(onDisk.ctx_size).toBe(4096);
+    // Same answer as the JSON API would give.
+    const api = await (await t.app.request("/api/config")).json();
+    expect(api.data.port).toBe(8200);
+  });
+
+  test("without htmx (no JavaScript) the answer is the whole settings page", async () => {
+    const res = await t.app.request("/ui/settings", form({ ...VALID_CONFIG, threads: "0" }, { htmx: false }));
+    expect(res.status).toBe(400);
+    const html = await res.text();
+    expect(html).toContain("<h1>Settings</h1>");
+    expect(html).toContain('data-field-error="threads">threads must be -1 (auto) or between 1 and 1024<');
+  });
+
+  test("a post from another origin is refused (it could choose the binary we run)", async () => {
+    const res = await t.app.request("/ui/settings", form({ ...VALID_CONFIG, serverPath: "/tmp/evil" }, { origin: "http://evil.example" }));
+    expect(res.status).toBe(403);
+    expect(t.services.config.get().serverPath).not.toBe("/tmp/evil");
+  });
+});
+
+describe("models", () => {
+  test("a failed start is shown inline with its reason", async () => {
+    addModel("alpha");
+    // This build's supervisor may refuse (no supervisor) or fail on the missing binary/file;
+    // either way the table comes back with the reason instead of hanging or crashing.
+    t.services.config.update({ ...t.services.config.get(), serverPath: "/nonexistent/llama-server" });
+    const res = await t.app.request("/ui/models/alpha/start", form({}));
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html.startsWith('<section id="models-table"')).toBe(true);
+    const shown = /Could not start alpha|Start failed/.test(html);
+    expect(shown).toBe(true);
+  });
+
+  test("starting an unknown model says so", async () => {
+    const res = await t.app.request("/ui/models/nope/start", form({}));
+    expect(res.status).toBe(404);
+    expect(await res.text()).toContain("No model &quot;nope&quot;");
+  });
+
+  test("remove without JavaScript asks for confirmation first", async () => {
+    addModel("alpha");
+    const res = await t.app.request("/ui/models/alpha/delete", form({}, { htmx: false }));
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain("Remove alpha?");
+    expect(html).toContain('name="confirmed" value="1"');
+    expect(t.services.registry.get("alpha")).toBeDefined();
+  });
+
+  test("register with an empty path is refused by the form", async () => {
+    const res = await t.app.request("/ui/models/register", form({ path: " " }));
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain("The file path is required.");
+  });
+});
+
+describe("logs", () => {
+  test("/ui/logs/lines returns only lines after the given id, and the newest id", async () => {
+    t.services.log.info("first");
+    const after = t.services.logs.lastId;
+    t.services.log.info("second");
+    t.services.log.error("third");
+    const res = await t.app.request(`/ui/logs/lines?afterId=${after}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-last-id")).toBe(String(t.services.logs.lastId));
+    const html = await res.text();
+    expect(html).not.toContain(">first<");
+    expect(html).toContain(">second<");
+    expect(html).toMatch(/data-level="error"[^]*third/);
+  });
+
+  test("a bad level is a clear 400, not a crash", async () => {
+    const res = await t.app.request("/ui/logs/lines?level=loud");
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain("Invalid query parameters");
+  });
+
+  test("download gives the filtered lines as a text file", async () => {
+    t.services.log.warn("keep me");
+    t.services.log.info("drop me");
+    const res = await t.app.request("/ui/logs/download?q=keep");
+    expect(res.headers.get("content-type")).toContain("text/plain");
+    expect(res.headers.get("content-disposition")).toMatch(/attachment; filename="llama-async-proxy-.*\.log"/);
+    const text = await res.text();
+    expect(text).toMatch(/^\d{4}-\d\d-\d\dT.*WARN  \[proxy\] keep me\n$/);
+  });
+});
+
+describe("static files", () => {
+  test("htmx, uPlot and our files are served with a content hash", async () => {
+    const page = await (await t.app.request("/monitoring")).text();
+    for (const name of ["htmx.min.js", "uPlot.iife.min.js", "uPlot.min.css", "app.css", "console.js"]) {
+      const url = page.match(new RegExp(`/static/${name.replace(/\./g, "\\.")}\\?v=[a-z0-9]+`))?.[0];
+      expect(url).toBeDefined();
+      const res = await t.app.request(url!);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+      const etag = res.headers.get("etag")!;
+      expect(etag).toMatch(/^"[a-z0-9]+"$/);
+      expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(100);
+      // Revalidation is a bodyless 304.
+      const again = await t.app.request(url!, { headers: { "if-none-match": etag } });
+      expect(again.status).toBe(304);
+    }
+    const htmx = await (await t.app.request("/static/htmx.min.js")).text();
+    expect(htmx).toContain("htmx");
+  });
+
+  test("an unversioned URL must revalidate; an unknown file is 404", async () => {
+    const res = await t.app.request("/static/app.css");
+    expect(res.headers.get("cache-control")).toBe("no-cache");
+    expect((await t.app.request("/static/secret.txt")).status).toBe(404);
+  });
+});
+
+describe("with an API key", () => {
+  test("pages ask for the key once and then work from the cookie", async () => {
+    const k = makeTestServices({ apiKey: "s3cret" });
+    try {
+      const first = await k.app.request("/models");
+      expect(first.status).toBe(401);
+      expect(await first.text()).toContain('name="key"');
+      expect((await k.app.request("/ui/models/table")).status).toBe(401);
+
+      const wrong = await k.app.request("/login", form({ key: "nope", next: "/models" }, { htmx: false }));
+      expect(wrong.status).toBe(401);
+
+      const login = await k.app.request("/login", form({ key: "s3cret", next: "/models" }, { htmx: false }));
+      expect(login.status).toBe(303);
+      expect(login.headers.get("location")).toBe("/models");
+      const cookie = login.headers.get("set-cookie")!;
+      expect(cookie).toContain("HttpOnly");
+      const page = await k.app.request("/models", { headers: { cookie: cookie.split(";")[0]! } });
+      expect(page.status).toBe(200);
+      // The API itself still answers its own 401 shape.
+      const api = await k.app.request("/api/config");
+      expect(api.status).toBe(401);
+      expect((await api.json()).error.code).toBe("UNAUTHORIZED");
+    } finally {
+      await k.cleanup();
+    }
+  });
+});

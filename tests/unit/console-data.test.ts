@@ -1,0 +1,97 @@
+// Pure pieces of the console: form parsing with the API's schema, load stages, sparklines, rates.
+import { describe, expect, test } from "bun:test";
+import { parseConfigForm, stageFromLogs } from "../../src/console/data";
+import { formatDuration, formatGB, sparklinePoints } from "../../src/console/format";
+import { RecentMetrics } from "../../src/console/recent";
+import { EventBus } from "../../src/events";
+import type { SystemMetrics } from "../../src/metrics/types";
+import { RequestStats } from "../../src/proxy/stats";
+
+const base = { host: "localhost", port: "8134", basePath: "/m", serverPath: "/bin/llama-server", ctx_size: "8192", batch_size: "512", threads: "-1", gpu_layers: "-1" };
+
+describe("parseConfigForm", () => {
+  test("numeric strings become numbers; the result is what POST /api/config accepts", () => {
+    const r = parseConfigForm({ ...base, maxLoadedModels: "3" });
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.data.port).toBe(8134);
+      expect(r.data.threads).toBe(-1);
+      expect(r.data.maxLoadedModels).toBe(3);
+      expect(r.data.serverPath).toBe("/bin/llama-server");
+    }
+  });
+
+  test("each problem is reported on its own field, with the schema's message", () => {
+    const r = parseConfigForm({ ...base, port: "0", batch_size: "1.5", threads: "many", serverPath: "" });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.errors.port).toBe("Port must be between 1 and 65535");
+      expect(r.errors.batch_size).toBe("batch_size must be a whole number");
+      expect(r.errors.threads).toBe("threads must be a number");
+      expect(r.errors.serverPath).toBe("serverPath is required");
+      // What was typed is kept for the form.
+      expect(r.values.threads).toBe("many");
+    }
+  });
+
+  test("unknown fields are ignored rather than trusted", () => {
+    const r = parseConfigForm({ ...base, evil: "1" });
+    expect(r.ok).toBe(true);
+    if (r.ok) expect("evil" in r.data).toBe(false);
+  });
+});
+
+describe("stageFromLogs", () => {
+  test("the newest recognised line names the stage", () => {
+    expect(stageFromLogs(["build: 1 (abc)", "llama_model_loader: loaded meta data with 30 key-value pairs"])).toBe("reading model metadata");
+    expect(stageFromLogs(["llama_model_loader: x", "load_tensors: CPU model buffer size = 17 MiB"])).toBe("loading tensors");
+    expect(stageFromLogs(["load_tensors: x", "llama_context: n_ctx = 2048", "something unrelated"])).toBe("allocating context");
+    expect(stageFromLogs(["main: model loaded", "main: server is listening on http://127.0.0.1:8134 - starting the main loop"])).toBe("ready, waiting for health check");
+    expect(stageFromLogs(["nothing we know"])).toBeUndefined();
+  });
+});
+
+describe("format", () => {
+  test("sizes and durations", () => {
+    expect(formatGB(4_920_000_000)).toBe("4.92 GB");
+    expect(formatGB(17_000_000_000)).toBe("17.0 GB");
+    expect(formatGB(0)).toBe("–");
+    expect(formatDuration(3)).toBe("3s");
+    expect(formatDuration(75)).toBe("1m 15s");
+    expect(formatDuration(7322)).toBe("2h 2m");
+  });
+
+  test("sparkline points span the box, top value at the top", () => {
+    const pts = sparklinePoints([0, 50, 100], 120, 32, 100).split(" ");
+    expect(pts).toEqual(["0.0,31.0", "60.0,16.0", "120.0,1.0"]);
+    expect(sparklinePoints([5], 120, 32)).toBe("");
+  });
+});
+
+describe("RecentMetrics", () => {
+  const sample = (t: number, requests: number): SystemMetrics => ({
+    timestamp: new Date(t).toISOString(),
+    cpu: { usage: 1, cores: 1, loadAverage: [0, 0, 0] },
+    memory: { used: 1, total: 2, free: 1, usagePercent: 50 },
+    disk: { used: 1, total: 2, free: 1, usagePercent: 50 },
+    models: { active: 0, total: 0, memoryUsage: 0 },
+    requests: { total: requests, active: 0, averageResponseTime: 0, errorRate: 0 },
+    uptime: 0,
+  });
+
+  test("fills from the bus, keeps the newest N, and derives requests per minute", () => {
+    const bus = new EventBus();
+    const recent = new RecentMetrics(bus, new RequestStats(), 3);
+    const t0 = Date.parse("2026-01-01T00:00:00Z");
+    bus.emit("metrics.sample", sample(t0, 0));
+    expect(recent.requestRate()).toBe(0);
+    bus.emit("metrics.sample", sample(t0 + 30_000, 10));
+    bus.emit("metrics.sample", sample(t0 + 60_000, 30));
+    expect(recent.requestRate()).toBe(30);
+    bus.emit("metrics.sample", sample(t0 + 90_000, 60));
+    expect(recent.list().length).toBe(3);
+    expect(recent.requestRate()).toBe(50); // (60 - 10) over one minute
+    recent.dispose();
+    expect(bus.listenerCount("metrics.sample")).toBe(0);
+  });
+});
