@@ -9,7 +9,7 @@ import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
 import { RequestStats } from "./proxy/stats";
 import type { SupervisorApi } from "./supervisor/types";
-import { NoSupervisor } from "./supervisor/unavailable";
+import { Supervisor } from "./supervisor/supervisor";
 import { APP_VERSION } from "./version";
 
 /** What main.ts learned from flags and environment. */
@@ -58,6 +58,7 @@ export function createServices(options: RuntimeOptions): Services {
   const config = new ConfigStore(options.configPath, log, bus);
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
+  const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
   return {
     options,
     version: APP_VERSION,
@@ -69,7 +70,7 @@ export function createServices(options: RuntimeOptions): Services {
     db,
     registry,
     cpu: new CpuSampler(),
-    supervisor: new NoSupervisor(),
+    supervisor,
     requests: new RequestStats(bus),
     server: { port: options.port, host: options.host },
   };

@@ -37,4 +37,8 @@ export interface SupervisorApi {
   runtimes(): ModelRuntimeInfo[];
   /** ISO time of the latest /health poll of any child, or null. */
   lastHealthCheck(): string | null;
+  /** Stops llama-servers orphaned by a kill -9 of a previous proxy (pidfile). Returns how many. */
+  cleanupOrphans?(): Promise<number>;
+  /** Starts the models flagged autoStart (does not wait; failures are logged). */
+  autoStart?(): void;
 }
