@@ -128,6 +128,9 @@ export class Supervisor implements SupervisorApi {
     // Do not wait for a load to finish (it may take minutes): cancel it. The load itself then
     // stops its process and reports stopped; the queued stop below finds nothing left to do.
     slot.loadAbort?.abort();
+    // A start that comes after this stop must not join the load being cancelled.
+    slot.load = undefined;
+    slot.loadAbort = undefined;
     await this.enqueue(slot, () => this.doStop(slot));
   }
 
