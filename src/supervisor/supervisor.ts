@@ -70,6 +70,8 @@ interface Slot {
   loadAbort?: AbortController;
   /** Tail of the operation queue: start and stop run one after another, never interleaved. */
   queue: Promise<unknown>;
+  /** Operations queued or running. */
+  busy: number;
 }
 
 /**
@@ -193,7 +195,7 @@ export class Supervisor implements SupervisorApi {
   private slotOf(id: string): Slot {
     let slot = this.slots.get(id);
     if (!slot) {
-      slot = { id, state: new ModelState(id, this.deps.bus), restarts: 0, wanted: false, queue: Promise.resolve() };
+      slot = { id, state: new ModelState(id, this.deps.bus), restarts: 0, wanted: false, queue: Promise.resolve(), busy: 0 };
       this.slots.set(id, slot);
     }
     return slot;
@@ -201,7 +203,8 @@ export class Supervisor implements SupervisorApi {
 
   /** Runs `op` after every operation queued before it on this model. */
   private enqueue<T>(slot: Slot, op: () => Promise<T>): Promise<T> {
-    const run = slot.queue.then(op, op);
+    slot.busy++;
+    const run = slot.queue.then(op, op).finally(() => slot.busy--);
     slot.queue = run.catch(() => {});
     return run;
   }
@@ -209,6 +212,11 @@ export class Supervisor implements SupervisorApi {
   private startLoad(slot: Slot, automatic: boolean): Promise<ModelRuntimeInfo> {
     const abort = new AbortController();
     slot.loadAbort = abort;
+    // When nothing else is queued the load begins right away: say so now, so a caller that does
+    // not wait (?wait=false) already sees "loading" rather than the state before it.
+    if (slot.busy === 0 && (slot.state.state === "stopped" || slot.state.state === "error")) {
+      this.enterLoading(slot, automatic);
+    }
     const load = this.enqueue(slot, () => this.doLoad(slot, abort.signal, automatic)).finally(() => {
       if (slot.load === load) slot.load = undefined;
       if (slot.loadAbort === abort) slot.loadAbort = undefined;
@@ -233,15 +241,21 @@ export class Supervisor implements SupervisorApi {
   /** The load itself; runs inside the model's queue. */
   private async doLoad(slot: Slot, signal: AbortSignal, automatic: boolean): Promise<ModelRuntimeInfo> {
     if (slot.state.state === "running" && slot.proc) return this.info(slot);
-    if (signal.aborted || !slot.wanted) throw new ApiError("SERVICE_UNAVAILABLE", "Model start cancelled", "The model was stopped before it started loading");
+    if (signal.aborted || !slot.wanted) {
+      // startLoad may already have shown "loading"; a cancelled load ends stopped.
+      if (slot.state.state === "loading") {
+        slot.state.set("stopping", "stopping (load cancelled)");
+        slot.state.set("stopped");
+      }
+      throw new ApiError("SERVICE_UNAVAILABLE", "Model start cancelled", "The model was stopped before it started loading");
+    }
     const model = this.deps.registry.get(slot.id);
-    if (!model) throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${slot.id}"`);
+    if (!model) {
+      if (slot.state.state === "loading") slot.state.set("error", "model no longer registered");
+      throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${slot.id}"`);
+    }
     const cfg = this.config();
-
-    slot.error = undefined;
-    slot.loadedAt = undefined;
-    slot.loadingSince = new Date().toISOString();
-    slot.state.set("loading", automatic ? `restarting (attempt ${slot.restarts}/${cfg.maxRestarts})` : "starting");
+    if (slot.state.state !== "loading") this.enterLoading(slot, automatic);
 
     // Preflight: the cheap checks that give the clearest messages.
     const binary = checkServerBinary(cfg.serverPath);
@@ -310,6 +324,13 @@ export class Supervisor implements SupervisorApi {
     slot.state.set("running", undefined);
     this.deps.log.info(`Model ${slot.id} is ready on port ${port} after ${Math.round(performance.now() - t0)} ms`);
     return this.info(slot);
+  }
+
+  private enterLoading(slot: Slot, automatic: boolean): void {
+    slot.error = undefined;
+    slot.loadedAt = undefined;
+    slot.loadingSince = new Date().toISOString();
+    slot.state.set("loading", automatic ? `restarting (attempt ${slot.restarts}/${this.config().maxRestarts})` : "starting");
   }
 
   /** Records a failed load: state error with the reason and the last log lines, then throws. */

@@ -128,6 +128,17 @@ describe("concurrency", () => {
     expect(h.supervisor.runtimeOf("m1")!.state).toBe("stopped");
   });
 
+  test("a stop issued in the same tick as the start ends stopped, never stuck in loading", async () => {
+    h = await makeHarness();
+    h.addModel("m1");
+    const starting = h.supervisor.start("m1");
+    expect(h.supervisor.runtimeOf("m1")!.state).toBe("loading"); // shown at once
+    await h.supervisor.stop("m1");
+    await expectApiError(starting, "SERVICE_UNAVAILABLE");
+    expect(h.supervisor.runtimeOf("m1")!.state).toBe("stopped");
+    expect(processesMentioning(h.dir)).toEqual([]);
+  });
+
   test("start, stop, start issued together end running with exactly one process", async () => {
     h = await makeHarness();
     h.addModel("m1", { extraArgs: ["--fake-load-ms", "100"] });
