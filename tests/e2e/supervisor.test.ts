@@ -342,3 +342,17 @@ describe("crashes", () => {
     expect(processesMentioning(h.dir)).toEqual([]);
   });
 });
+
+describe("cycles", () => {
+  test("repeated start/stop cycles leave no process behind (bench/supervisor-cycles.ts runs 50)", async () => {
+    h = await makeHarness();
+    h.addModel("m1");
+    const pids = new Set<number>();
+    for (let i = 0; i < 10; i++) {
+      pids.add((await h.supervisor.start("m1")).pid!);
+      await h.supervisor.stop("m1");
+      expect(processesMentioning(h.dir)).toEqual([]);
+    }
+    expect(pids.size).toBe(10);
+  });
+});
