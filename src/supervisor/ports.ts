@@ -23,9 +23,10 @@ export class PortAllocator {
 
   constructor(private readonly isFree: (host: string, port: number) => boolean = isPortFree) {}
 
-  allocate(host: string, basePort: number, maxTries = 1000): number {
+  /** Reserves and returns the first usable port from `basePort` up, never one in `skip`. */
+  allocate(host: string, basePort: number, skip?: ReadonlySet<number>, maxTries = 1000): number {
     for (let port = basePort; port <= 65535 && port < basePort + maxTries; port++) {
-      if (this.reserved.has(port)) continue;
+      if (this.reserved.has(port) || skip?.has(port)) continue;
       if (!this.isFree(host, port)) continue;
       this.reserved.add(port);
       return port;

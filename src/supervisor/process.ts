@@ -100,6 +100,7 @@ export class LlamaServerProcess {
     });
     const drained = Promise.all([this.pump(this.proc.stdout, "stdout"), this.pump(this.proc.stderr, "stderr")]);
     this.exited = this.proc.exited.then(async () => {
+      this.wakeUp?.();
       // Let the last lines (often the reason for the exit) arrive, but do not hang on a pipe a
       // grandchild might keep open.
       await Promise.race([drained, sleep(250)]);
@@ -160,16 +161,28 @@ export class LlamaServerProcess {
     }
   }
 
-  /** One GET /health. True on 200. */
+  /**
+   * One GET /health. True only on llama-server's own 200 answer `{"status":"ok"}`: if our child
+   * failed to bind, whatever else listens on the port must not pass for it.
+   */
   async checkHealth(timeoutMs = 1000): Promise<boolean> {
     try {
       const res = await fetch(`${this.baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
       this.lastHealthCheck = new Date().toISOString();
-      await res.body?.cancel().catch(() => {});
-      return res.status === 200;
+      if (res.status !== 200) {
+        await res.body?.cancel().catch(() => {});
+        return false;
+      }
+      const body = (await res.json().catch(() => null)) as { status?: unknown } | null;
+      return body?.status === "ok";
     } catch {
       return false; // not listening yet, or busy
     }
+  }
+
+  /** True as soon as the kernel reported the exit (before its output is drained). */
+  private get processGone(): boolean {
+    return this.exitInfo !== null || this.proc.exitCode !== null || this.proc.signalCode != null;
   }
 
   /**
@@ -185,12 +198,12 @@ export class LlamaServerProcess {
     try {
       while (true) {
         if (signal?.aborted) throw new LoadAbortedError();
-        if (this.exitInfo) throw new EarlyExitError(this.exitInfo);
+        if (this.processGone) throw new EarlyExitError(await this.exited);
         const remaining = deadline - Date.now();
         if (remaining <= 0) throw new LoadDeadlineError(deadlineMs);
         if (await this.checkHealth(Math.min(1000, Math.max(50, remaining)))) {
           // The process may have died between the answer and now; report what is true.
-          if (this.exitInfo) throw new EarlyExitError(this.exitInfo);
+          if (this.processGone) throw new EarlyExitError(await this.exited);
           if (signal?.aborted) throw new LoadAbortedError();
           return;
         }

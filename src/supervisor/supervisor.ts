@@ -32,6 +32,8 @@ export interface SupervisorDeps {
   bus?: EventBus;
   /** Where the pidfile lives (the proxy's data dir). */
   dataDir: string;
+  /** Port allocation (tests inject one whose "is it free?" answer they control). */
+  ports?: PortAllocator;
 }
 
 /** Timings that are not part of the user config; tests shrink them. */
@@ -58,6 +60,8 @@ interface Slot {
   port?: number;
   loadedAt?: string;
   loadingSince?: string;
+  /** n_ctx reported by the running server's /props. */
+  contextSize?: number;
   error?: ModelRuntimeInfo["error"];
   /** Crash restarts in a row (reset by a manual start, a stop, or a long enough run). */
   restarts: number;
@@ -81,7 +85,7 @@ interface Slot {
  */
 export class Supervisor implements SupervisorApi {
   private slots = new Map<string, Slot>();
-  private readonly ports = new PortAllocator();
+  private readonly ports: PortAllocator;
   private readonly pidFile: PidFile;
   private readonly timings: SupervisorTimings;
   private shuttingDown = false;
@@ -93,6 +97,7 @@ export class Supervisor implements SupervisorApi {
     timings: Partial<SupervisorTimings> = {},
   ) {
     this.timings = { ...DEFAULT_TIMINGS, ...timings };
+    this.ports = deps.ports ?? new PortAllocator();
     this.pidFile = new PidFile(join(deps.dataDir, "llama-servers.json"));
     if (this.timings.healthCheckIntervalMs > 0) {
       this.healthTimer = setInterval(() => void this.checkRunning(), this.timings.healthCheckIntervalMs);
@@ -263,67 +268,71 @@ export class Supervisor implements SupervisorApi {
     if (!isReadable(model.path)) return this.failLoad(slot, `Model file not found or not readable: ${model.path}`, undefined, automatic);
 
     const host = bindHost(cfg.host);
-    let port: number;
-    let args: string[];
-    try {
-      port = this.ports.allocate(host, cfg.port);
-      args = buildServerArgs(cfg, toLaunchSpec(model), host, port);
-    } catch (err) {
-      return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
-    }
-    const command = [binary.path!, ...args];
-    const log = this.modelLog(slot.id);
-    let proc: LlamaServerProcess;
-    try {
-      proc = new LlamaServerProcess({ command, baseUrl: `http://${connectHost(host)}:${port}`, onLine: log });
-    } catch (err) {
-      this.ports.release(port);
-      return this.failLoad(slot, `Cannot execute ${binary.path}: ${(err as Error).message}`, undefined, automatic);
-    }
-    slot.proc = proc;
-    slot.port = port;
-    this.pidFile.add({
-      modelId: slot.id,
-      pid: proc.pid,
-      startTime: readStartTime(proc.pid),
-      port,
-      command,
-      startedAt: new Date().toISOString(),
-    });
-    this.deps.log.info(`Starting llama-server for ${slot.id} on port ${port} (pid ${proc.pid})`, { command });
-    void proc.exited.then((exit) => this.onExit(slot, proc, exit));
-
     const deadlineMs = this.timings.loadTimeoutMs ?? cfg.loadTimeoutSeconds * 1000;
     const t0 = performance.now();
-    try {
-      await proc.waitReady(deadlineMs, signal, this.timings.healthPollMs);
-    } catch (err) {
-      if (err instanceof LoadAbortedError) {
-        slot.state.set("stopping", "stopping (load cancelled)");
-        await proc.stop(this.stopGraceMs());
-        this.forget(slot, proc);
-        slot.state.set("stopped");
-        this.deps.log.info(`Load of ${slot.id} cancelled by a stop`);
-        throw new ApiError("SERVICE_UNAVAILABLE", "Model start cancelled", "The model was stopped while loading");
+    // Between our port check and the child's bind another program may take the port; the
+    // child then exits with "couldn't bind". That is our race, not the user's problem: retry on
+    // the next free port a few times before reporting it.
+    const bindFailed = new Set<number>();
+    for (let attempt = 1; ; attempt++) {
+      let port: number;
+      let args: string[];
+      try {
+        port = this.ports.allocate(host, cfg.port, bindFailed);
+        args = buildServerArgs(cfg, toLaunchSpec(model), host, port);
+      } catch (err) {
+        return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
-      if (err instanceof EarlyExitError) {
-        this.forget(slot, proc);
-        return this.failLoad(slot, `llama-server exited while loading the model (${describeExit(err.exit)})`, { proc, exit: err.exit }, automatic);
+      const command = [binary.path!, ...args];
+      let proc: LlamaServerProcess;
+      try {
+        proc = new LlamaServerProcess({ command, baseUrl: `http://${connectHost(host)}:${port}`, onLine: this.modelLog(slot.id) });
+      } catch (err) {
+        this.ports.release(port);
+        return this.failLoad(slot, `Cannot execute ${binary.path}: ${(err as Error).message}`, undefined, automatic);
       }
-      if (err instanceof LoadDeadlineError) {
-        // Keep the tail from before our own SIGTERM; the kill's noise says nothing about why.
-        const tail = proc.logTail();
-        const exit = await proc.stop(this.stopGraceMs());
-        this.forget(slot, proc);
-        return this.failLoad(slot, `${err.message}; it was stopped`, { proc, exit, tail }, automatic);
+      slot.proc = proc;
+      slot.port = port;
+      this.pidFile.add({ modelId: slot.id, pid: proc.pid, startTime: readStartTime(proc.pid), port, command, startedAt: new Date().toISOString() });
+      this.deps.log.info(`Starting llama-server for ${slot.id} on port ${port} (pid ${proc.pid})`, { command });
+      void proc.exited.then((exit) => this.onExit(slot, proc, exit));
+
+      try {
+        await proc.waitReady(Math.max(1, deadlineMs - (performance.now() - t0)), signal, this.timings.healthPollMs);
+      } catch (err) {
+        if (err instanceof LoadAbortedError) {
+          slot.state.set("stopping", "stopping (load cancelled)");
+          await proc.stop(this.stopGraceMs());
+          this.forget(slot, proc);
+          slot.state.set("stopped");
+          this.deps.log.info(`Load of ${slot.id} cancelled by a stop`);
+          throw new ApiError("SERVICE_UNAVAILABLE", "Model start cancelled", "The model was stopped while loading");
+        }
+        if (err instanceof EarlyExitError) {
+          this.forget(slot, proc);
+          if (attempt < 3 && proc.logTail().some((l) => /couldn't bind|address already in use/i.test(l))) {
+            bindFailed.add(port);
+            this.deps.log.warn(`Port ${port} was taken before llama-server could bind it; retrying ${slot.id} on another port`);
+            continue;
+          }
+          return this.failLoad(slot, `llama-server exited while loading the model (${describeExit(err.exit)})`, { proc, exit: err.exit }, automatic);
+        }
+        if (err instanceof LoadDeadlineError) {
+          // Keep the tail from before our own SIGTERM; the kill's noise says nothing about why.
+          const tail = proc.logTail();
+          const exit = await proc.stop(this.stopGraceMs());
+          this.forget(slot, proc);
+          return this.failLoad(slot, `llama-server did not become healthy within ${Math.round(deadlineMs / 100) / 10} s; it was stopped`, { proc, exit, tail }, automatic);
+        }
+        throw err;
       }
-      throw err;
+      slot.loadedAt = new Date().toISOString();
+      this.lastCheck = proc.lastHealthCheck ?? this.lastCheck;
+      slot.contextSize = await readContextSize(proc.baseUrl);
+      slot.state.set("running", undefined);
+      this.deps.log.info(`Model ${slot.id} is ready on port ${port} after ${Math.round(performance.now() - t0)} ms`);
+      return this.info(slot);
     }
-    slot.loadedAt = new Date().toISOString();
-    this.lastCheck = proc.lastHealthCheck ?? this.lastCheck;
-    slot.state.set("running", undefined);
-    this.deps.log.info(`Model ${slot.id} is ready on port ${port} after ${Math.round(performance.now() - t0)} ms`);
-    return this.info(slot);
   }
 
   private enterLoading(slot: Slot, automatic: boolean): void {
@@ -449,9 +458,23 @@ export class Supervisor implements SupervisorApi {
       ...(slot.loadedAt && state === "running" ? { loadedAt: slot.loadedAt } : {}),
       ...(state === "loading" && slot.loadingSince ? { loadingSince: slot.loadingSince } : {}),
       ...(memoryUsage !== undefined ? { memoryUsage } : {}),
+      ...(slot.contextSize !== undefined && state === "running" ? { contextSize: slot.contextSize } : {}),
       ...(slot.error && state === "error" ? { error: slot.error } : {}),
       restarts: slot.restarts,
     };
+  }
+}
+
+/** n_ctx the server actually runs with (GET /props), or undefined when it does not say. */
+async function readContextSize(baseUrl: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(`${baseUrl}/props`, { signal: AbortSignal.timeout(1000) });
+    if (!res.ok) return undefined;
+    const props = (await res.json()) as { default_generation_settings?: { n_ctx?: unknown } };
+    const n = props.default_generation_settings?.n_ctx;
+    return typeof n === "number" && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
   }
 }
 

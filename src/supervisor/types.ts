@@ -18,6 +18,8 @@ export interface ModelRuntimeInfo {
   loadedAt?: string;
   /** When the current load started (for progress display). */
   loadingSince?: string;
+  /** Context size (n_ctx) the running server reports in /props. */
+  contextSize?: number;
   /** RSS (+ GPU memory when nvidia-smi lists the pid), MB. */
   memoryUsage?: number;
   error?: { message: string; exitCode?: number | null; signal?: string | null; logTail?: string[] };

@@ -7,6 +7,7 @@ import { chmodSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AppEvents } from "../../src/events";
 import { ApiError } from "../../src/http/errors";
+import { PortAllocator } from "../../src/supervisor/ports";
 import { isAlive, makeHarness, processesMentioning, waitFor, type Harness } from "../fixtures/supervisor-harness";
 
 let h: Harness | undefined;
@@ -42,6 +43,7 @@ describe("start and stop", () => {
     expect(info.status).toBe("running");
     expect(info.port).toBeGreaterThanOrEqual(h.services.config.get().port);
     expect(info.loadedAt).toBeDefined();
+    expect(info.contextSize).toBe(512); // from the server's /props (config ctx_size 512)
     expect(info.memoryUsage).toBeGreaterThan(0);
     const health = await fetch(`${info.baseUrl}/health`);
     expect(await health.json()).toEqual({ status: "ok" });
@@ -220,6 +222,22 @@ describe("load failures", () => {
     expect(h.supervisor.runtimeOf("m1")!.error).toBeUndefined();
     writeFileSync(path, "GGUF");
     expect((await h.supervisor.start("m1")).state).toBe("running");
+  });
+
+  test("a port taken between our check and the child's bind: retried on the next port", async () => {
+    // An allocator that believes every port is free reproduces the race deterministically.
+    h = await makeHarness({ ports: new PortAllocator(() => true) });
+    const base = h.services.config.get().port;
+    const squatter = Bun.serve({ hostname: "127.0.0.1", port: base, fetch: () => new Response("not llama") });
+    try {
+      h.addModel("m1");
+      const info = await h.supervisor.start("m1");
+      expect(info.port).toBe(base + 1);
+      expect(h.services.logs.query({ source: "llama-server:m1", q: "couldn't bind" }).length).toBe(1);
+      expect(h.services.logs.query({ source: "proxy", q: `Port ${base} was taken` }).length).toBe(1);
+    } finally {
+      squatter.stop(true);
+    }
   });
 
   test("a busy base port is skipped", async () => {

@@ -61,6 +61,7 @@ describe("ports", () => {
     alloc.release(9000);
     expect(alloc.allocate("127.0.0.1", 9000)).toBe(9000);
     expect(alloc.inUse).toEqual([9000, 9002]);
+    expect(alloc.allocate("127.0.0.1", 9000, new Set([9003]))).toBe(9004);
   });
   test("a real listener makes its port busy", () => {
     const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("x") });
@@ -74,6 +75,6 @@ describe("ports", () => {
   });
   test("no free port gives a clear error", () => {
     const alloc = new PortAllocator(() => false);
-    expect(() => alloc.allocate("127.0.0.1", 9000, 5)).toThrow("No free port");
+    expect(() => alloc.allocate("127.0.0.1", 9000, undefined, 5)).toThrow("No free port");
   });
 });
