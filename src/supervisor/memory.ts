@@ -31,3 +31,51 @@ export function parseComputeApps(csv: string): Map<number, number> {
   }
   return out;
 }
+
+/**
+ * GPU memory per pid, from `nvidia-smi --query-compute-apps` run at most every `maxAgeMs` in
+ * the background. Readers get the latest known numbers synchronously (never wait on nvidia-smi,
+ * which can take a second on a busy machine). Without nvidia-smi it stays empty.
+ */
+export class GpuProcessMemory {
+  private byPid = new Map<number, number>();
+  private fetchedAt = 0;
+  private inFlight = false;
+  private readonly binary: string | null;
+
+  constructor(
+    private readonly maxAgeMs = 5000,
+    binary: string | null = Bun.which("nvidia-smi"),
+  ) {
+    this.binary = binary;
+  }
+
+  /** MB of GPU memory `pid` holds as of the last sample (undefined when unknown). */
+  of(pid: number): number | undefined {
+    this.refreshIfStale();
+    return this.byPid.get(pid);
+  }
+
+  private refreshIfStale(): void {
+    if (!this.binary || this.inFlight || Date.now() - this.fetchedAt < this.maxAgeMs) return;
+    this.inFlight = true;
+    const proc = Bun.spawn([this.binary, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"], {
+      stdout: "pipe",
+      stderr: "ignore",
+      stdin: "ignore",
+    });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
+    new Response(proc.stdout)
+      .text()
+      .then(async (text) => {
+        await proc.exited;
+        if (proc.exitCode === 0) this.byPid = parseComputeApps(text);
+      })
+      .catch(() => {})
+      .finally(() => {
+        clearTimeout(timer);
+        this.fetchedAt = Date.now();
+        this.inFlight = false;
+      });
+  }
+}

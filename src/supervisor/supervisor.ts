@@ -9,7 +9,7 @@ import type { Logger } from "../logs/logger";
 import type { ModelRegistry } from "../models/registry";
 import { bindHost, buildServerArgs, connectHost, LaunchArgsError } from "./args";
 import { checkServerBinary } from "./binary";
-import { readRssMb } from "./memory";
+import { GpuProcessMemory, readRssMb } from "./memory";
 import { cmdlineMatches, isSameProcessAlive, PidFile, readCmdline, readStartTime, type ChildRecord } from "./pidfile";
 import { PortAllocator } from "./ports";
 import {
@@ -91,6 +91,7 @@ export class Supervisor implements SupervisorApi {
   private shuttingDown = false;
   private lastCheck: string | null = null;
   private healthTimer?: ReturnType<typeof setInterval>;
+  private readonly gpu = new GpuProcessMemory();
 
   constructor(
     private readonly deps: SupervisorDeps,
@@ -447,7 +448,12 @@ export class Supervisor implements SupervisorApi {
   private info(slot: Slot): ModelRuntimeInfo {
     const state = slot.state.state;
     const proc = slot.proc;
-    const memoryUsage = proc && (state === "running" || state === "loading") ? readRssMb(proc.pid) : undefined;
+    let memoryUsage: number | undefined;
+    if (proc && (state === "running" || state === "loading")) {
+      const rss = readRssMb(proc.pid);
+      const gpu = this.gpu.of(proc.pid);
+      memoryUsage = rss === undefined && gpu === undefined ? undefined : Math.round(((rss ?? 0) + (gpu ?? 0)) * 10) / 10;
+    }
     return {
       modelId: slot.id,
       state,

@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { parseComputeApps, parseVmRssMb, readRssMb } from "../../src/supervisor/memory";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { waitFor } from "../fixtures/supervisor-harness";
+import { GpuProcessMemory, parseComputeApps, parseVmRssMb, readRssMb } from "../../src/supervisor/memory";
 import { cmdlineMatches, readCmdline, readStartTime } from "../../src/supervisor/pidfile";
 import { isPortFree, PortAllocator } from "../../src/supervisor/ports";
 import { levelOfLine } from "../../src/supervisor/process";
@@ -33,6 +36,28 @@ describe("memory", () => {
     expect(parseComputeApps(csv).get(422)).toBe(21482);
     const withHeader = "pid, process_name, used_gpu_memory [MiB]\n422, python3, 21482 MiB\n7, llama-server, 100 MiB\n";
     expect([...parseComputeApps(withHeader)]).toEqual([[422, 21482], [7, 100]]);
+  });
+});
+
+describe("GPU memory per process", () => {
+  test("sampled in the background from nvidia-smi, read without waiting", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lap-smi-"));
+    try {
+      const smi = join(dir, "nvidia-smi");
+      // Answers like the real one (shared/fixtures/nvidia-smi/smi-apps-load.csv, noheader,nounits).
+      writeFileSync(smi, "#!/bin/sh\necho '422, 21482'\necho '77, 1024'\n");
+      chmodSync(smi, 0o755);
+      const gpu = new GpuProcessMemory(60_000, smi);
+      expect(gpu.of(422)).toBeUndefined(); // first call starts the sample, does not block on it
+      expect(await waitFor(() => gpu.of(422), "the nvidia-smi sample")).toBe(21482);
+      expect(gpu.of(77)).toBe(1024);
+      expect(gpu.of(5)).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  test("without nvidia-smi nothing is reported", () => {
+    expect(new GpuProcessMemory(0, null).of(process.pid)).toBeUndefined();
   });
 });
 
