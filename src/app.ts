@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
+import { modelControlRoutes } from "./api/model-control";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody } from "./http/envelope";
@@ -22,6 +23,7 @@ export function apiRoutes(s: Services) {
   return new Hono()
     .route("/config", configRoutes(s))
     .route("/health", healthRoutes(s))
+    .route("/models", modelControlRoutes(s))
     .route("/status", statusRoutes(s));
 }
 
