@@ -8,7 +8,16 @@ export interface AppEvents {
   /** The llama-server config was saved. */
   "config.changed": LlamaServerConfig;
   /** A model's runtime status changed (supervisor). */
-  "model.status": { modelId: string; status: string; previous: string; detail?: string; at: string };
+  "model.status": {
+    modelId: string;
+    /** The API status (running/loading/stopped/error). */
+    status: string;
+    previous: string;
+    /** The supervisor's internal state (adds "stopping"). */
+    state?: string;
+    detail?: string;
+    at: string;
+  };
   /** Models were added, removed or edited in the registry (not status changes). */
   "models.changed": { reason: string; ids: string[] };
   /** One proxied request finished (proxy statistics). */

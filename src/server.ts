@@ -13,6 +13,8 @@ export interface RunningServer {
 /** Builds the services and serves them; used by main.ts and by end-to-end tests (port 0). */
 export async function startServer(options: RuntimeOptions): Promise<RunningServer> {
   const services = createServices(options);
+  // Before serving: children a kill -9'd predecessor left behind still hold ports and memory.
+  await services.supervisor.cleanupOrphans?.();
   const app = createApp(services);
   const server = Bun.serve({
     port: options.port,
@@ -24,6 +26,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   services.server = { port: server.port!, host: options.host };
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
+  services.supervisor.autoStart?.();
 
   let stopping: Promise<void> | null = null;
   const stop = () =>

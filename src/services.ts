@@ -11,7 +11,7 @@ import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
 import type { SupervisorApi } from "./supervisor/types";
-import { NoSupervisor } from "./supervisor/unavailable";
+import { Supervisor } from "./supervisor/supervisor";
 import { APP_VERSION } from "./version";
 
 /** What main.ts learned from flags and environment. */
@@ -65,7 +65,7 @@ export function createServices(options: RuntimeOptions): Services {
   const config = new ConfigStore(options.configPath, log, bus);
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
-  const supervisor: SupervisorApi = new NoSupervisor();
+  const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
   const pool = new ModelPool(supervisor, registry, () => config.get(), log, bus);
   return {
     options,

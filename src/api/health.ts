@@ -8,12 +8,12 @@ import { checkServerBinary } from "../supervisor/binary";
 export function buildHealth(s: Services) {
   const cfg = s.config.get();
   const binary = checkServerBinary(cfg.serverPath);
-  const llamaStatus = binary.found ? "idle" : "not available";
+  const llama = llamaServerHealth(s, binary.found);
   const mem = readMemory();
   const disk = readDisk(s.options.dataDir);
   const cpu = s.cpu.sample();
   const configOk = s.config.loadError === null;
-  const healthy = binary.found && configOk;
+  const healthy = binary.found && configOk && llama.status !== "unhealthy";
   const now = new Date().toISOString();
   return {
     status: (healthy ? "healthy" : "unhealthy") as "healthy" | "unhealthy",
@@ -21,12 +21,14 @@ export function buildHealth(s: Services) {
     services: {
       proxy: { status: "healthy", uptime: uptimeSeconds(s), version: s.version },
       llama_server: {
-        status: llamaStatus,
+        status: llama.status,
         host: cfg.host,
-        port: cfg.port,
-        models_loaded: 0,
-        last_health_check: now,
-        ...(binary.reason ? { message: binary.reason } : {}),
+        // The port of a running model's llama-server (the configured base port when none runs).
+        port: llama.port ?? cfg.port,
+        models_loaded: llama.modelsLoaded,
+        // When nothing runs, the binary check just made is the latest check there is.
+        last_health_check: s.supervisor.lastHealthCheck() ?? now,
+        ...(llama.message ?? binary.reason ? { message: llama.message ?? binary.reason } : {}),
         ...(binary.path ? { path: binary.path } : {}),
       },
       config: {
@@ -37,6 +39,26 @@ export function buildHealth(s: Services) {
     },
     system: { cpu_usage: cpu.usage, memory_usage: mem.usagePercent, disk_usage: disk.usagePercent },
   };
+}
+
+/**
+ * llama_server.status: "not available" (no usable binary), "healthy" (a model runs), "loading",
+ * "unhealthy" (models failed and none runs), "idle" (nothing started).
+ */
+export function llamaServerHealth(s: Pick<Services, "supervisor">, binaryFound: boolean) {
+  const runtimes = s.supervisor.runtimes();
+  const running = runtimes.filter((r) => r.state === "running");
+  const loading = runtimes.filter((r) => r.state === "loading");
+  const failed = runtimes.filter((r) => r.state === "error");
+  let status: "healthy" | "idle" | "loading" | "not available" | "unhealthy";
+  if (running.length) status = "healthy";
+  else if (loading.length) status = "loading";
+  else if (failed.length) status = "unhealthy";
+  else status = binaryFound ? "idle" : "not available";
+  const message = !running.length && !loading.length && failed.length
+    ? `${failed.map((r) => `${r.modelId}: ${r.error?.message ?? "failed"}`).join("; ")}`
+    : undefined;
+  return { status, modelsLoaded: running.length, port: running[0]?.port, message };
 }
 
 export const uptimeSeconds = (s: Services) => Math.floor((Date.now() - s.startedAt.getTime()) / 1000);

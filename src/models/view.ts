@@ -15,7 +15,8 @@ export function toApiModel(row: ModelRow, runtime?: ModelRuntimeInfo): Model {
     path: row.path,
     size: row.size,
     family: row.family,
-    ...(row.contextSize != null ? { contextSize: row.contextSize } : {}),
+    // The running server's own n_ctx beats the file's trained context.
+    ...(runtime?.contextSize != null ? { contextSize: runtime.contextSize } : row.contextSize != null ? { contextSize: row.contextSize } : {}),
     ...(runtime?.loadedAt ? { loadedAt: runtime.loadedAt } : {}),
     ...(row.lastUsed ? { lastUsed: row.lastUsed } : {}),
     ...(runtime?.memoryUsage != null ? { memoryUsage: runtime.memoryUsage } : {}),

@@ -18,6 +18,8 @@ export interface ModelRuntimeInfo {
   loadedAt?: string;
   /** When the current load started (for progress display). */
   loadingSince?: string;
+  /** Context size (n_ctx) the running server reports in /props. */
+  contextSize?: number;
   /** RSS (+ GPU memory when nvidia-smi lists the pid), MB. */
   memoryUsage?: number;
   error?: { message: string; exitCode?: number | null; signal?: string | null; logTail?: string[] };
@@ -37,4 +39,8 @@ export interface SupervisorApi {
   runtimes(): ModelRuntimeInfo[];
   /** ISO time of the latest /health poll of any child, or null. */
   lastHealthCheck(): string | null;
+  /** Stops llama-servers orphaned by a kill -9 of a previous proxy (pidfile). Returns how many. */
+  cleanupOrphans?(): Promise<number>;
+  /** Starts the models flagged autoStart (does not wait; failures are logged). */
+  autoStart?(): void;
 }

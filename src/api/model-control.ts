@@ -1,0 +1,45 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { ok } from "../http/envelope";
+import { ApiError } from "../http/errors";
+import { validate } from "../http/validate";
+import { toApiModel } from "../models/view";
+import type { Services } from "../services";
+
+const idParam = z.object({ id: z.string().min(1, "Model id is required").max(200, "Model id is too long") });
+const startQuery = z.object({
+  wait: z.enum(["true", "false", "1", "0"], { error: "wait must be true or false" }).optional(),
+});
+
+/** The model as the API shows it right now (registry row + live runtime). */
+function currentModel(s: Services, id: string) {
+  const row = s.registry.get(id);
+  if (!row) throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${id}"`);
+  return toApiModel(row, s.supervisor.runtimeOf(id));
+}
+
+/**
+ * POST /api/models/:id/start and /stop. Mounted at /api/models beside the registry routes
+ * (src/api/models.ts), which own GET/POST/DELETE /api/models.
+ */
+export function modelControlRoutes(s: Services) {
+  return new Hono()
+    .post("/:id/start", validate("param", idParam), validate("query", startQuery), async (c) => {
+      const { id } = c.req.valid("param");
+      const { wait } = c.req.valid("query");
+      currentModel(s, id); // 404 before anything starts
+      if (wait === "false" || wait === "0") {
+        // The outcome shows up in the model's status (and the log); nobody awaits this promise.
+        s.supervisor.start(id).catch(() => {});
+        return ok(c, currentModel(s, id), { status: 202, message: "Model start requested" });
+      }
+      await s.supervisor.start(id); // throws ApiError (503 with the reason and log tail) on failure
+      return ok(c, currentModel(s, id), { message: "Model started" });
+    })
+    .post("/:id/stop", validate("param", idParam), async (c) => {
+      const { id } = c.req.valid("param");
+      currentModel(s, id);
+      await s.supervisor.stop(id); // idempotent: stopping a stopped model is a success
+      return ok(c, currentModel(s, id), { message: "Model stopped" });
+    });
+}

@@ -1,0 +1,78 @@
+import type { LlamaServerConfig } from "../config/schema";
+import type { ModelSettings } from "../db/schema";
+
+/** What args.ts needs to know about a model (a subset of the registry row). */
+export interface ModelLaunchSpec {
+  id: string;
+  path: string;
+  mmprojPath?: string | null;
+  settings: ModelSettings;
+}
+
+/**
+ * Flags the supervisor owns: a model's extra args may not override them, because the proxy
+ * routes by the port and alias it chose and would lose track of the process.
+ * Names checked against llama-server --help (shared/fixtures/llama-server/llama-server-help.txt).
+ */
+export const MANAGED_FLAGS = new Set(["-m", "--model", "--host", "--port", "-a", "--alias"]);
+
+/**
+ * gpu_layers -1 means "all layers". Builds since late 2025 accept `-ngl all`, older ones only a
+ * number; a number larger than any model's layer count means the same thing everywhere.
+ */
+export const ALL_GPU_LAYERS = "999";
+
+export class LaunchArgsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LaunchArgsError";
+  }
+}
+
+/**
+ * llama-server argv (without the binary) for one model: global config, overridden by the
+ * model's settings, then the model's extra args verbatim (an array, never a shell string).
+ */
+export function buildServerArgs(config: LlamaServerConfig, model: ModelLaunchSpec, host: string, port: number): string[] {
+  const s = model.settings ?? {};
+  const ctx = s.ctxSize ?? config.ctx_size;
+  const batch = s.batchSize ?? config.batch_size;
+  const threads = s.threads ?? config.threads;
+  const gpuLayers = s.gpuLayers ?? config.gpu_layers;
+  const args = ["-m", model.path, "--host", host, "--port", String(port), "-c", String(ctx), "-b", String(batch)];
+  // threads -1: let llama-server decide (its own default), so omit the flag.
+  if (threads !== -1) args.push("-t", String(threads));
+  args.push("-ngl", gpuLayers === -1 ? ALL_GPU_LAYERS : String(gpuLayers));
+  args.push("--metrics", "--alias", model.id);
+  if (model.mmprojPath) args.push("--mmproj", model.mmprojPath);
+  const extra = s.extraArgs ?? [];
+  for (const arg of extra) {
+    if (typeof arg !== "string") throw new LaunchArgsError(`extraArgs of ${model.id} must be strings`);
+    const flag = arg.split("=", 1)[0]!;
+    if (MANAGED_FLAGS.has(flag)) {
+      throw new LaunchArgsError(`extraArgs of ${model.id} may not set ${flag}: the supervisor chooses it`);
+    }
+  }
+  args.push(...extra);
+  return args;
+}
+
+/**
+ * The address we connect to. A wildcard bind address is not a destination, so we talk to the
+ * loopback of the same family.
+ */
+export function connectHost(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::" || host === "[::]") return "[::1]";
+  if (host.includes(":") && !host.startsWith("[")) return `[${host}]`;
+  return host;
+}
+
+/**
+ * The address we pass to --host. "localhost" may resolve to ::1 or 127.0.0.1 depending on the
+ * resolver, and llama-server binds only the first answer; pinning it keeps bind, port check and
+ * health polls on one address.
+ */
+export function bindHost(host: string): string {
+  return host === "localhost" ? "127.0.0.1" : host;
+}

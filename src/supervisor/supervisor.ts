@@ -1,0 +1,535 @@
+import { accessSync, constants, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ConfigStore } from "../config/store";
+import type { ModelRow } from "../db/schema";
+import type { EventBus } from "../events";
+import { ApiError } from "../http/errors";
+import type { LogBuffer } from "../logs/buffer";
+import type { Logger } from "../logs/logger";
+import type { ModelRegistry } from "../models/registry";
+import { bindHost, buildServerArgs, connectHost, LaunchArgsError } from "./args";
+import { checkServerBinary } from "./binary";
+import { GpuProcessMemory, readRssMb } from "./memory";
+import { cmdlineMatches, isSameProcessAlive, PidFile, readCmdline, readStartTime, type ChildRecord } from "./pidfile";
+import { PortAllocator } from "./ports";
+import {
+  describeExit,
+  EarlyExitError,
+  LlamaServerProcess,
+  levelOfLine,
+  LoadAbortedError,
+  LoadDeadlineError,
+  type ChildExit,
+} from "./process";
+import { ModelState } from "./state";
+import type { ModelRuntimeInfo, SupervisorApi } from "./types";
+
+export interface SupervisorDeps {
+  registry: Pick<ModelRegistry, "get" | "list">;
+  config: Pick<ConfigStore, "get">;
+  logs: LogBuffer;
+  log: Logger;
+  bus?: EventBus;
+  /** Where the pidfile lives (the proxy's data dir). */
+  dataDir: string;
+  /** Port allocation (tests inject one whose "is it free?" answer they control). */
+  ports?: PortAllocator;
+}
+
+/** Timings that are not part of the user config; tests shrink them. */
+export interface SupervisorTimings {
+  /** /health poll interval while loading. */
+  healthPollMs: number;
+  /** A model up at least this long before a crash starts the restart count afresh. */
+  stableAfterMs: number;
+  /** Overrides config.loadTimeoutSeconds when set (ms). */
+  loadTimeoutMs?: number;
+  /** Overrides config.stopTimeoutSeconds when set (ms). */
+  stopGraceMs?: number;
+  /** Background /health check of running models (0 = off). */
+  healthCheckIntervalMs: number;
+}
+
+const DEFAULT_TIMINGS: SupervisorTimings = { healthPollMs: 25, stableAfterMs: 60_000, healthCheckIntervalMs: 10_000 };
+
+/** Everything the supervisor tracks for one model. Mutated only by Supervisor methods. */
+interface Slot {
+  id: string;
+  state: ModelState;
+  proc?: LlamaServerProcess;
+  port?: number;
+  loadedAt?: string;
+  loadingSince?: string;
+  /** n_ctx reported by the running server's /props. */
+  contextSize?: number;
+  error?: ModelRuntimeInfo["error"];
+  /** Crash restarts in a row (reset by a manual start, a stop, or a long enough run). */
+  restarts: number;
+  restartTimer?: ReturnType<typeof setTimeout>;
+  /** True between a start and a stop: the user wants this model up (crash restarts honour it). */
+  wanted: boolean;
+  /** The load in progress, shared by every start() that arrives while it runs. */
+  load?: Promise<ModelRuntimeInfo>;
+  /** Aborts the load in progress (stop while loading). */
+  loadAbort?: AbortController;
+  /** Tail of the operation queue: start and stop run one after another, never interleaved. */
+  queue: Promise<unknown>;
+  /** Operations queued or running. */
+  busy: number;
+}
+
+/**
+ * Owns every llama-server child: one per running model. State per model lives in a ModelState
+ * (validated transitions, "model.status" events); start and stop of one model are serialized
+ * through its queue; a crash of a running model triggers restarts with exponential backoff.
+ */
+export class Supervisor implements SupervisorApi {
+  private slots = new Map<string, Slot>();
+  private readonly ports: PortAllocator;
+  private readonly pidFile: PidFile;
+  private readonly timings: SupervisorTimings;
+  private shuttingDown = false;
+  private lastCheck: string | null = null;
+  private healthTimer?: ReturnType<typeof setInterval>;
+  private readonly gpu = new GpuProcessMemory();
+
+  constructor(
+    private readonly deps: SupervisorDeps,
+    timings: Partial<SupervisorTimings> = {},
+  ) {
+    this.timings = { ...DEFAULT_TIMINGS, ...timings };
+    this.ports = deps.ports ?? new PortAllocator();
+    this.pidFile = new PidFile(join(deps.dataDir, "llama-servers.json"));
+    if (this.timings.healthCheckIntervalMs > 0) {
+      this.healthTimer = setInterval(() => void this.checkRunning(), this.timings.healthCheckIntervalMs);
+      this.healthTimer.unref?.();
+    }
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  async start(modelId: string): Promise<ModelRuntimeInfo> {
+    const model = this.deps.registry.get(modelId);
+    if (!model) throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${modelId}"`);
+    if (this.shuttingDown) throw new ApiError("SERVICE_UNAVAILABLE", "The proxy is shutting down");
+    const slot = this.slotOf(modelId);
+    // A manual start is a fresh intent: forget earlier crash counts and any pending restart.
+    slot.wanted = true;
+    if (slot.restartTimer) {
+      clearTimeout(slot.restartTimer);
+      slot.restartTimer = undefined;
+    }
+    if (slot.state.state === "running" && slot.proc) return this.info(slot);
+    if (slot.load) return slot.load; // join the load in progress instead of spawning twice
+    slot.restarts = 0;
+    return this.startLoad(slot, false);
+  }
+
+  async stop(modelId: string): Promise<void> {
+    const slot = this.slots.get(modelId);
+    if (!slot) return;
+    slot.wanted = false;
+    if (slot.restartTimer) {
+      clearTimeout(slot.restartTimer);
+      slot.restartTimer = undefined;
+    }
+    // Do not wait for a load to finish (it may take minutes): cancel it. The load itself then
+    // stops its process and reports stopped; the queued stop below finds nothing left to do.
+    slot.loadAbort?.abort();
+    // A start that comes after this stop must not join the load being cancelled.
+    slot.load = undefined;
+    slot.loadAbort = undefined;
+    await this.enqueue(slot, () => this.doStop(slot));
+  }
+
+  async stopAll(): Promise<void> {
+    this.shuttingDown = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    await Promise.all([...this.slots.keys()].map((id) => this.stop(id)));
+  }
+
+  runtimeOf(modelId: string): ModelRuntimeInfo | undefined {
+    const slot = this.slots.get(modelId);
+    return slot ? this.info(slot) : undefined;
+  }
+
+  runtimes(): ModelRuntimeInfo[] {
+    return [...this.slots.values()].map((s) => this.info(s));
+  }
+
+  lastHealthCheck(): string | null {
+    return this.lastCheck;
+  }
+
+  /** Starts every model flagged autoStart; failures are logged, not thrown. */
+  autoStart(): void {
+    for (const row of this.deps.registry.list()) {
+      if (!row.settings?.autoStart) continue;
+      this.deps.log.info(`Auto-starting model ${row.id}`);
+      this.start(row.id).catch((err) => this.deps.log.error(`Auto-start of ${row.id} failed: ${(err as Error).message}`));
+    }
+  }
+
+  /**
+   * Stops llama-server processes a previous proxy left running (it was killed with -9 and could
+   * not stop them). Only processes whose pid, start time and command line all match what that
+   * proxy recorded are touched. Returns how many were stopped.
+   */
+  async cleanupOrphans(): Promise<number> {
+    const previous = this.pidFile.readPrevious();
+    if (!previous) return 0;
+    if (previous.owner.pid !== process.pid && isSameProcessAlive(previous.owner)) {
+      this.deps.log.warn(`Another proxy (pid ${previous.owner.pid}) is using ${this.pidFile.path}; leaving its processes alone`);
+      return 0;
+    }
+    let stopped = 0;
+    const grace = this.stopGraceMs();
+    await Promise.all(
+      previous.children.map(async (child) => {
+        if (!isSameProcessAlive(child) || !cmdlineMatches(readCmdline(child.pid), child.command)) return;
+        this.deps.log.warn(`Stopping orphaned llama-server of ${child.modelId} (pid ${child.pid}, port ${child.port}) left by a previous run`);
+        await killOrphan(child, grace);
+        stopped++;
+      }),
+    );
+    this.pidFile.flush(); // replace the previous proxy's list with ours (empty so far)
+    return stopped;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private slotOf(id: string): Slot {
+    let slot = this.slots.get(id);
+    if (!slot) {
+      slot = { id, state: new ModelState(id, this.deps.bus), restarts: 0, wanted: false, queue: Promise.resolve(), busy: 0 };
+      this.slots.set(id, slot);
+    }
+    return slot;
+  }
+
+  /** Runs `op` after every operation queued before it on this model. */
+  private enqueue<T>(slot: Slot, op: () => Promise<T>): Promise<T> {
+    slot.busy++;
+    const run = slot.queue.then(op, op).finally(() => slot.busy--);
+    slot.queue = run.catch(() => {});
+    return run;
+  }
+
+  private startLoad(slot: Slot, automatic: boolean): Promise<ModelRuntimeInfo> {
+    const abort = new AbortController();
+    slot.loadAbort = abort;
+    // When nothing else is queued the load begins right away: say so now, so a caller that does
+    // not wait (?wait=false) already sees "loading" rather than the state before it.
+    if (slot.busy === 0 && (slot.state.state === "stopped" || slot.state.state === "error")) {
+      this.enterLoading(slot, automatic);
+    }
+    const load = this.enqueue(slot, () => this.doLoad(slot, abort.signal, automatic)).finally(() => {
+      if (slot.load === load) slot.load = undefined;
+      if (slot.loadAbort === abort) slot.loadAbort = undefined;
+    });
+    slot.load = load;
+    return load;
+  }
+
+  private config() {
+    return this.deps.config.get();
+  }
+
+  private stopGraceMs(): number {
+    return this.timings.stopGraceMs ?? this.config().stopTimeoutSeconds * 1000;
+  }
+
+  private modelLog(modelId: string) {
+    const source = `llama-server:${modelId}`;
+    return (line: string) => this.deps.logs.append(levelOfLine(line), source, line);
+  }
+
+  /** The load itself; runs inside the model's queue. */
+  private async doLoad(slot: Slot, signal: AbortSignal, automatic: boolean): Promise<ModelRuntimeInfo> {
+    if (slot.state.state === "running" && slot.proc) return this.info(slot);
+    if (signal.aborted || !slot.wanted) {
+      // startLoad may already have shown "loading"; a cancelled load ends stopped.
+      if (slot.state.state === "loading") {
+        slot.state.set("stopping", "stopping (load cancelled)");
+        slot.state.set("stopped");
+      }
+      throw new ApiError("SERVICE_UNAVAILABLE", "Model start cancelled", "The model was stopped before it started loading");
+    }
+    const model = this.deps.registry.get(slot.id);
+    if (!model) {
+      if (slot.state.state === "loading") slot.state.set("error", "model no longer registered");
+      throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${slot.id}"`);
+    }
+    const cfg = this.config();
+    if (slot.state.state !== "loading") this.enterLoading(slot, automatic);
+
+    // Preflight: the cheap checks that give the clearest messages.
+    const binary = checkServerBinary(cfg.serverPath);
+    if (!binary.found) return this.failLoad(slot, binary.reason!, undefined, automatic);
+    if (!isReadable(model.path)) return this.failLoad(slot, `Model file not found or not readable: ${model.path}`, undefined, automatic);
+
+    const host = bindHost(cfg.host);
+    const deadlineMs = this.timings.loadTimeoutMs ?? cfg.loadTimeoutSeconds * 1000;
+    const t0 = performance.now();
+    // Between our port check and the child's bind another program may take the port; the
+    // child then exits with "couldn't bind". That is our race, not the user's problem: retry on
+    // the next free port a few times before reporting it.
+    const bindFailed = new Set<number>();
+    for (let attempt = 1; ; attempt++) {
+      let port: number;
+      let args: string[];
+      try {
+        port = this.ports.allocate(host, cfg.port, bindFailed);
+        args = buildServerArgs(cfg, toLaunchSpec(model), host, port);
+      } catch (err) {
+        return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
+      }
+      const command = [binary.path!, ...args];
+      let proc: LlamaServerProcess;
+      try {
+        proc = new LlamaServerProcess({ command, baseUrl: `http://${connectHost(host)}:${port}`, onLine: this.modelLog(slot.id) });
+      } catch (err) {
+        this.ports.release(port);
+        return this.failLoad(slot, `Cannot execute ${binary.path}: ${(err as Error).message}`, undefined, automatic);
+      }
+      slot.proc = proc;
+      slot.port = port;
+      this.pidFile.add({ modelId: slot.id, pid: proc.pid, startTime: readStartTime(proc.pid), port, command, startedAt: new Date().toISOString() });
+      this.deps.log.info(`Starting llama-server for ${slot.id} on port ${port} (pid ${proc.pid})`, { command });
+      void proc.exited.then((exit) => this.onExit(slot, proc, exit));
+
+      try {
+        await proc.waitReady(Math.max(1, deadlineMs - (performance.now() - t0)), signal, this.timings.healthPollMs);
+      } catch (err) {
+        if (err instanceof LoadAbortedError) {
+          slot.state.set("stopping", "stopping (load cancelled)");
+          await proc.stop(this.stopGraceMs());
+          this.forget(slot, proc);
+          slot.state.set("stopped");
+          this.deps.log.info(`Load of ${slot.id} cancelled by a stop`);
+          throw new ApiError("SERVICE_UNAVAILABLE", "Model start cancelled", "The model was stopped while loading");
+        }
+        if (err instanceof EarlyExitError) {
+          this.forget(slot, proc);
+          if (attempt < 3 && proc.logTail().some((l) => /couldn't bind|address already in use/i.test(l))) {
+            bindFailed.add(port);
+            this.deps.log.warn(`Port ${port} was taken before llama-server could bind it; retrying ${slot.id} on another port`);
+            continue;
+          }
+          return this.failLoad(slot, `llama-server exited while loading the model (${describeExit(err.exit)})`, { proc, exit: err.exit }, automatic);
+        }
+        if (err instanceof LoadDeadlineError) {
+          // Keep the tail from before our own SIGTERM; the kill's noise says nothing about why.
+          const tail = proc.logTail();
+          const exit = await proc.stop(this.stopGraceMs());
+          this.forget(slot, proc);
+          return this.failLoad(slot, `llama-server did not become healthy within ${Math.round(deadlineMs / 100) / 10} s; it was stopped`, { proc, exit, tail }, automatic);
+        }
+        throw err;
+      }
+      slot.loadedAt = new Date().toISOString();
+      this.lastCheck = proc.lastHealthCheck ?? this.lastCheck;
+      slot.contextSize = await readContextSize(proc.baseUrl);
+      slot.state.set("running", undefined);
+      this.deps.log.info(`Model ${slot.id} is ready on port ${port} after ${Math.round(performance.now() - t0)} ms`);
+      return this.info(slot);
+    }
+  }
+
+  private enterLoading(slot: Slot, automatic: boolean): void {
+    slot.error = undefined;
+    slot.loadedAt = undefined;
+    slot.loadingSince = new Date().toISOString();
+    slot.state.set("loading", automatic ? `restarting (attempt ${slot.restarts}/${this.config().maxRestarts})` : "starting");
+  }
+
+  /** Records a failed load: state error with the reason and the last log lines, then throws. */
+  private failLoad(
+    slot: Slot,
+    message: string,
+    ctx: { proc: LlamaServerProcess; exit: ChildExit; tail?: string[] } | undefined,
+    retry: boolean,
+  ): never {
+    const logTail = ctx ? (ctx.tail ?? ctx.proc.logTail()) : [];
+    slot.error = {
+      message,
+      ...(ctx ? { exitCode: ctx.exit.code, signal: ctx.exit.signal } : {}),
+      logTail,
+    };
+    slot.state.set("error", message);
+    this.deps.log.error(`Model ${slot.id} failed to start: ${message}`, logTail.length ? { logTail } : undefined);
+    if (retry) this.scheduleRestart(slot);
+    throw new ApiError("SERVICE_UNAVAILABLE", `Model ${slot.id} failed to start: ${message}`, logTail.length ? logTail.join("\n") : undefined);
+  }
+
+  /** Drops a process that has exited (or been stopped) from the slot, port pool and pidfile. */
+  private forget(slot: Slot, proc: LlamaServerProcess): void {
+    if (slot.proc === proc) {
+      slot.proc = undefined;
+      this.ports.release(slot.port);
+      slot.port = undefined;
+    }
+    this.pidFile.remove(proc.pid);
+  }
+
+  /** Every child exit ends here. Only an exit of a *running* model is unexpected (a crash). */
+  private onExit(slot: Slot, proc: LlamaServerProcess, exit: ChildExit): void {
+    this.pidFile.remove(proc.pid);
+    if (slot.proc !== proc) return; // already forgotten by stop/load handling
+    if (slot.state.state !== "running") return; // loading/stopping code awaits this exit itself
+    const upMs = slot.loadedAt ? Date.now() - Date.parse(slot.loadedAt) : 0;
+    this.forget(slot, proc);
+    if (upMs >= this.timings.stableAfterMs) slot.restarts = 0;
+    const logTail = proc.logTail();
+    const message = `llama-server exited unexpectedly (${describeExit(exit)})`;
+    slot.error = { message, exitCode: exit.code, signal: exit.signal, logTail };
+    slot.loadedAt = undefined;
+    slot.state.set("error", message);
+    this.deps.log.error(`Model ${slot.id}: ${message}`, { logTail });
+    this.scheduleRestart(slot);
+  }
+
+  /** Backoff: restartDelayMs doubling per attempt up to restartMaxDelayMs, at most maxRestarts. */
+  private scheduleRestart(slot: Slot): void {
+    const cfg = this.config();
+    if (!slot.wanted || this.shuttingDown) return;
+    if (slot.restarts >= cfg.maxRestarts) {
+      const detail = cfg.maxRestarts === 0 ? slot.error?.message : `gave up after ${slot.restarts} restart${slot.restarts === 1 ? "" : "s"}`;
+      slot.state.setDetail(detail);
+      if (cfg.maxRestarts > 0) this.deps.log.error(`Model ${slot.id}: ${detail}; start it again by hand`);
+      return;
+    }
+    const delay = Math.min(cfg.restartDelayMs * 2 ** slot.restarts, cfg.restartMaxDelayMs);
+    slot.restarts++;
+    const detail = `restarting in ${formatDelay(delay)} (attempt ${slot.restarts}/${cfg.maxRestarts})`;
+    slot.state.setDetail(detail);
+    this.deps.log.warn(`Model ${slot.id}: ${detail}`);
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = undefined;
+      if (!slot.wanted || this.shuttingDown || slot.load) return;
+      this.startLoad(slot, true).catch(() => {
+        // failLoad logged it and scheduled the next attempt
+      });
+    }, delay);
+  }
+
+  /** The stop itself; runs inside the model's queue. */
+  private async doStop(slot: Slot): Promise<void> {
+    const st = slot.state.state;
+    slot.restarts = 0;
+    if (st === "error") {
+      slot.state.set("stopped");
+      return;
+    }
+    if (st !== "running" || !slot.proc) return; // stopped already (or the cancelled load cleaned up)
+    const proc = slot.proc;
+    slot.state.set("stopping", "stopping");
+    const t0 = performance.now();
+    const result = await proc.stop(this.stopGraceMs());
+    this.forget(slot, proc);
+    slot.loadedAt = undefined;
+    slot.state.set("stopped");
+    const how = result.killed ? "killed with SIGKILL after the grace period" : describeExit(result);
+    this.deps.log.info(`Model ${slot.id} stopped in ${Math.round(performance.now() - t0)} ms (${how})`);
+  }
+
+  /** Background health check of running models, so /api/health reports a fresh time. */
+  private async checkRunning(): Promise<void> {
+    for (const slot of this.slots.values()) {
+      if (slot.state.state !== "running" || !slot.proc) continue;
+      const healthy = await slot.proc.checkHealth(2000);
+      this.lastCheck = slot.proc?.lastHealthCheck ?? this.lastCheck;
+      if (!healthy && slot.state.state === "running") {
+        this.deps.log.warn(`Model ${slot.id}: /health did not answer 200`);
+      }
+    }
+  }
+
+  private info(slot: Slot): ModelRuntimeInfo {
+    const state = slot.state.state;
+    const proc = slot.proc;
+    let memoryUsage: number | undefined;
+    if (proc && (state === "running" || state === "loading")) {
+      const rss = readRssMb(proc.pid);
+      const gpu = this.gpu.of(proc.pid);
+      memoryUsage = rss === undefined && gpu === undefined ? undefined : Math.round(((rss ?? 0) + (gpu ?? 0)) * 10) / 10;
+    }
+    return {
+      modelId: slot.id,
+      state,
+      status: slot.state.status,
+      ...(slot.state.detail ? { statusDetail: slot.state.detail } : {}),
+      ...(slot.port !== undefined ? { port: slot.port } : {}),
+      ...(proc ? { pid: proc.pid, baseUrl: proc.baseUrl } : {}),
+      ...(slot.loadedAt && state === "running" ? { loadedAt: slot.loadedAt } : {}),
+      ...(state === "loading" && slot.loadingSince ? { loadingSince: slot.loadingSince } : {}),
+      ...(memoryUsage !== undefined ? { memoryUsage } : {}),
+      ...(slot.contextSize !== undefined && state === "running" ? { contextSize: slot.contextSize } : {}),
+      ...(slot.error && state === "error" ? { error: slot.error } : {}),
+      restarts: slot.restarts,
+    };
+  }
+}
+
+/** n_ctx the server actually runs with (GET /props), or undefined when it does not say. */
+async function readContextSize(baseUrl: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(`${baseUrl}/props`, { signal: AbortSignal.timeout(1000) });
+    if (!res.ok) return undefined;
+    const props = (await res.json()) as { default_generation_settings?: { n_ctx?: unknown } };
+    const n = props.default_generation_settings?.n_ctx;
+    return typeof n === "number" && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function toLaunchSpec(model: ModelRow) {
+  return { id: model.id, path: model.path, mmprojPath: model.mmprojPath, settings: model.settings ?? {} };
+}
+
+function isReadable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function formatDelay(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
+}
+
+/** SIGTERM the orphan's group, wait, SIGKILL; we cannot await a non-child, so poll /proc. */
+async function killOrphan(child: ChildRecord, graceMs: number): Promise<void> {
+  const send = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      try {
+        process.kill(child.pid, sig);
+      } catch {
+        // gone
+      }
+    }
+  };
+  const gone = () => !isSameProcessAlive(child) || isZombie(child.pid);
+  send("SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (!gone() && Date.now() < deadline) await Bun.sleep(20);
+  if (!gone()) {
+    send("SIGKILL");
+    const hard = Date.now() + 5000;
+    while (!gone() && Date.now() < hard) await Bun.sleep(20);
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
