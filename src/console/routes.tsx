@@ -162,7 +162,12 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     // The load can take minutes: don't hold the request for it. Answer as soon as the start
     // either failed outright (bad binary, no supervisor) or moved the model out of "stopped"
     // (its first status event), with a 1 s cap; the table then follows the load live.
-    const starting = s.supervisor.start(id);
+    // Through the pool, like a proxied request: with maxLoadedModels reached it first stops the
+    // least recently used idle model (a swap) instead of overfilling the machine.
+    const starting = s.pool.ensureStarted(id).then((r) => {
+      s.pool.noteStarted(id);
+      return r;
+    });
     let failure: unknown = null;
     let unsubscribe = () => {};
     await Promise.race([
