@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
+import { modelRoutes } from "./api/models";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody } from "./http/envelope";
@@ -21,6 +22,7 @@ export function apiRoutes(s: Services) {
   return new Hono()
     .route("/config", configRoutes(s))
     .route("/health", healthRoutes(s))
+    .route("/models", modelRoutes(s))
     .route("/status", statusRoutes(s));
 }
 
