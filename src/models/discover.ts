@@ -144,6 +144,10 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
   const visitedDirs = new Set<string>();
   const matched: { path: string; name: string; dir: string }[] = [];
 
+  // Symlinked folders are walked after the real tree, so a model is listed under its real folder
+  // and a link (e.g. link-to-qwen -> qwen) is the one reported as the duplicate.
+  const linkedDirs: { path: string; rel: string; depth: number }[] = [];
+
   const visitDir = async (dirPath: string, rel: string, depth: number): Promise<void> => {
     signal?.throwIfAborted();
     let real: string;
@@ -173,7 +177,8 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
       let isDir = ent.isDirectory();
       let isFile = ent.isFile();
       let target: Stats | Dirent = ent;
-      if (ent.isSymbolicLink()) {
+      const isLink = ent.isSymbolicLink();
+      if (isLink) {
         try {
           const st = await stat(full);
           isDir = st.isDirectory();
@@ -192,7 +197,8 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
           skipped.push({ path: full, reason: `deeper than ${maxDepth} levels` });
           continue;
         }
-        await visitDir(full, relPath, depth + 1);
+        if (isLink) linkedDirs.push({ path: full, rel: relPath, depth: depth + 1 });
+        else await visitDir(full, relPath, depth + 1);
         continue;
       }
       if (!include.matches(ent.name, relPath) || exclude.matches(ent.name, relPath)) continue;
@@ -205,6 +211,8 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
   };
 
   for (const root of opts.roots) await visitDir(root, "", 0);
+  // Visiting a linked folder can queue more links; realpath tracking ends any loop.
+  for (let i = 0; i < linkedDirs.length; i++) await visitDir(linkedDirs[i]!.path, linkedDirs[i]!.rel, linkedDirs[i]!.depth);
 
   // Read headers concurrently: each read is a small positioned read, so the disk queue, not
   // the CPU, sets the pace; a bounded pool keeps file descriptors in check.
