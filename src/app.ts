@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
 import { modelControlRoutes } from "./api/model-control";
+import { modelRoutes } from "./api/models";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody } from "./http/envelope";
@@ -23,6 +24,7 @@ export function apiRoutes(s: Services) {
   return new Hono()
     .route("/config", configRoutes(s))
     .route("/health", healthRoutes(s))
+    .route("/models", modelRoutes(s))
     .route("/models", modelControlRoutes(s))
     .route("/status", statusRoutes(s));
 }
