@@ -5,6 +5,7 @@ import { configRoutes } from "./api/config";
 import { consoleRoutes } from "./console/routes";
 import { healthRoutes } from "./api/health";
 import { modelControlRoutes } from "./api/model-control";
+import { modelRoutes } from "./api/models";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody } from "./http/envelope";
@@ -24,6 +25,7 @@ export function apiRoutes(s: Services) {
   return new Hono()
     .route("/config", configRoutes(s))
     .route("/health", healthRoutes(s))
+    .route("/models", modelRoutes(s))
     .route("/models", modelControlRoutes(s))
     .route("/status", statusRoutes(s));
 }

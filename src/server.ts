@@ -1,5 +1,6 @@
 import type { Server } from "bun";
 import { createApp } from "./app";
+import { startBackgroundDiscovery } from "./models/catalog";
 import { createServices, shutdownServices, type RuntimeOptions, type Services } from "./services";
 
 export interface RunningServer {
@@ -27,11 +28,16 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
   services.supervisor.autoStart?.();
+  // One scan of config.basePath in the background: startup never waits for a slow disk.
+  const startupScan = startBackgroundDiscovery(services);
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
       server.stop(true);
+      // Abort the startup scan and let it settle before the database closes under it.
+      startupScan.abort();
+      await startupScan.done;
       await shutdownServices(services);
     })());
   return { server, services, url, stop };

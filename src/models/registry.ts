@@ -1,8 +1,35 @@
 import { eq } from "drizzle-orm";
-import { basename } from "node:path";
+import { statSync } from "node:fs";
+import { basename, sep } from "node:path";
 import type { Db } from "../db/client";
 import { models, type ModelRow, type ModelSettings, type NewModelRow } from "../db/schema";
 import type { EventBus } from "../events";
+import type { FoundModel } from "./discover";
+
+/** What a rescan changed in the registry. */
+export interface ScanApplied {
+  /** Rows of every model found by the scan, after the update. */
+  rows: ModelRow[];
+  added: string[];
+  updated: string[];
+  /** Ids of models under the scanned folders whose file is gone. */
+  missing: string[];
+}
+
+/** True when `path` is `root` itself or inside it (string prefix on a separator boundary). */
+function isUnder(path: string, root: string, recursive: boolean): boolean {
+  const r = root.endsWith(sep) ? root : root + sep;
+  if (!path.startsWith(r)) return false;
+  return recursive || !path.slice(r.length).includes(sep);
+}
+
+function fileExists(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
 
 /** A stable, URL-safe id from a model name: "Llama 3 8B (Q4_K_M)" -> "llama-3-8b-q4_k_m". */
 export function slugify(name: string): string {
@@ -25,7 +52,12 @@ export class ModelRegistry {
   constructor(
     private readonly db: Db,
     private readonly bus?: EventBus,
-  ) {}
+  ) {
+    // "discovered until registered or started": a discovered model that ran is the user's now.
+    bus?.on("model.status", (e) => {
+      if (e.status === "running") this.promote(e.modelId);
+    });
+  }
 
   list(): ModelRow[] {
     return this.db.select().from(models).orderBy(models.name).all();
@@ -80,6 +112,113 @@ export class ModelRegistry {
 
   updateSettings(id: string, settings: ModelSettings): ModelRow | undefined {
     return this.update(id, { settings });
+  }
+
+  /** `base`, or `base-2`, `base-3`, ... whichever is free (ids of discovered models never collide). */
+  uniqueId(base: string, taken: Set<string> = new Set()): string {
+    let id = base;
+    for (let n = 2; this.get(id) || taken.has(id); n++) id = `${base.slice(0, 112)}-${n}`;
+    return id;
+  }
+
+  /**
+   * Registers rows in one transaction (all or none). A row whose path is held by a *discovered*
+   * model replaces it (the user adopted what the scan found): its settings and lastUsed carry over.
+   * The caller has already checked conflicts with registered models.
+   */
+  register(rows: NewModelRow[]): ModelRow[] {
+    if (rows.length === 0) return [];
+    const inserted = this.db.transaction((tx) =>
+      rows.map((r) => {
+        const previous = tx.select().from(models).where(eq(models.path, r.path)).get();
+        if (previous) tx.delete(models).where(eq(models.id, previous.id)).run();
+        return tx
+          .insert(models)
+          .values({
+            ...r,
+            source: "registered",
+            settings: { ...(previous?.settings ?? {}), ...(r.settings ?? {}) },
+            lastUsed: previous?.lastUsed ?? null,
+          })
+          .returning()
+          .get();
+      }),
+    );
+    this.bus?.emit("models.changed", { reason: "registered", ids: inserted.map((m) => m.id) });
+    return inserted;
+  }
+
+  /** A discovered model becomes registered (e.g. once it was started): it stays after its file moves. */
+  promote(id: string): void {
+    const row = this.get(id);
+    if (row?.source === "discovered") this.update(id, { source: "registered" });
+  }
+
+  /**
+   * Merges a scan into the table in one transaction: new files are added as "discovered", known
+   * paths are updated in place (a registered model keeps what the user set and only gets its
+   * size, projector and missing metadata refreshed), and models under the scanned folders that
+   * the scan did not see and whose file no longer exists are marked missing.
+   */
+  applyScan(found: FoundModel[], roots: string[], recursive: boolean): ScanApplied {
+    const added: string[] = [];
+    const updated: string[] = [];
+    const missing: string[] = [];
+    const seen = new Set(found.map((f) => f.path));
+    const rows = this.db.transaction((tx) => {
+      const out: ModelRow[] = [];
+      const newIds = new Set<string>();
+      for (const f of found) {
+        const existing = tx.select().from(models).where(eq(models.path, f.path)).get();
+        const meta = {
+          size: f.size,
+          format: f.format,
+          family: f.family,
+          quantization: f.quantization ?? null,
+          contextSize: f.contextSize ?? null,
+          mmprojPath: f.mmprojPath ?? null,
+          missing: false,
+        };
+        if (!existing) {
+          const id = this.uniqueId(slugify(f.name), newIds);
+          newIds.add(id);
+          out.push(
+            tx.insert(models)
+              .values({ id, name: f.name, description: f.description ?? null, version: f.version ?? null, path: f.path, source: "discovered", ...meta })
+              .returning()
+              .get(),
+          );
+          added.push(id);
+          continue;
+        }
+        const set =
+          existing.source === "discovered"
+            ? { ...meta, name: f.name, description: f.description ?? null, version: f.version ?? null }
+            : {
+                size: f.size,
+                missing: false,
+                // What the user registered wins; the file fills only what is still empty.
+                format: existing.format ?? f.format,
+                quantization: existing.quantization ?? f.quantization ?? null,
+                contextSize: existing.contextSize ?? f.contextSize ?? null,
+                mmprojPath: existing.mmprojPath ?? f.mmprojPath ?? null,
+                family: existing.family === "unknown" ? f.family : existing.family,
+              };
+        out.push(tx.update(models).set({ ...set, updatedAt: new Date().toISOString() }).where(eq(models.id, existing.id)).returning().get());
+        updated.push(existing.id);
+      }
+      for (const row of tx.select().from(models).all()) {
+        if (seen.has(row.path) || !roots.some((r) => isUnder(row.path, r, recursive))) continue;
+        // Not seen may also mean "excluded by this scan's patterns": only a vanished file is missing.
+        const gone = !fileExists(row.path);
+        if (gone !== row.missing) tx.update(models).set({ missing: gone, updatedAt: new Date().toISOString() }).where(eq(models.id, row.id)).run();
+        if (gone) missing.push(row.id);
+      }
+      return out;
+    });
+    const changed = [...added, ...updated, ...missing];
+    if (changed.length) this.bus?.emit("models.changed", { reason: "discovered", ids: changed });
+    return { rows, added, updated, missing };
   }
 
   remove(id: string): boolean {

@@ -1,0 +1,106 @@
+/** zod schemas of every model-related request body (the single source of those input types). */
+import { z } from "zod";
+
+const int = (label: string) =>
+  z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
+    .int(`${label} must be a whole number`);
+const range = (label: string, min: number, max: number) =>
+  int(label).min(min, `${label} must be between ${min} and ${max}`).max(max, `${label} must be between ${min} and ${max}`);
+
+const text = (label: string, max: number) =>
+  z.string({ error: `${label} must be a string` }).trim().min(1, `${label} must not be empty`).max(max, `${label} must be at most ${max} characters`);
+
+/** What slugify() produces; an explicit id must already look like one. */
+export const MODEL_ID_RE = /^[a-z0-9][a-z0-9._-]{0,119}$/;
+
+const alias = z
+  .string({ error: "aliases must be strings" })
+  .trim()
+  .min(1, "an alias must not be empty")
+  .max(200, "an alias must be at most 200 characters")
+  .refine((s) => !/[\s\u0000]/.test(s), "an alias must not contain whitespace");
+
+/** Per-model overrides of the global llama-server config (stored in models.settings). */
+export const modelSettingsSchema = z.strictObject({
+  ctxSize: range("ctxSize", 0, 4_194_304),
+  batchSize: range("batchSize", 1, 1_048_576),
+  threads: int("threads").refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024"),
+  gpuLayers: int("gpuLayers").refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpuLayers must be -1 (all) or between 0 and 100000"),
+  extraArgs: z
+    .array(
+      z.string({ error: "extraArgs must be an array of strings" })
+        .max(4096, "an extra argument must be at most 4096 characters")
+        .refine((s) => !s.includes("\u0000"), "an extra argument must not contain NUL"),
+      { error: "extraArgs must be an array of strings (one argv entry each)" },
+    )
+    .max(200, "at most 200 extra arguments"),
+  aliases: z
+    .array(alias, { error: "aliases must be an array of strings" })
+    .max(50, "at most 50 aliases")
+    .refine((a) => new Set(a.map((s) => s.toLowerCase())).size === a.length, "aliases must not repeat"),
+  autoStart: z.boolean({ error: "autoStart must be true or false" }),
+  idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
+});
+
+/** PATCH: every setting optional; null removes an override (back to the global default). */
+export const modelSettingsPatchSchema = z.strictObject(
+  Object.fromEntries(Object.entries(modelSettingsSchema.shape).map(([k, v]) => [k, v.nullable().optional()])) as {
+    [K in keyof typeof modelSettingsSchema.shape]: z.ZodOptional<z.ZodNullable<(typeof modelSettingsSchema.shape)[K]>>;
+  },
+);
+
+/**
+ * One entry of POST /api/models. The reference's client sends Partial<Model>, so every Model
+ * field is accepted; the runtime ones (status, loadedAt, ...) are ignored. Unknown keys are an
+ * error, so a typo ("contextsize") is reported instead of silently dropped.
+ */
+export const registerEntrySchema = z.strictObject({
+  id: z.string({ error: "id must be a string" }).regex(MODEL_ID_RE, "id must be lowercase letters, digits, '.', '_' or '-' (at most 120)").optional(),
+  name: text("name", 200).optional(),
+  description: z.string({ error: "description must be a string" }).max(2000, "description must be at most 2000 characters").optional(),
+  path: text("path", 4096).refine((s) => !s.includes("\u0000"), "path must not contain NUL"),
+  family: text("family", 100).optional(),
+  version: z.string({ error: "version must be a string" }).max(100).optional(),
+  format: text("format", 20).optional(),
+  quantization: text("quantization", 50).optional(),
+  contextSize: range("contextSize", 1, 16_777_216).optional(),
+  size: z.number().optional(),
+  settings: modelSettingsSchema.partial().optional(),
+  // Runtime fields of Model: accepted (a client may post back what GET returned) and ignored.
+  status: z.string().optional(),
+  loadedAt: z.string().optional(),
+  lastUsed: z.string().optional(),
+  memoryUsage: z.number().optional(),
+});
+export type RegisterEntry = z.infer<typeof registerEntrySchema>;
+
+export const registerBodySchema = z.strictObject({
+  models: z
+    .array(registerEntrySchema, { error: "models must be an array of models" })
+    .min(1, "models must list at least one model")
+    .max(1000, "at most 1000 models per request"),
+});
+
+export const patchModelSchema = z
+  .strictObject({
+    name: text("name", 200).optional(),
+    description: z.string({ error: "description must be a string" }).max(2000).nullable().optional(),
+    family: text("family", 100).optional(),
+    version: z.string({ error: "version must be a string" }).max(100).nullable().optional(),
+    contextSize: range("contextSize", 1, 16_777_216).nullable().optional(),
+    mmprojPath: text("mmprojPath", 4096).nullable().optional(),
+    settings: modelSettingsPatchSchema.optional(),
+  })
+  .refine((b) => Object.keys(b).length > 0, "Nothing to change: send at least one field");
+export type ModelPatch = z.infer<typeof patchModelSchema>;
+
+const pattern = z.string({ error: "patterns must be strings" }).trim().min(1, "a pattern must not be empty").max(500);
+
+export const discoverBodySchema = z.strictObject({
+  paths: z.array(text("paths entry", 4096), { error: "paths must be an array of folder paths" }).min(1, "paths must not be empty").max(100).optional(),
+  recursive: z.boolean({ error: "recursive must be true or false" }).optional(),
+  includePatterns: z.array(pattern, { error: "includePatterns must be an array of glob patterns" }).min(1, "includePatterns must not be empty").max(100).optional(),
+  excludePatterns: z.array(pattern, { error: "excludePatterns must be an array of glob patterns" }).max(100).optional(),
+  maxDepth: range("maxDepth", 0, 256).optional(),
+});
+export type DiscoverBody = z.infer<typeof discoverBodySchema>;
