@@ -33,6 +33,13 @@ export const PAGES = ["/", "/models", "/monitoring", "/logs", "/settings", "/pla
 
 const isHtmx = (c: Context) => c.req.header("hx-request") === "true";
 
+/**
+ * A form answered with its own errors is a normal outcome for htmx (it swaps the form back in);
+ * a 4xx would only make the browser log "Failed to load resource" as a console error. Plain
+ * form posts (no JavaScript) keep the honest 4xx.
+ */
+const formStatus = (c: Context, status: ContentfulStatusCode): ContentfulStatusCode => (isHtmx(c) ? 200 : status);
+
 const logQuerySchema = z.object({
   level: z.enum(LOG_LEVELS).or(z.literal("")).optional(),
   source: z.string().max(200).optional(),
@@ -149,7 +156,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   /** The models table (htmx) or the whole page (plain form post), with a notice. */
   const modelsAnswer = (c: Context, notice?: Notice | null, status: ContentfulStatusCode = 200, rowState?: Record<string, RowState>) =>
     isHtmx(c)
-      ? c.html(<ModelsTable models={modelViews(s)} notice={notice} rowState={rowState} />, status)
+      ? c.html(<ModelsTable models={modelViews(s)} notice={notice} rowState={rowState} />, formStatus(c, status))
       : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} notice={notice} />, status);
 
   app.get("/models", (c) => c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />));
@@ -242,8 +249,8 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   app.post("/ui/models/register", async (c) => {
     const form = await c.req.parseBody();
     const values = { path: str(form.path)?.trim(), name: str(form.name)?.trim(), family: str(form.family)?.trim(), description: str(form.description)?.trim() };
-    const answer = (node: unknown, status: ContentfulStatusCode = 200) =>
-      isHtmx(c) ? c.html(node as any, status) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />, status);
+    const answer = (node: string | Promise<string>, status: ContentfulStatusCode = 200) =>
+      isHtmx(c) ? c.html(node, formStatus(c, status)) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} register={node} />, status);
     if (!values.path) return answer(<RegisterForm values={values} error="The file path is required." />, 400);
     // The API names the model from the file when no name is given.
     const entry = {
@@ -267,8 +274,8 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
       includePatterns: str(form.includePatterns) ?? "",
       excludePatterns: str(form.excludePatterns) ?? "",
     };
-    const answer = (node: unknown, status: ContentfulStatusCode = 200) =>
-      isHtmx(c) ? c.html(node as any, status) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />, status);
+    const answer = (node: string | Promise<string>, status: ContentfulStatusCode = 200) =>
+      isHtmx(c) ? c.html(node, formStatus(c, status)) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} discover={node} />, status);
     const paths = splitList(values.paths, false);
     if (!paths.length) return answer(<DiscoverForm values={values} error="Give at least one folder." />, 400);
     const include = splitList(values.includePatterns, true);
@@ -330,7 +337,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     const form = await c.req.parseBody();
     const parsed = parseConfigForm(form);
     const render = (p: Parameters<typeof ConfigForm>[0], status: ContentfulStatusCode) =>
-      isHtmx(c) ? c.html(<ConfigForm {...p} />, status) : c.html(<SettingsPage {...p} configPath={s.config.path} />, status);
+      isHtmx(c) ? c.html(<ConfigForm {...p} />, status === 400 ? formStatus(c, status) : status) : c.html(<SettingsPage {...p} configPath={s.config.path} />, status);
     if (!parsed.ok) return render({ values: parsed.values, errors: parsed.errors }, 400);
     try {
       const saved = s.config.update(parsed.data);

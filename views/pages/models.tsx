@@ -1,16 +1,24 @@
 import type { ModelView } from "../../src/console/data";
 import { Layout } from "../layout";
 import { DiscoverForm, RegisterForm } from "../partials/model-forms";
+import type { Child } from "hono/jsx";
 import { ModelsTable, type Notice } from "../partials/models";
 
-export function ModelsPage(props: { models: ModelView[]; basePath: string; notice?: Notice | null }) {
+export function ModelsPage(props: {
+  models: ModelView[];
+  basePath: string;
+  notice?: Notice | null;
+  /** A form answered by a plain post (no JavaScript), shown in place of the empty one. */
+  discover?: Child;
+  register?: Child;
+}) {
   return (
     <Layout title="Models" active="models" topics={["models"]}>
       <h1>Models</h1>
       <ModelsTable models={props.models} notice={props.notice} />
       <div class="two-col">
-        <DiscoverForm basePath={props.basePath} />
-        <RegisterForm />
+        {props.discover ?? <DiscoverForm basePath={props.basePath} />}
+        {props.register ?? <RegisterForm />}
       </div>
     </Layout>
   );

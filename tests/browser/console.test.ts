@@ -1,0 +1,229 @@
+// The console in real Chromium against a real server whose llama-server is the fake one.
+// Skipped (with a message) where /usr/bin/chromium is missing; .ci/run installs it.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Page } from "playwright-core";
+import { metricsMinute } from "../../src/db/schema";
+import { hasChromium, launchBrowser, screenshot, startHarness, type BrowserSession, type Harness } from "./harness";
+
+if (!hasChromium) console.warn("tests/browser: /usr/bin/chromium not found; skipping the browser tests (apt-get install chromium)");
+
+/** Per-test time limit: Chromium start-up plus model loads on 2 busy cores. */
+const T = 90_000;
+const PAGES = ["/", "/models", "/monitoring", "/logs", "/settings", "/playground"] as const;
+
+describe.skipIf(!hasChromium)("web console in Chromium", () => {
+  let h: Harness;
+  let browser: BrowserSession;
+  /** Whether this build serves the realtime hub (the console must work either way). */
+  let hubPresent = false;
+
+  beforeAll(async () => {
+    h = await startHarness();
+    const probe = await fetch(`${h.url}/llamaproxws`);
+    hubPresent = probe.status !== 404;
+    // Without a hub, Chromium reports each refused WebSocket handshake as a console error; that
+    // is the disconnected state under test, not a page error.
+    browser = await launchBrowser({ ignore: hubPresent ? undefined : /WebSocket connection to .*\/llamaproxws' failed/ });
+  }, T);
+
+  afterAll(async () => {
+    await browser?.close();
+    await h?.stop();
+  }, T);
+
+  const s = () => h.server.services;
+
+  function register(id: string, settings: Record<string, unknown> = {}) {
+    s().registry.insert([{ id, name: id, path: h.modelFile(`${id}.gguf`), family: "llama", size: 17_000_000, quantization: "F16", contextSize: 2048, settings }]);
+  }
+
+  async function open(path: string): Promise<Page> {
+    const page = await browser.newPage();
+    await page.goto(h.url + path);
+    await page.waitForLoadState("load");
+    await page.waitForFunction(() => typeof (window as any).htmx === "object");
+    return page;
+  }
+
+  test("every page loads with no console errors (light, desktop)", async () => {
+    register("tiny");
+    for (const path of PAGES) {
+      const page = await open(path);
+      expect(await page.locator("h1").first().textContent()).toBeTruthy();
+      // htmx and console.js ran.
+      expect(await page.evaluate(() => typeof (window as any).htmx)).toBe("object");
+      await screenshot(page, `page-${path.slice(1) || "dashboard"}-light`);
+      await page.close();
+    }
+    expect(browser.errors).toEqual([]);
+  }, T);
+
+  test("pages fit a phone in dark mode with no console errors", async () => {
+    const phone = await launchBrowser({ colorScheme: "dark", width: 390, height: 844, ignore: hubPresent ? undefined : /WebSocket connection to .*\/llamaproxws' failed/ });
+    try {
+      for (const path of PAGES) {
+        const page = await phone.newPage();
+        await page.goto(h.url + path);
+        await page.waitForLoadState("load");
+    await page.waitForFunction(() => typeof (window as any).htmx === "object");
+        // Nothing wider than the screen: no horizontal scrolling of the page itself.
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        expect(overflow).toBeLessThanOrEqual(1);
+        await screenshot(page, `page-${path.slice(1) || "dashboard"}-dark-phone`);
+        await page.close();
+      }
+      expect(phone.errors).toEqual([]);
+    } finally {
+      await phone.close();
+    }
+  }, T);
+
+  test("the connection indicator shows the socket state", async () => {
+    const page = await open("/");
+    const state = page.locator("#ws-status");
+    if (hubPresent) {
+      await state.locator("text=live").waitFor({ timeout: 10_000 });
+      expect(await state.getAttribute("data-state")).toBe("live");
+    } else {
+      await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") === "offline", null, { timeout: 10_000 });
+      expect(await state.textContent()).toContain("disconnected");
+    }
+    await page.close();
+  }, T);
+
+  test("start a model from the Models page: badge goes loading -> running without a reload", async () => {
+    register("slowload", { extraArgs: ["--fake-load-ms", "2500"] });
+    const page = await open("/models");
+    await page.evaluate(() => ((window as any).__sameDocument = true));
+    const row = page.locator("#model-slowload");
+    expect(await row.locator(".badge").textContent()).toBe("stopped");
+    await row.locator('button[data-action="start"]').click();
+    await row.locator('.badge[data-status="loading"]').waitFor({ timeout: 10_000 });
+    // Progress shows while it loads.
+    await row.locator(".progress").waitFor({ timeout: 5_000 });
+    await screenshot(page, "models-loading");
+    await page.locator('#model-slowload .badge[data-status="running"]').waitFor({ timeout: 20_000 });
+    expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+    expect(s().supervisor.runtimeOf("slowload")?.state).toBe("running");
+    await screenshot(page, "models-running");
+    // And stop it again from the same page.
+    await page.locator('#model-slowload button[data-action="stop"]').click();
+    await page.locator('#model-slowload .badge[data-status="stopped"]').waitFor({ timeout: 15_000 });
+    await page.close();
+    expect(browser.errors).toEqual([]);
+  }, T);
+
+  test("a failed start shows its error and the last log lines", async () => {
+    register("broken", { extraArgs: ["--fake-fail-load"] });
+    const page = await open("/models");
+    await page.locator('#model-broken button[data-action="start"]').click();
+    const error = page.locator("#model-broken .model-error");
+    await error.waitFor({ timeout: 20_000 });
+    expect(await page.locator("#model-broken .badge").getAttribute("data-status")).toBe("error");
+    expect(await error.textContent()).toContain("Start failed");
+    const tail = await page.locator("#model-broken .log-tail").textContent();
+    expect(tail?.trim().length).toBeGreaterThan(0);
+    await screenshot(page, "models-failed-start");
+    await page.close();
+  }, T);
+
+  test("remove asks for confirmation, then the row goes", async () => {
+    register("doomed");
+    const page = await open("/models");
+    let asked = "";
+    page.once("dialog", (d) => {
+      asked = d.message();
+      void d.accept();
+    });
+    await page.locator('#model-doomed button[data-action="delete"]').click();
+    await page.locator("#model-doomed").waitFor({ state: "detached", timeout: 10_000 });
+    expect(asked).toContain("Remove doomed");
+    expect(s().registry.get("doomed")).toBeUndefined();
+    await page.close();
+  }, T);
+
+  test("saving an invalid config shows the field error; a valid one is confirmed", async () => {
+    const page = await open("/settings");
+    await page.fill("#cfg-port", "70000");
+    await page.click("text=Save configuration");
+    const err = page.locator('[data-field-error="port"]');
+    await err.waitFor({ timeout: 10_000 });
+    expect(await err.textContent()).toBe("Port must be between 1 and 65535");
+    expect(await page.getAttribute("#cfg-port", "aria-invalid")).toBe("true");
+    await screenshot(page, "settings-invalid");
+    await page.fill("#cfg-port", "8555");
+    await page.click("text=Save configuration");
+    await page.locator("text=Configuration saved at").waitFor({ timeout: 10_000 });
+    expect(s().config.get().port).toBe(8555);
+    await page.close();
+  }, T);
+
+  test("the log tail receives a new line live", async () => {
+    const page = await open("/logs");
+    const marker = `live line ${Math.random().toString(36).slice(2)}`;
+    s().log.warn(marker);
+    await page.locator("#log-lines li", { hasText: marker }).waitFor({ timeout: 15_000 });
+    await screenshot(page, "logs-live");
+    await page.close();
+  }, T);
+
+  test("the monitoring chart draws seeded history", async () => {
+    const probe = await fetch(`${h.url}/api/monitoring/history?hours=1&resolution=1m`);
+    if (probe.status === 404) {
+      console.warn("tests/browser: GET /api/monitoring/history is not in this build; seeding cannot be drawn");
+    }
+    expect(probe.status).toBe(200);
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const rows = Array.from({ length: 30 }, (_, i) => ({
+      ts: now - (30 - i) * 60_000,
+      samples: 6,
+      cpuAvg: 20 + 10 * Math.sin(i / 4),
+      cpuMax: 40,
+      memAvg: 50 + i / 3,
+      memMax: 60,
+      gpuUtilAvg: 70,
+      gpuUtilMax: 90,
+      gpuMemAvg: 30,
+      gpuMemMax: 35,
+      requests: i % 5,
+      errors: 0,
+      responseTimeAvg: 200 + i,
+      tokensPerSecond: 100 + i,
+      promptTokens: 10,
+      completionTokens: 20,
+    }));
+    s().db.insert(metricsMinute).values(rows).run();
+    const page = await open("/monitoring?range=1h");
+    const plot = page.locator("#chart-cpu");
+    await page.waitForFunction(() => Number(document.querySelector("#chart-cpu")?.getAttribute("data-points") ?? 0) > 0, null, { timeout: 10_000 });
+    expect(Number(await plot.getAttribute("data-points"))).toBeGreaterThanOrEqual(30);
+    expect(await page.locator("#chart-cpu canvas").count()).toBe(1);
+    // Switching range re-draws from the history API.
+    await page.click('a[href="/monitoring?range=6h"]');
+    await page.waitForFunction(() => document.querySelector("#charts")?.getAttribute("data-range") === "6h" && Number(document.querySelector("#chart-cpu")?.getAttribute("data-points") ?? 0) > 0, null, { timeout: 10_000 });
+    await page.click('a[href="/monitoring?range=1h"]');
+    await page.waitForFunction(() => document.querySelector("#charts")?.getAttribute("data-range") === "1h", null, { timeout: 10_000 });
+    await screenshot(page, "monitoring-seeded");
+    await page.close();
+    expect(browser.errors).toEqual([]);
+  }, T);
+
+  test("the playground streams an answer with time to first token and tokens/s", async () => {
+    register("chatty", { extraArgs: ["--fake-token-delay-ms", "20"] });
+    const page = await open("/playground");
+    await page.selectOption("#pg-model", "chatty");
+    await page.fill("#pg-temp", "0");
+    await page.fill("#pg-message", "Say something");
+    await page.click("#pg-send");
+    const answer = page.locator(".chat-msg.assistant .content");
+    await answer.waitFor({ timeout: 20_000 });
+    await page.waitForFunction(() => !document.querySelector(".chat-msg.streaming") && (document.querySelector("#pg-tps")?.textContent ?? "") !== "…", null, { timeout: 30_000 });
+    expect((await answer.textContent())!.length).toBeGreaterThan(0);
+    expect(await page.locator("#pg-ttft").textContent()).toMatch(/^\d+ ms$/);
+    expect(await page.locator("#pg-tps").textContent()).toMatch(/^\d+(\.\d)?$/);
+    await screenshot(page, "playground-answer");
+    if (browser.errors.length) console.error("console errors:", browser.errors);
+    await page.close();
+    expect(browser.errors).toEqual([]);
+  }, T);
+});
