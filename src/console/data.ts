@@ -23,7 +23,8 @@ export const modelLogSource = (modelId: string) => `llama-server:${modelId}`;
 
 // llama-server prints these while it starts; the newest one that matched tells the stage.
 const STAGES: [RegExp, string][] = [
-  [/server is listening|HTTP server listening|all slots are idle/i, "ready, waiting for health check"],
+  // Not "HTTP server is listening": llama-server prints that early, before it loads anything.
+  [/server is listening on|starting the main loop|all slots are idle/i, "ready, waiting for health check"],
   [/model loaded|main: model loaded/i, "model loaded"],
   [/warming up|warmup/i, "warming up"],
   [/llama_kv_cache|kv_self|llama_context|init: kv|slot\s+init/i, "allocating context"],

@@ -213,6 +213,7 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     const page = await open("/playground");
     await page.selectOption("#pg-model", "chatty");
     await page.fill("#pg-temp", "0");
+    await page.fill("#pg-max", "32");
     await page.fill("#pg-message", "Say something");
     await page.click("#pg-send");
     const answer = page.locator(".chat-msg.assistant .content");

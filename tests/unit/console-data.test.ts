@@ -48,6 +48,8 @@ describe("stageFromLogs", () => {
     expect(stageFromLogs(["load_tensors: x", "llama_context: n_ctx = 2048", "something unrelated"])).toBe("allocating context");
     expect(stageFromLogs(["main: model loaded", "main: server is listening on http://127.0.0.1:8134 - starting the main loop"])).toBe("ready, waiting for health check");
     expect(stageFromLogs(["nothing we know"])).toBeUndefined();
+    // llama-server announces its HTTP socket before loading; that is not readiness.
+    expect(stageFromLogs(["main: HTTP server is listening, hostname: 127.0.0.1, port: 8080, http threads: 3"])).not.toBe("ready, waiting for health check");
   });
 });
 

@@ -155,7 +155,7 @@ function ModelRow(props: { m: ModelView; now: number; state?: RowState }) {
       </td>
       <td data-label="Status">
         <StatusBadge status={m.status} detail={m.statusDetail} />
-        {m.statusDetail && m.status !== "loading" ? <div class="muted small">{m.statusDetail}</div> : null}
+        {m.statusDetail && m.status !== "loading" && !(m.status === "error" && m.error) ? <div class="muted small">{m.statusDetail}</div> : null}
         {m.port ? <div class="muted small">port {m.port}</div> : null}
       </td>
       <td data-label="Family">{m.family}</td>
