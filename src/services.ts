@@ -5,6 +5,8 @@ import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
+import { MetricsCollector } from "./metrics/collector";
+import { MetricsHistory } from "./metrics/history";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
 import { RequestStats } from "./proxy/stats";
@@ -47,6 +49,8 @@ export interface Services {
   supervisor: SupervisorApi;
   /** Request counters (proxy). */
   requests: RequestStats;
+  /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
+  collector: MetricsCollector;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -58,25 +62,40 @@ export function createServices(options: RuntimeOptions): Services {
   const config = new ConfigStore(options.configPath, log, bus);
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
-  return {
+  const requests = new RequestStats(bus);
+  const cpu = new CpuSampler();
+  const startedAt = new Date();
+  const collector = new MetricsCollector({
+    bus, log: log.child("metrics"), config, registry, requests, cpu,
+    // Read lazily: the real supervisor may replace the placeholder after this function.
+    supervisor: () => services.supervisor,
+    dataDir: options.dataDir,
+    startedAt,
+    history: new MetricsHistory(db, () => config.get().historyRetentionHours),
+  });
+  const services: Services = {
     options,
     version: APP_VERSION,
-    startedAt: new Date(),
+    startedAt,
     bus,
     logs,
     log,
     config,
     db,
     registry,
-    cpu: new CpuSampler(),
+    cpu,
     supervisor: new NoSupervisor(),
-    requests: new RequestStats(bus),
+    requests,
+    collector,
     server: { port: options.port, host: options.host },
   };
+  return services;
 }
 
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
 export async function shutdownServices(s: Services): Promise<void> {
+  // Flush the minute in progress while the database is still open.
+  await s.collector.stop();
   await s.supervisor.stopAll();
   try {
     closeDatabase(s.db);
