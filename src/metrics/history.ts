@@ -64,6 +64,7 @@ export class MetricsHistory {
   private lastCpu = 0;
   private lastMem = 0;
   private lastPruneAt = 0;
+  private statements = new Map<Resolution, ReturnType<MetricsHistory["buildStatement"]>>();
 
   constructor(
     private readonly db: Db,
@@ -184,6 +185,60 @@ export class MetricsHistory {
     if (this.now() - this.lastPruneAt >= 10 * MINUTE) this.prune();
   }
 
+  private statementFor(resolution: Resolution) {
+    let st = this.statements.get(resolution);
+    if (!st) this.statements.set(resolution, (st = this.buildStatement(resolution)));
+    return st;
+  }
+
+  /**
+   * One prepared statement per resolution (built once: the query is the same every time but for
+   * the window). Minute rows whose minute started inside the window are read in primary-key
+   * order; at 1m each row is its own bucket, so no GROUP BY (and no sort) is needed.
+   */
+  private buildStatement(resolution: Resolution) {
+    const t = metricsMinute;
+    const window = and(gte(t.ts, sql.placeholder("start")), lte(t.ts, sql.placeholder("end")));
+    if (resolution === "1m") {
+      return this.db
+        .select({
+          bucket: t.ts,
+          cpu: t.cpuAvg,
+          memory: t.memAvg,
+          gpu: t.gpuUtilAvg,
+          requests: t.requests,
+          responseTime: t.responseTimeAvg,
+          completionTokens: t.completionTokens,
+          minutes: sql<number>`1`,
+        })
+        .from(t)
+        .where(window)
+        .orderBy(t.ts)
+        .prepare();
+    }
+    // bucketMs comes from the fixed RESOLUTIONS table, never from the request: safe to inline,
+    // and inlining lets SQLite see the same expression in SELECT and GROUP BY.
+    const bucketMs = sql.raw(String(RESOLUTIONS[resolution] * MINUTE));
+    const bucket = sql<number>`(${t.ts} / ${bucketMs}) * ${bucketMs}`;
+    return this.db
+      .select({
+        bucket,
+        cpu: sql<number>`avg(${t.cpuAvg})`,
+        memory: sql<number>`avg(${t.memAvg})`,
+        gpu: sql<number | null>`avg(${t.gpuUtilAvg})`,
+        requests: sql<number>`sum(${t.requests})`,
+        // Mean response time weighted by requests (minutes without requests have null).
+        responseTime: sql<number | null>`sum(${t.responseTimeAvg} * ${t.requests}) / nullif(sum(case when ${t.responseTimeAvg} is null then 0 else ${t.requests} end), 0)`,
+        completionTokens: sql<number>`sum(${t.completionTokens})`,
+        minutes: sql<number>`count(*)`,
+      })
+      .from(t)
+      .where(window)
+      .groupBy(bucket)
+      .orderBy(bucket)
+      .prepare();
+  }
+
   /**
    * The buckets of the last `hours` at `resolution`, computed in SQL from the minute rows:
    * a bucket exists only where at least one minute row does (gaps stay gaps). A bucket is
@@ -194,27 +249,7 @@ export class MetricsHistory {
     const end = this.now();
     const start = end - hours * 3_600_000;
     const bucketMs = RESOLUTIONS[resolution] * MINUTE;
-    const t = metricsMinute;
-    // bucketMs comes from the fixed RESOLUTIONS table, never from the request: safe to inline,
-    // and inlining lets SQLite see the same expression in SELECT and GROUP BY.
-    const bucket = sql<number>`(${t.ts} / ${sql.raw(String(bucketMs))}) * ${sql.raw(String(bucketMs))}`;
-    const rows = this.db
-      .select({
-        bucket,
-        cpu: sql<number>`avg(${t.cpuAvg})`,
-        memory: sql<number>`avg(${t.memAvg})`,
-        gpu: sql<number | null>`avg(${t.gpuUtilAvg})`,
-        requests: sql<number>`sum(${t.requests})`,
-        responseTime: sql<number | null>`sum(${t.responseTimeAvg} * ${t.requests}) / nullif(sum(case when ${t.responseTimeAvg} is null then 0 else ${t.requests} end), 0)`,
-        completionTokens: sql<number>`sum(${t.completionTokens})`,
-        minutes: sql<number>`count(*)`,
-      })
-      .from(t)
-      // Minute rows whose minute started inside the window (the minute in progress is not yet a row).
-      .where(and(gte(t.ts, minuteOf(start)), lte(t.ts, end)))
-      .groupBy(bucket)
-      .orderBy(bucket)
-      .all();
+    const rows = this.statementFor(resolution).all({ start: minuteOf(start), end });
 
     const metrics: HistoryPoint[] = rows.map((r) => ({
       timestamp: new Date(r.bucket).toISOString(),

@@ -129,7 +129,7 @@ describe("bucketed queries", () => {
     }
     seed(rows);
     const r2 = (n: number) => Math.round(n * 100) / 100;
-    for (const hours of [1, 2, 6, 24, 72, 167, 168]) {
+    for (const hours of [1, 7, 24, 168]) {
       for (const res of Object.keys(RESOLUTIONS) as Resolution[]) {
         const bucketMs = RESOLUTIONS[res] * MIN;
         const start = NOW - hours * 3_600_000;
