@@ -12,7 +12,7 @@ export const historyQuerySchema = z.object({
     .string()
     .optional()
     .transform((v, ctx) => {
-      if (v === undefined || v === "") return 24;
+      if (v === undefined) return 24;
       const n = Number(v);
       if (!/^\d+$/.test(v.trim()) || n < 1 || n > 168) {
         ctx.addIssue({ code: "custom", message: "hours must be a whole number between 1 and 168" });

@@ -143,6 +143,15 @@ export class MetricsCollector {
     if (reschedule) this.schedule();
   }
 
+  /** Registered models; a failing registry read keeps the previous count rather than losing the sample. */
+  private registeredCount(): number {
+    try {
+      return this.d.registry.list().length;
+    } catch {
+      return this.last?.models.total ?? 0;
+    }
+  }
+
   private async takeSample(): Promise<SystemMetrics> {
     const d = this.d;
     const supervisor = d.supervisor();
@@ -176,7 +185,7 @@ export class MetricsCollector {
       memory,
       disk,
       ...(gpu && gpu.gpus.length ? { gpu: gpu.gpus } : {}),
-      models: { active: active.length, total: d.registry.list().length, memoryUsage: Math.round(memoryUsage) },
+      models: { active: active.length, total: this.registeredCount(), memoryUsage: Math.round(memoryUsage) },
       requests: { total: req.total, active: req.active, averageResponseTime: req.averageResponseTime, errorRate: req.errorRate },
       uptime: Math.floor((timestamp.getTime() - d.startedAt.getTime()) / 1000),
       ...(modelsDisk ? { modelsDisk } : {}),

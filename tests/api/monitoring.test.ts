@@ -116,12 +116,20 @@ describe("GET /api/monitoring/history", () => {
     expect(body.data.metrics[0].gpu).toBe(77);
   });
 
+  test("an unreadable history is a 503 SERVICE_UNAVAILABLE envelope, not a crash", async () => {
+    s.db.$client.close();
+    const { res, body } = await get("/api/monitoring/history");
+    expect(res.status).toBe(503);
+    expect(body.error.code).toBe("SERVICE_UNAVAILABLE");
+  });
+
   test.each([
     ["hours=0", "hours"],
     ["hours=169", "hours"],
     ["hours=abc", "hours"],
     ["hours=1.5", "hours"],
     ["hours=-3", "hours"],
+    ["hours=", "hours"],
     ["resolution=2m", "resolution"],
     ["resolution=", "resolution"],
   ])("?%s is a 400 VALIDATION_ERROR naming %s", async (qs, field) => {
