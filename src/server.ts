@@ -27,6 +27,8 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   services.server = { port: server.port!, host: options.host };
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
+  // After listening: the first sample is taken now, so /api/monitoring has data at once.
+  await services.collector.start();
   services.supervisor.autoStart?.();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);

@@ -5,6 +5,8 @@ import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
+import { MetricsCollector } from "./metrics/collector";
+import { MetricsHistory } from "./metrics/history";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
@@ -54,6 +56,8 @@ export interface Services {
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
+  /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
+  collector: MetricsCollector;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -67,28 +71,42 @@ export function createServices(options: RuntimeOptions): Services {
   const registry = new ModelRegistry(db, bus);
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
   const pool = new ModelPool(supervisor, registry, () => config.get(), log, bus);
-  return {
+  const requests = new RequestStats(bus);
+  const cpu = new CpuSampler();
+  const startedAt = new Date();
+  const collector = new MetricsCollector({
+    bus, log: log.child("metrics"), config, registry, requests, cpu,
+    supervisor: () => services.supervisor,
+    dataDir: options.dataDir,
+    startedAt,
+    history: new MetricsHistory(db, () => config.get().historyRetentionHours),
+  });
+  const services: Services = {
     options,
     version: APP_VERSION,
-    startedAt: new Date(),
+    startedAt,
     bus,
     logs,
     log,
     config,
     db,
     registry,
-    cpu: new CpuSampler(),
+    cpu,
     supervisor,
     pool,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
-    requests: new RequestStats(bus),
+    requests,
+    collector,
     server: { port: options.port, host: options.host },
   };
+  return services;
 }
 
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
 export async function shutdownServices(s: Services): Promise<void> {
   s.pool.close();
+  // Flush the minute in progress while the database is still open.
+  await s.collector.stop();
   await s.supervisor.stopAll();
   try {
     closeDatabase(s.db);
