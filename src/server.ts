@@ -14,20 +14,31 @@ export interface RunningServer {
 export async function startServer(options: RuntimeOptions): Promise<RunningServer> {
   const services = createServices(options);
   const app = createApp(services);
+  const { hub } = services;
   const server = Bun.serve({
     port: options.port,
     hostname: options.host,
-    fetch: app.fetch,
+    // /llamaproxws (WebSocket upgrades and Engine.IO polling) goes to the realtime hub first.
+    // handle() answers null for other paths and undefined once it has upgraded the connection.
+    fetch: (req, srv) => {
+      const answer = hub.handle(req, srv);
+      return answer === null ? app.fetch(req, srv) : answer;
+    },
+    websocket: hub.websocket,
     // Streams from llama-server can pause for minutes while a model thinks.
     idleTimeout: 0,
   });
   services.server = { port: server.port!, host: options.host };
+  hub.attach(server);
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      // Tell realtime clients first (reconnect notice + close frame), then stop accepting.
+      hub.close();
+      await Bun.sleep(0);
       server.stop(true);
       await shutdownServices(services);
     })());

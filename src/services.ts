@@ -8,6 +8,9 @@ import type { LogLevel } from "./logs/types";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
 import { RequestStats } from "./proxy/stats";
+import { RealtimeHub } from "./realtime/hub";
+import { realtimeSources } from "./realtime/sources";
+import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
 import { NoSupervisor } from "./supervisor/unavailable";
 import { APP_VERSION } from "./version";
@@ -26,6 +29,8 @@ export interface RuntimeOptions {
   quiet?: boolean;
   /** ":memory:" for tests; default <dataDir>/llama-async-proxy.db */
   databasePath?: string;
+  /** /llamaproxws intervals and limits (tests make them small). */
+  realtime?: Partial<RealtimeOptions>;
 }
 
 /**
@@ -47,6 +52,8 @@ export interface Services {
   supervisor: SupervisorApi;
   /** Request counters (proxy). */
   requests: RequestStats;
+  /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
+  hub: RealtimeHub;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -58,7 +65,7 @@ export function createServices(options: RuntimeOptions): Services {
   const config = new ConfigStore(options.configPath, log, bus);
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
-  return {
+  const services: Services = {
     options,
     version: APP_VERSION,
     startedAt: new Date(),
@@ -72,11 +79,14 @@ export function createServices(options: RuntimeOptions): Services {
     supervisor: new NoSupervisor(),
     requests: new RequestStats(bus),
     server: { port: options.port, host: options.host },
+    hub: new RealtimeHub(realtimeSources(bus, log.child("realtime"), options.apiKey, () => services), options.realtime),
   };
+  return services;
 }
 
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
 export async function shutdownServices(s: Services): Promise<void> {
+  s.hub.close();
   await s.supervisor.stopAll();
   try {
     closeDatabase(s.db);
