@@ -1,5 +1,5 @@
 import { Connection, type HubContext } from "./connection";
-import type { HubSocket, SocketHandler, Topic } from "./types";
+import type { ConnectionInfo, HubSocket, SocketHandler, Topic } from "./types";
 
 /**
  * Engine.IO protocol 4, the transport layer under Socket.IO 5 (what socket.io-client 4.x speaks),
@@ -169,6 +169,10 @@ export abstract class EngineSession extends Connection {
     this.queue = [];
     this.queueBytes = 0;
     respond(textResponse(body));
+  }
+
+  override info(): ConnectionInfo {
+    return this.transportName === "polling" ? { ...super.info(), heldPoll: this.pendingPoll !== undefined } : super.info();
   }
 
   bufferedBytes(): number {

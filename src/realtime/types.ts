@@ -100,4 +100,6 @@ export interface ConnectionInfo {
   bytesOut: number;
   dropped: number;
   remoteAddress?: string;
+  /** Polling sessions: a long-poll GET is being held open right now. */
+  heldPoll?: boolean;
 }
