@@ -13,6 +13,7 @@ export interface HubContext {
   readonly rateLimitPerSecond: number;
   readonly rateLimitBurst: number;
   countMessages(n: number): void;
+  warn(message: string): void;
   onClosed(conn: Connection): void;
 }
 
@@ -97,7 +98,9 @@ export abstract class Connection {
   checkBackpressure(): boolean {
     const buffered = this.bufferedBytes();
     if (buffered <= this.hub.slowConsumerBytes) return true;
-    this.close(1008, `Slow consumer: ${buffered} bytes unsent (limit ${this.hub.slowConsumerBytes})`);
+    const reason = `Slow consumer: ${buffered} bytes unsent (limit ${this.hub.slowConsumerBytes})`;
+    this.hub.warn(`realtime: closing ${this.protocol}/${this.transport} client ${this.id}${this.remoteAddress ? ` (${this.remoteAddress})` : ""}: ${reason}`);
+    this.close(1008, reason);
     return false;
   }
 

@@ -157,6 +157,11 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
         headers: { "WWW-Authenticate": 'Bearer realm="llama-async-proxy"' },
       });
     }
+    if (!this.originAllowed(req)) {
+      const detail = `origin ${req.headers.get("origin")} is not allowed`;
+      if (eio !== null) return engineError(ENGINE_ERRORS.FORBIDDEN, 403, detail);
+      return Response.json(errorBody("FORBIDDEN", "Cross-origin connection refused", detail), { status: 403 });
+    }
     const isUpgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
     const remote = server.requestIP(req)?.address;
 
@@ -205,6 +210,23 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     if (req.method === "GET") return session.handlePollGet(req);
     if (req.method === "POST") return session.handlePollPost(req);
     return engineError(ENGINE_ERRORS.BAD_REQUEST, 400, `method ${req.method}`);
+  }
+
+  /** Same-origin browsers, listed origins, and clients that send no Origin at all. */
+  private originAllowed(req: Request): boolean {
+    const origin = req.headers.get("origin");
+    if (!origin || origin === "null") return true;
+    const allowed = this.options.allowedOrigins;
+    if (allowed.includes("*") || allowed.includes(origin)) return true;
+    try {
+      return new URL(origin).host === req.headers.get("host");
+    } catch {
+      return false;
+    }
+  }
+
+  warn(message: string): void {
+    this.sources.log.warn(message);
   }
 
   private newId(): string {

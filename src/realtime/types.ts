@@ -54,6 +54,13 @@ export interface RealtimeOptions {
   /** Per-connection inbound rate: sustained messages per second and burst size. */
   rateLimitPerSecond: number;
   rateLimitBurst: number;
+  /**
+   * Browser origins allowed besides the server's own (an `Origin` whose host equals `Host`).
+   * WebSockets are not covered by CORS, so without this check any web page a user visits could
+   * open /llamaproxws on their localhost proxy and read its logs. "*" allows every origin.
+   * Clients that send no Origin (CLIs, socket.io-client in Node/Bun) are not affected.
+   */
+  allowedOrigins: string[];
   /** Engine.IO heartbeat (sent to socket.io clients in the handshake). */
   pingIntervalMs: number;
   pingTimeoutMs: number;
@@ -72,6 +79,7 @@ export const DEFAULT_REALTIME_OPTIONS: RealtimeOptions = {
   slowConsumerBytes: 1024 * 1024,
   rateLimitPerSecond: 20,
   rateLimitBurst: 40,
+  allowedOrigins: [],
   pingIntervalMs: 25_000,
   pingTimeoutMs: 20_000,
 };

@@ -249,6 +249,28 @@ describe("plain protocol: access, statistics, lifecycle", () => {
     ws.close();
   });
 
+  test("browsers from another origin are refused unless allowed; same-origin and origin-less clients pass", async () => {
+    server = await startTestServer({ allowedOrigins: ["http://console.example"] });
+    const headers = (origin?: string) => ({
+      upgrade: "websocket",
+      connection: "upgrade",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-version": "13",
+      ...(origin ? { origin } : {}),
+    });
+    const evil = await fetch(`${server.url}/llamaproxws`, { headers: headers("http://evil.example") });
+    expect(evil.status).toBe(403);
+    const evilPolling = await fetch(`${server.url}/llamaproxws/?EIO=4&transport=polling`, { headers: { origin: "http://evil.example" } });
+    expect(evilPolling.status).toBe(403);
+    expect(await evilPolling.json()).toMatchObject({ code: 4 });
+    const own = new URL(server.url).host;
+    expect((await fetch(`${server.url}/llamaproxws`, { headers: headers(`http://${own}`) })).status).toBe(101);
+    expect((await fetch(`${server.url}/llamaproxws`, { headers: headers("http://console.example") })).status).toBe(101);
+    // Bun's WebSocket sends no Origin: allowed.
+    const c = await connect();
+    expect((await c.request({ type: "ping" })).type).toBe("pong");
+  });
+
   test("/api/status reports connected, subscribed and messages per second", async () => {
     server = await startTestServer({ metricsIntervalMs: 100 });
     const a = await connect();

@@ -99,6 +99,7 @@ describe("per-connection rate limit", () => {
       rateLimitPerSecond: rate,
       rateLimitBurst: burst,
       countMessages: () => {},
+      warn: () => {},
       onClosed: () => {},
       execute: () => ({ ok: true, reply: { type: "pong", data: {} } }),
     };
