@@ -163,6 +163,12 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
       return Response.json(errorBody("FORBIDDEN", "Cross-origin connection refused", detail), { status: 403 });
     }
     const isUpgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
+    // A request that would add a client (not a poll or an upgrade probe of an existing session).
+    if (query.get("sid") === null && this.connections.size >= this.options.maxClients) {
+      const detail = `${this.options.maxClients} clients are connected`;
+      if (eio !== null) return engineError({ code: 3, message: "Too many clients" }, 503, detail);
+      return Response.json(errorBody("SERVICE_UNAVAILABLE", "Too many realtime clients", detail), { status: 503, headers: { "Retry-After": "5" } });
+    }
     const remote = server.requestIP(req)?.address;
 
     if (eio === null) {

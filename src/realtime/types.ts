@@ -51,6 +51,8 @@ export interface RealtimeOptions {
   hardMaxMessageBytes: number;
   /** A client with more than this many bytes queued and unsent is closed as a slow consumer. */
   slowConsumerBytes: number;
+  /** New connections beyond this many are refused with 503 (every client costs memory and a timer). */
+  maxClients: number;
   /** Per-connection inbound rate: sustained messages per second and burst size. */
   rateLimitPerSecond: number;
   rateLimitBurst: number;
@@ -77,6 +79,7 @@ export const DEFAULT_REALTIME_OPTIONS: RealtimeOptions = {
   maxMessageBytes: 64 * 1024,
   hardMaxMessageBytes: 1024 * 1024,
   slowConsumerBytes: 1024 * 1024,
+  maxClients: 5000,
   rateLimitPerSecond: 20,
   rateLimitBurst: 40,
   allowedOrigins: [],

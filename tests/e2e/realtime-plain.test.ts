@@ -271,6 +271,19 @@ describe("plain protocol: access, statistics, lifecycle", () => {
     expect((await c.request({ type: "ping" })).type).toBe("pong");
   });
 
+  test("clients beyond maxClients are refused with 503 until one leaves", async () => {
+    server = await startTestServer({ maxClients: 2 });
+    const a = await connect();
+    await connect();
+    await expect(PlainClient.connect(server.wsUrl)).rejects.toThrow();
+    const polling = await fetch(`${server.url}/llamaproxws/?EIO=4&transport=polling`);
+    expect(polling.status).toBe(503);
+    a.close();
+    await waitFor(() => server!.services.hub.stats().connected_clients === 1, "a slot to free up");
+    const c = await connect();
+    expect((await c.request({ type: "ping" })).type).toBe("pong");
+  });
+
   test("/api/status reports connected, subscribed and messages per second", async () => {
     server = await startTestServer({ metricsIntervalMs: 100 });
     const a = await connect();
