@@ -1,5 +1,6 @@
 import type { Server } from "bun";
 import { createApp } from "./app";
+import { realtimeSources } from "./realtime/sources";
 import { createServices, shutdownServices, type RuntimeOptions, type Services } from "./services";
 
 export interface RunningServer {
@@ -29,7 +30,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
     idleTimeout: 0,
   });
   services.server = { port: server.port!, host: options.host };
-  hub.attach(server);
+  hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
 
@@ -38,7 +39,6 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
     (stopping ??= (async () => {
       // Tell realtime clients first (reconnect notice + close frame), then stop accepting.
       hub.close();
-      await Bun.sleep(0);
       server.stop(true);
       await shutdownServices(services);
     })());

@@ -9,7 +9,6 @@ import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
 import { RequestStats } from "./proxy/stats";
 import { RealtimeHub } from "./realtime/hub";
-import { realtimeSources } from "./realtime/sources";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
 import { NoSupervisor } from "./supervisor/unavailable";
@@ -65,7 +64,7 @@ export function createServices(options: RuntimeOptions): Services {
   const config = new ConfigStore(options.configPath, log, bus);
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
-  const services: Services = {
+  return {
     options,
     version: APP_VERSION,
     startedAt: new Date(),
@@ -79,9 +78,8 @@ export function createServices(options: RuntimeOptions): Services {
     supervisor: new NoSupervisor(),
     requests: new RequestStats(bus),
     server: { port: options.port, host: options.host },
-    hub: new RealtimeHub(realtimeSources(bus, log.child("realtime"), options.apiKey, () => services), options.realtime),
+    hub: new RealtimeHub(options.realtime),
   };
-  return services;
 }
 
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */

@@ -74,16 +74,22 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
   private rateSecond = Math.floor(Date.now() / 1000);
   private attachedAt = Date.now();
 
-  constructor(
-    private readonly sources: RealtimeSources,
-    options: Partial<RealtimeOptions> = {},
-  ) {
+  /** Set by attach(): until then the hub serves nobody (createApp tests never attach it). */
+  private sources?: RealtimeSources;
+
+  /** Only reached once connections exist, i.e. after attach(). */
+  private get src(): RealtimeSources {
+    if (!this.sources) throw new Error("RealtimeHub used before attach()");
+    return this.sources;
+  }
+
+  constructor(options: Partial<RealtimeOptions> = {}) {
     this.options = { ...DEFAULT_REALTIME_OPTIONS, ...options };
     this.websocket = {
       open: (ws) => ws.data.onOpen(ws),
       message: (ws, message) => ws.data.onMessage(ws, message),
       close: (ws, code, reason) => ws.data.onClose(ws, code, reason),
-      error: (err) => this.sources.log.error(`realtime handler failed: ${err.message}`, { stack: err.stack }),
+      error: (err) => this.sources?.log.error(`realtime handler failed: ${err.message}`, { stack: err.stack }),
       // Bigger frames make Bun close with 1009 before buffering them; smaller-but-too-big ones
       // get an in-band error (maxMessageBytes) and the connection stays.
       maxPayloadLength: this.options.hardMaxMessageBytes,
@@ -110,12 +116,13 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
   get pingTimeoutMs() { return this.options.pingTimeoutMs; }
   get hardMaxMessageBytes() { return this.options.hardMaxMessageBytes; }
 
-  /** Starts timers and bus listeners once Bun.serve is listening. */
-  attach(server: Server<SocketHandler>): void {
+  /** Starts serving once Bun.serve is listening: timers, bus listeners, data sources. */
+  attach(server: Server<SocketHandler>, sources: RealtimeSources): void {
     this.server = server;
+    this.sources = sources;
     this.attachedAt = Date.now();
     const o = this.options;
-    const { bus } = this.sources;
+    const { bus } = sources;
     this.unlisten.push(
       bus.on("metrics.sample", (metrics) => (this.latestSample = { metrics, at: Date.now() })),
       bus.on("model.status", (e) => {
@@ -147,9 +154,11 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     if (!req.url.includes(REALTIME_PATH)) return null;
     const url = new URL(req.url);
     if (!RealtimeHub.isHubPath(url.pathname)) return null;
+    const sources = this.sources;
+    if (!sources) return Response.json(errorBody("SERVICE_UNAVAILABLE", "Realtime hub not started"), { status: 503 });
     const query = url.searchParams;
     const eio = query.get("EIO");
-    const apiKey = this.sources.apiKey;
+    const apiKey = sources.apiKey;
     if (apiKey && !keyMatches(apiKey, query.get("key") ?? presentedKey(req.headers))) {
       if (eio !== null) return engineError(ENGINE_ERRORS.FORBIDDEN, 401, "invalid or missing API key");
       return Response.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Pass ?key=<key>, Authorization: Bearer <key>, X-API-Key or the lap_key cookie"), {
@@ -232,7 +241,7 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
   }
 
   warn(message: string): void {
-    this.sources.log.warn(message);
+    this.src.log.warn(message);
   }
 
   private newId(): string {
@@ -268,7 +277,7 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
         try {
           state = this.stateOf(topic);
         } catch (err) {
-          this.sources.log.error(`realtime: cannot build ${topic} state: ${(err as Error).message}`);
+          this.src.log.error(`realtime: cannot build ${topic} state: ${(err as Error).message}`);
           return { ok: false as const, error: { code: "INTERNAL_ERROR", message: `Cannot read ${topic} right now` } satisfies RealtimeError };
         }
         // Pending log lines go to the existing subscribers first, so the newcomer's tail and the
@@ -300,16 +309,16 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
       case "metrics":
         return this.currentMetrics();
       case "models":
-        return { models: this.sources.models(), timestamp };
+        return { models: this.src.models(), timestamp };
       case "logs":
-        return { logs: this.sources.recentLogs(this.options.logsTail), timestamp };
+        return { logs: this.src.recentLogs(this.options.logsTail), timestamp };
     }
   }
 
   private currentMetrics(): SystemMetrics {
     // A collector that has spoken in the last five minutes is the source of truth.
     if (this.latestSample && Date.now() - this.latestSample.at < 300_000) return this.latestSample.metrics;
-    return this.sources.metrics();
+    return this.src.metrics();
   }
 
   // ---- broadcasting -----------------------------------------------------------------------
@@ -336,7 +345,7 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     try {
       this.broadcast("metrics", this.currentMetrics());
     } catch (err) {
-      this.sources.log.error(`realtime: metrics update failed: ${(err as Error).message}`);
+      this.src.log.error(`realtime: metrics update failed: ${(err as Error).message}`);
     }
   }
 
@@ -345,9 +354,9 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     this.modelsTimer = undefined;
     if (this.members.models.size === 0) return;
     try {
-      this.broadcast("models", { models: this.sources.models(), timestamp: new Date().toISOString() });
+      this.broadcast("models", { models: this.src.models(), timestamp: new Date().toISOString() });
     } catch (err) {
-      this.sources.log.error(`realtime: models update failed: ${(err as Error).message}`);
+      this.src.log.error(`realtime: models update failed: ${(err as Error).message}`);
     }
   }
 
@@ -361,7 +370,7 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     if (this.members.logs.size === 0) return;
     this.pendingLogs.push(entry);
     if (this.pendingLogs.length > this.options.maxPendingLogs) this.pendingLogs.splice(0, this.pendingLogs.length - this.options.maxPendingLogs);
-    const urgent = entry.level === "error" || Date.now() < this.failureUrgentUntil || this.sources.modelsLoading();
+    const urgent = entry.level === "error" || Date.now() < this.failureUrgentUntil || this.src.modelsLoading();
     if (urgent && !this.logsFlushTimer) this.logsFlushTimer = setTimeout(() => this.flushLogs(), this.options.logsBatchMs);
   }
 

@@ -1,6 +1,4 @@
 import { uptimeSeconds } from "../api/health";
-import type { EventBus } from "../events";
-import type { Logger } from "../logs/logger";
 import type { SystemMetrics } from "../metrics/types";
 import { readDisk, readMemory } from "../metrics/system";
 import { listModels } from "../models/view";
@@ -30,17 +28,17 @@ export function snapshotMetrics(s: Services): SystemMetrics {
 }
 
 /**
- * The hub's data sources over the services. `services` is read lazily: the hub is built inside
- * createServices, before the object exists, and the supervisor may be swapped in later.
+ * The hub's data sources over the services. Each is read when needed, so a supervisor swapped in
+ * after startup is the one asked.
  */
-export function realtimeSources(bus: EventBus, log: Logger, apiKey: string | undefined, services: () => Services): RealtimeSources {
+export function realtimeSources(s: Services): RealtimeSources {
   return {
-    bus,
-    log,
-    apiKey,
-    metrics: () => snapshotMetrics(services()),
-    models: () => listModels(services()),
-    recentLogs: (limit) => services().logs.query({ limit }),
-    modelsLoading: () => services().supervisor.runtimes().some((r) => r.state === "loading"),
+    bus: s.bus,
+    log: s.log.child("realtime"),
+    apiKey: s.options.apiKey,
+    metrics: () => snapshotMetrics(s),
+    models: () => listModels(s),
+    recentLogs: (limit) => s.logs.query({ limit }),
+    modelsLoading: () => s.supervisor.runtimes().some((r) => r.state === "loading"),
   };
 }
