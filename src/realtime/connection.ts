@@ -86,13 +86,21 @@ export abstract class Connection {
       return true;
     }
     this.dropped++;
+    const retryIn = Math.ceil(((1 - this.tokens) / rate) * 1000);
     if (now - this.rateNoticeAt >= 1000) {
       this.rateNoticeAt = now;
-      const retryIn = Math.ceil(((1 - this.tokens) / rate) * 1000);
       this.sendError({ code: "RATE_LIMITED", message: `Too many messages; the limit is ${rate} per second`, retryIn });
     }
+    this.throttle(retryIn);
     return false;
   }
+
+  /**
+   * Stops reading this client's socket until it may send again, so the rest of a flood waits in
+   * the kernel (the client feels TCP backpressure) instead of costing us a callback per message.
+   * Transports that cannot pause (HTTP polling) just drop.
+   */
+  protected throttle(_ms: number): void {}
 
   /** After anything was queued for this client: drop it if it stopped reading. */
   checkBackpressure(): boolean {

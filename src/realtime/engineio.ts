@@ -81,6 +81,7 @@ export abstract class EngineSession extends Connection {
   private pendingPoll?: (res: Response) => void;
   private flushScheduled = false;
   private pingTimer?: ReturnType<typeof setTimeout>;
+  private resumeTimer?: ReturnType<typeof setTimeout>;
   private pongTimer?: ReturnType<typeof setTimeout>;
 
   constructor(
@@ -186,6 +187,16 @@ export abstract class EngineSession extends Connection {
 
   unbindTopic(topic: Topic): void {
     if (this.transportName === "websocket" && !this.closed) this.ws?.unsubscribe(this.socketTopic(topic));
+  }
+
+  protected override throttle(ms: number): void {
+    const ws = this.transportName === "websocket" ? this.ws : undefined;
+    if (this.resumeTimer || !ws) return;
+    ws.pause();
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined;
+      if (!this.closed) ws.resume();
+    }, ms);
   }
 
   // ---- heartbeat ----------------------------------------------------------------------------
@@ -350,6 +361,7 @@ export abstract class EngineSession extends Connection {
     this.closed = true;
     clearTimeout(this.pingTimer);
     clearTimeout(this.pongTimer);
+    clearTimeout(this.resumeTimer);
     if (this.pendingPoll) {
       // Deliver what is queued (e.g. the shutdown notice) and the close packet.
       const respond = this.pendingPoll;

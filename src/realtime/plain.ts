@@ -137,9 +137,21 @@ export class PlainConnection extends Connection implements SocketHandler {
     this.markClosed();
   }
 
+  private resumeTimer?: ReturnType<typeof setTimeout>;
+
+  protected override throttle(ms: number): void {
+    if (this.resumeTimer || !this.ws) return;
+    this.ws.pause();
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined;
+      if (!this.closed) this.ws?.resume();
+    }, ms);
+  }
+
   private markClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.resumeTimer);
     this.ctx.onClosed(this);
   }
 

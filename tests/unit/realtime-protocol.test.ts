@@ -90,6 +90,14 @@ describe("Engine.IO payloads", () => {
   });
 });
 
+async function waitUntil(condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 describe("per-connection rate limit", () => {
   function connection(rate: number, burst: number) {
     const sent: string[] = [];
@@ -104,12 +112,19 @@ describe("per-connection rate limit", () => {
       execute: () => ({ ok: true, reply: { type: "pong", data: {} } }),
     };
     const conn = new PlainConnection("c1", ctx);
-    conn.onOpen({ send: (t: string) => (sent.push(t), t.length), getBufferedAmount: () => 0 } as never);
-    return { conn, sent };
+    const reading = { paused: 0, resumed: 0 };
+    conn.onOpen({
+      send: (t: string) => (sent.push(t), t.length),
+      getBufferedAmount: () => 0,
+      pause: () => reading.paused++,
+      resume: () => reading.resumed++,
+      close: () => {},
+    } as never);
+    return { conn, sent, reading };
   }
 
-  test("admits the burst, then drops with one RATE_LIMITED notice carrying retryIn", () => {
-    const { conn, sent } = connection(2, 5);
+  test("admits the burst, then drops with one RATE_LIMITED notice carrying retryIn, pausing reads", async () => {
+    const { conn, sent, reading } = connection(2, 5);
     const admitted = Array.from({ length: 50 }, () => conn.admit()).filter(Boolean).length;
     expect(admitted).toBe(5);
     expect(conn.dropped).toBe(45);
@@ -119,5 +134,10 @@ describe("per-connection rate limit", () => {
     expect(notice.data.code).toBe("RATE_LIMITED");
     expect(notice.data.retryIn).toBeGreaterThan(0);
     expect(notice.data.retryIn).toBeLessThanOrEqual(500);
+    // The socket stops being read until a token is back, then reads again.
+    expect(reading.paused).toBe(1);
+    await waitUntil(() => reading.resumed === 1);
+    expect(conn.admit()).toBe(true);
+    conn.close(1000, "done");
   });
 });
