@@ -12,6 +12,8 @@ import { ModelRegistry } from "./models/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
+import { RealtimeHub } from "./realtime/hub";
+import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
 import { Supervisor } from "./supervisor/supervisor";
 import { APP_VERSION } from "./version";
@@ -32,6 +34,8 @@ export interface RuntimeOptions {
   databasePath?: string;
   /** Proxy timing knobs (tests shorten them). */
   proxy?: Partial<ProxyOptions>;
+  /** /llamaproxws intervals and limits (tests make them small). */
+  realtime?: Partial<RealtimeOptions>;
 }
 
 /**
@@ -58,6 +62,8 @@ export interface Services {
   requests: RequestStats;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
   collector: MetricsCollector;
+  /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
+  hub: RealtimeHub;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -98,6 +104,7 @@ export function createServices(options: RuntimeOptions): Services {
     requests,
     collector,
     server: { port: options.port, host: options.host },
+    hub: new RealtimeHub(options.realtime),
   };
   return services;
 }
@@ -107,6 +114,7 @@ export async function shutdownServices(s: Services): Promise<void> {
   s.pool.close();
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
+  s.hub.close();
   await s.supervisor.stopAll();
   try {
     closeDatabase(s.db);
