@@ -1,15 +1,15 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { configRoutes } from "./api/config";
-import { healthRoutes } from "./api/health";
 import { logsRoutes } from "./api/logs";
 import { monitoringRoutes } from "./api/monitoring";
+import { prometheusRoutes } from "./api/prometheus";
+import { configRoutes } from "./api/config";
+import { healthRoutes } from "./api/health";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody } from "./http/envelope";
 import { ApiError } from "./http/errors";
-import { renderPrometheus } from "./metrics/prometheus";
 import type { Services } from "./services";
 
 const isOpenAiPath = (path: string) => path.startsWith("/v1/") || path === "/v1";
@@ -23,10 +23,10 @@ export function openAiError(message: string, type: string, code: string | number
 export function apiRoutes(s: Services) {
   return new Hono()
     .route("/config", configRoutes(s))
-    .route("/health", healthRoutes(s))
-    .route("/status", statusRoutes(s))
+    .route("/logs", logsRoutes(s))
     .route("/monitoring", monitoringRoutes(s))
-    .route("/logs", logsRoutes(s));
+    .route("/health", healthRoutes(s))
+    .route("/status", statusRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;
@@ -47,24 +47,10 @@ export function createApp(s: Services) {
     }),
   );
 
-  app.route("/api", apiRoutes(s));
+  // Prometheus scrape endpoint, outside /api.
+  app.route("/metrics", prometheusRoutes(s));
 
-  // Prometheus scrape endpoint, outside /api (scrapers expect /metrics and plain text). Behind the
-  // API key when one is set: it names models and paths. Scrapers send it as a bearer token.
-  app.use("/metrics", requireApiKey(s.options.apiKey, "envelope"));
-  app.get("/metrics", async (c) => {
-    const sample = s.collector.latest() ?? (await s.collector.sampleNow().catch(() => null));
-    const body = renderPrometheus({
-      version: s.version,
-      sample,
-      requests: s.requests.snapshot(),
-      latency: s.collector.latency,
-      runtimes: s.supervisor.runtimes(),
-      registeredModels: s.registry.list().length,
-      llamaServers: sample?.llamaServers ?? [],
-    });
-    return c.text(body, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
-  });
+  app.route("/api", apiRoutes(s));
 
   app.notFound((c) => {
     if (isOpenAiPath(c.req.path)) {
