@@ -24,8 +24,6 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   services.server = { port: server.port!, host: options.host };
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
-  // After listening: the first sample is taken now, so /api/monitoring has data at once.
-  await services.collector.start();
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
@@ -33,5 +31,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
       server.stop(true);
       await shutdownServices(services);
     })());
+  // After listening: the first sample is taken now, so /api/monitoring has data at once.
+  await services.collector.start();
   return { server, services, url, stop };
 }
