@@ -1,18 +1,18 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { configRoutes } from "./api/config";
-import { healthRoutes } from "./api/health";
 import { modelControlRoutes } from "./api/model-control";
 import { modelRoutes } from "./api/models";
 import { logsRoutes } from "./api/logs";
 import { monitoringRoutes } from "./api/monitoring";
+import { prometheusRoutes } from "./api/prometheus";
+import { configRoutes } from "./api/config";
+import { healthRoutes } from "./api/health";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody } from "./http/envelope";
 import { ApiError } from "./http/errors";
 import { MODEL_ROUTED_PATHS, proxyRoutes } from "./proxy/routes";
-import { renderPrometheus } from "./metrics/prometheus";
 import type { Services } from "./services";
 
 const isOpenAiPath = (path: string) => path.startsWith("/v1/") || path === "/v1";
@@ -30,8 +30,8 @@ export function apiRoutes(s: Services) {
     .route("/models", modelRoutes(s))
     .route("/models", modelControlRoutes(s))
     .route("/status", statusRoutes(s))
-    .route("/monitoring", monitoringRoutes(s))
-    .route("/logs", logsRoutes(s));
+    .route("/logs", logsRoutes(s))
+    .route("/monitoring", monitoringRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;
@@ -52,6 +52,9 @@ export function createApp(s: Services) {
     }),
   );
 
+  // Prometheus scrape endpoint, outside /api.
+  app.route("/metrics", prometheusRoutes(s));
+
   app.route("/api", apiRoutes(s));
 
   // OpenAI-compatible and llama-server native endpoints, routed to models by the proxy.
@@ -60,22 +63,6 @@ export function createApp(s: Services) {
   app.use("/upstream/*", openAiAuth);
   for (const path of MODEL_ROUTED_PATHS) if (!path.startsWith("/v1/")) app.use(path, openAiAuth);
   app.route("/", proxyRoutes(s, s.pool, s.proxyOptions));
-  // Prometheus scrape endpoint, outside /api (scrapers expect /metrics and plain text). Behind the
-  // API key when one is set: it names models and paths. Scrapers send it as a bearer token.
-  app.use("/metrics", requireApiKey(s.options.apiKey, "envelope"));
-  app.get("/metrics", async (c) => {
-    const sample = s.collector.latest() ?? (await s.collector.sampleNow().catch(() => null));
-    const body = renderPrometheus({
-      version: s.version,
-      sample,
-      requests: s.requests.snapshot(),
-      latency: s.collector.latency,
-      runtimes: s.supervisor.runtimes(),
-      registeredModels: s.registry.list().length,
-      llamaServers: sample?.llamaServers ?? [],
-    });
-    return c.text(body, 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
-  });
 
   app.notFound((c) => {
     if (isOpenAiPath(c.req.path)) {

@@ -36,8 +36,6 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
-  // After listening: the first sample is taken now, so /api/monitoring has data at once.
-  await services.collector.start();
   services.supervisor.autoStart?.();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);
@@ -53,5 +51,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
       await startupScan.done;
       await shutdownServices(services);
     })());
+  // After listening: the first sample is taken now, so /api/monitoring has data at once.
+  await services.collector.start();
   return { server, services, url, stop };
 }

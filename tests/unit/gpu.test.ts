@@ -180,3 +180,12 @@ describe("GpuReader through node-nvidia-smi and a stand-in nvidia-smi on PATH", 
     expect(existsSync(calls)).toBe(true);
   });
 });
+
+test("node-nvidia-smi resolves an xml2js without the prototype-pollution bug (>= 0.5, pinned 0.6.x)", () => {
+  // CVE-2023-0842 affects xml2js < 0.5.0; package.json "overrides" pins what node-nvidia-smi gets.
+  const fromSmi = Bun.resolveSync("xml2js/package.json", join(import.meta.dir, "../../node_modules/node-nvidia-smi"));
+  const { version } = JSON.parse(readFileSync(fromSmi, "utf8")) as { version: string };
+  expect(version).toMatch(/^0\.6\./);
+  const pkg = JSON.parse(readFileSync(join(import.meta.dir, "../../package.json"), "utf8"));
+  expect(pkg.overrides.xml2js).toMatch(/0\.6/);
+});
