@@ -113,19 +113,24 @@ console.log(`${N} ${protocol} clients connected and subscribed in ${(performance
 // The flooder runs in its own process too, so its send buffer does not load the measured clients.
 let flooder: ReturnType<typeof Bun.spawn> | undefined;
 if (values.flood) {
+  // A persistent attacker: floods, and reconnects whenever the server closes it.
   const script = `
-    const ws = new WebSocket(${JSON.stringify(wsUrl)});
-    let sent = 0;
-    ws.onopen = () => {
-      const blast = () => {
-        // Keep the socket's own buffer bounded: the server pausing reads makes it grow.
-        if (ws.readyState !== 1) return;
-        if (ws.bufferedAmount < 1 << 20) for (let i = 0; i < 2000; i++) { ws.send('{"type":"ping"}'); sent++; }
-        setTimeout(blast, 0);
+    let sent = 0, closes = 0, reason = "";
+    const open = () => {
+      const ws = new WebSocket(${JSON.stringify(wsUrl)});
+      ws.onopen = () => {
+        const blast = () => {
+          if (ws.readyState !== 1) return;
+          // Keep the socket's own buffer bounded: the server pausing reads makes it grow.
+          if (ws.bufferedAmount < 1 << 20) for (let i = 0; i < 2000; i++) { ws.send('{"type":"ping"}'); sent++; }
+          setTimeout(blast, 0);
+        };
+        blast();
       };
-      blast();
+      ws.onclose = (e) => { closes++; reason = e.code + " " + e.reason; setTimeout(open, 0); };
     };
-    process.on("SIGTERM", () => { console.log(sent); process.exit(0); });
+    open();
+    process.on("SIGTERM", () => { process.stdout.write(sent + " pings, closed by the server " + closes + " times (" + reason + ")\\n"); process.exit(0); });
   `;
   flooder = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "inherit" });
   console.log("flooding from one extra client in another process");
@@ -149,7 +154,7 @@ if (protocol === "plain") {
 if (flooder) {
   flooder.kill("SIGTERM");
   const sent = (await new Response(flooder.stdout as ReadableStream).text()).trim();
-  console.log(`flooder sent ${sent} pings during the run`);
+  console.log(`flooder: ${sent}`);
 }
 // The first update can be partial (clients subscribing as it went out) and the last in flight.
 const incomplete = [...receipts.values()].filter((r) => r.perf.length < N).length;
