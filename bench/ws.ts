@@ -110,19 +110,30 @@ const deadline = Date.now() + 30_000;
 while (initialStates < N && Date.now() < deadline) await Bun.sleep(10);
 console.log(`${N} ${protocol} clients connected and subscribed in ${(performance.now() - t0).toFixed(0)} ms (${initialStates} got the immediate state)`);
 
-let flooder: WebSocket | undefined;
-let floodSent = 0;
+// The flooder runs in its own process too, so its send buffer does not load the measured clients.
+let flooder: ReturnType<typeof Bun.spawn> | undefined;
 if (values.flood) {
-  flooder = new WebSocket(wsUrl);
-  await new Promise((r) => (flooder!.onopen = r));
-  const blast = () => {
-    if (!flooder || flooder.readyState !== WebSocket.OPEN) return;
-    for (let i = 0; i < 2000; i++) flooder.send('{"type":"ping"}');
-    floodSent += 2000;
-    setTimeout(blast, 0);
-  };
-  blast();
-  console.log("flooding from one extra client");
+  // A persistent attacker: floods, and reconnects whenever the server closes it.
+  const script = `
+    let sent = 0, closes = 0, reason = "";
+    const open = () => {
+      const ws = new WebSocket(${JSON.stringify(wsUrl)});
+      ws.onopen = () => {
+        const blast = () => {
+          if (ws.readyState !== 1) return;
+          // Keep the socket's own buffer bounded: the server pausing reads makes it grow.
+          if (ws.bufferedAmount < 1 << 20) for (let i = 0; i < 2000; i++) { ws.send('{"type":"ping"}'); sent++; }
+          setTimeout(blast, 0);
+        };
+        blast();
+      };
+      ws.onclose = (e) => { closes++; reason = e.code + " " + e.reason; setTimeout(open, 0); };
+    };
+    open();
+    process.on("SIGTERM", () => { process.stdout.write(sent + " pings, closed by the server " + closes + " times (" + reason + ")\\n"); process.exit(0); });
+  `;
+  flooder = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "inherit" });
+  console.log("flooding from one extra client in another process");
 }
 
 // Wait for ROUNDS complete rounds (every client got it) after the first partial one.
@@ -140,12 +151,15 @@ if (protocol === "plain") {
   const lastLat = rounds.map((r) => Math.max(...r.wall) - r.sentAt).sort((a, b) => a - b);
   console.log(`broadcast -> first receipt: median ${pct(firstLat, 50)} ms; broadcast -> last receipt: median ${pct(lastLat, 50)} ms, max ${lastLat.at(-1)} ms (ms clock)`);
 }
-if (flooder) console.log(`flooder sent ${floodSent} pings during the run`);
+if (flooder) {
+  flooder.kill("SIGTERM");
+  const sent = (await new Response(flooder.stdout as ReadableStream).text()).trim();
+  console.log(`flooder: ${sent}`);
+}
 // The first update can be partial (clients subscribing as it went out) and the last in flight.
 const incomplete = [...receipts.values()].filter((r) => r.perf.length < N).length;
 if (incomplete > 2) console.log(`warning: ${incomplete} updates reached fewer than ${N} clients`);
 
-flooder?.close();
 // Stop the server first so it reports its side with every client still connected.
 killChild();
 await child.exited;

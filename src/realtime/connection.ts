@@ -12,6 +12,7 @@ export interface HubContext {
   readonly slowConsumerBytes: number;
   readonly rateLimitPerSecond: number;
   readonly rateLimitBurst: number;
+  readonly floodCloseDrops: number;
   countMessages(n: number): void;
   warn(message: string): void;
   onClosed(conn: Connection): void;
@@ -36,6 +37,8 @@ export abstract class Connection {
   private tokens: number;
   private refilledAt = performance.now();
   private rateNoticeAt = -Infinity;
+  private dropWindowStart = 0;
+  private dropsInWindow = 0;
 
   constructor(
     readonly id: string,
@@ -86,6 +89,16 @@ export abstract class Connection {
       return true;
     }
     this.dropped++;
+    if (now - this.dropWindowStart > 10_000) {
+      this.dropWindowStart = now;
+      this.dropsInWindow = 0;
+    }
+    if (++this.dropsInWindow > this.hub.floodCloseDrops) {
+      const reason = `Rate limit exceeded: ${this.dropsInWindow} messages dropped within 10 s`;
+      this.hub.warn(`realtime: closing ${this.protocol}/${this.transport} client ${this.id}${this.remoteAddress ? ` (${this.remoteAddress})` : ""}: ${reason}`);
+      this.close(1008, reason);
+      return false;
+    }
     const retryIn = Math.ceil(((1 - this.tokens) / rate) * 1000);
     if (now - this.rateNoticeAt >= 1000) {
       this.rateNoticeAt = now;

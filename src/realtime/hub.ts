@@ -112,6 +112,7 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
   get slowConsumerBytes() { return this.options.slowConsumerBytes; }
   get rateLimitPerSecond() { return this.options.rateLimitPerSecond; }
   get rateLimitBurst() { return this.options.rateLimitBurst; }
+  get floodCloseDrops() { return this.options.floodCloseDrops; }
   get pingIntervalMs() { return this.options.pingIntervalMs; }
   get pingTimeoutMs() { return this.options.pingTimeoutMs; }
   get hardMaxMessageBytes() { return this.options.hardMaxMessageBytes; }

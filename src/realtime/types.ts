@@ -57,6 +57,11 @@ export interface RealtimeOptions {
   rateLimitPerSecond: number;
   rateLimitBurst: number;
   /**
+   * A client that has this many messages dropped within 10 s keeps flooding after being told:
+   * it is closed (1008) rather than costing a callback per message for as long as it likes.
+   */
+  floodCloseDrops: number;
+  /**
    * Browser origins allowed besides the server's own (an `Origin` whose host equals `Host`).
    * WebSockets are not covered by CORS, so without this check any web page a user visits could
    * open /llamaproxws on their localhost proxy and read its logs. "*" allows every origin.
@@ -82,6 +87,7 @@ export const DEFAULT_REALTIME_OPTIONS: RealtimeOptions = {
   maxClients: 5000,
   rateLimitPerSecond: 20,
   rateLimitBurst: 40,
+  floodCloseDrops: 5000,
   allowedOrigins: [],
   pingIntervalMs: 25_000,
   pingTimeoutMs: 20_000,

@@ -225,6 +225,17 @@ describe("plain protocol: bad input keeps the connection", () => {
     expect(info.dropped).toBeGreaterThan(450);
     expect(flooder.closed).toBeUndefined();
   });
+
+  test("a client that keeps flooding after the notice is closed with a reason", async () => {
+    server = await startTestServer({ rateLimitPerSecond: 5, rateLimitBurst: 10, floodCloseDrops: 100 });
+    const flooder = await connect();
+    const other = await connect();
+    for (let i = 0; i < 500; i++) flooder.send({ type: "ping", requestId: i });
+    await waitFor(() => flooder.closed, "the flooder to be closed");
+    expect(flooder.closed!.code).toBe(1008);
+    expect(flooder.closed!.reason).toBe("Rate limit exceeded: 101 messages dropped within 10 s");
+    expect((await other.request({ type: "ping" })).type).toBe("pong");
+  });
 });
 
 describe("plain protocol: access, statistics, lifecycle", () => {

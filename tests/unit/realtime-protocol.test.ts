@@ -106,6 +106,7 @@ describe("per-connection rate limit", () => {
       slowConsumerBytes: 1000,
       rateLimitPerSecond: rate,
       rateLimitBurst: burst,
+      floodCloseDrops: 1000,
       countMessages: () => {},
       warn: () => {},
       onClosed: () => {},
