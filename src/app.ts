@@ -1,11 +1,14 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { configRoutes } from "./api/config";
 import { consoleRoutes } from "./console/routes";
-import { healthRoutes } from "./api/health";
 import { modelControlRoutes } from "./api/model-control";
 import { modelRoutes } from "./api/models";
+import { logsRoutes } from "./api/logs";
+import { monitoringRoutes } from "./api/monitoring";
+import { prometheusRoutes } from "./api/prometheus";
+import { configRoutes } from "./api/config";
+import { healthRoutes } from "./api/health";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody } from "./http/envelope";
@@ -27,7 +30,9 @@ export function apiRoutes(s: Services) {
     .route("/health", healthRoutes(s))
     .route("/models", modelRoutes(s))
     .route("/models", modelControlRoutes(s))
-    .route("/status", statusRoutes(s));
+    .route("/status", statusRoutes(s))
+    .route("/logs", logsRoutes(s))
+    .route("/monitoring", monitoringRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;
@@ -47,6 +52,9 @@ export function createApp(s: Services) {
       onError: (c) => c.json(errorBody("VALIDATION_ERROR", "Request body too large", "The limit is 1 MiB"), 400),
     }),
   );
+
+  // Prometheus scrape endpoint, outside /api.
+  app.route("/metrics", prometheusRoutes(s));
 
   app.route("/api", apiRoutes(s));
   // The web console: pages, htmx fragments, /static/*. Its forms call /api in process.

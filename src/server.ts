@@ -1,6 +1,7 @@
 import type { Server } from "bun";
 import { createApp } from "./app";
 import { startBackgroundDiscovery } from "./models/catalog";
+import { realtimeSources } from "./realtime/sources";
 import { createServices, shutdownServices, type RuntimeOptions, type Services } from "./services";
 
 export interface RunningServer {
@@ -17,14 +18,22 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   // Before serving: children a kill -9'd predecessor left behind still hold ports and memory.
   await services.supervisor.cleanupOrphans?.();
   const app = createApp(services);
+  const { hub } = services;
   const server = Bun.serve({
     port: options.port,
     hostname: options.host,
-    fetch: app.fetch,
+    // /llamaproxws (WebSocket upgrades and Engine.IO polling) goes to the realtime hub first.
+    // handle() answers null for other paths and undefined once it has upgraded the connection.
+    fetch: (req, srv) => {
+      const answer = hub.handle(req, srv);
+      return answer === null ? app.fetch(req, srv) : answer;
+    },
+    websocket: hub.websocket,
     // Streams from llama-server can pause for minutes while a model thinks.
     idleTimeout: 0,
   });
   services.server = { port: server.port!, host: options.host };
+  hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
   services.supervisor.autoStart?.();
@@ -34,11 +43,15 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      // Tell realtime clients first (reconnect notice + close frame), then stop accepting.
+      hub.close();
       server.stop(true);
       // Abort the startup scan and let it settle before the database closes under it.
       startupScan.abort();
       await startupScan.done;
       await shutdownServices(services);
     })());
+  // After listening: the first sample is taken now, so /api/monitoring has data at once.
+  await services.collector.start();
   return { server, services, url, stop };
 }

@@ -5,11 +5,15 @@ import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
+import { MetricsCollector } from "./metrics/collector";
+import { MetricsHistory } from "./metrics/history";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
+import { RealtimeHub } from "./realtime/hub";
+import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
 import { Supervisor } from "./supervisor/supervisor";
 import { APP_VERSION } from "./version";
@@ -30,6 +34,8 @@ export interface RuntimeOptions {
   databasePath?: string;
   /** Proxy timing knobs (tests shorten them). */
   proxy?: Partial<ProxyOptions>;
+  /** /llamaproxws intervals and limits (tests make them small). */
+  realtime?: Partial<RealtimeOptions>;
 }
 
 /**
@@ -54,6 +60,10 @@ export interface Services {
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
+  /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
+  collector: MetricsCollector;
+  /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
+  hub: RealtimeHub;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -67,28 +77,44 @@ export function createServices(options: RuntimeOptions): Services {
   const registry = new ModelRegistry(db, bus);
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
   const pool = new ModelPool(supervisor, registry, () => config.get(), log, bus);
-  return {
+  const requests = new RequestStats(bus);
+  const cpu = new CpuSampler();
+  const startedAt = new Date();
+  const collector = new MetricsCollector({
+    bus, log: log.child("metrics"), config, registry, requests, cpu,
+    supervisor: () => services.supervisor,
+    dataDir: options.dataDir,
+    startedAt,
+    history: new MetricsHistory(db, () => config.get().historyRetentionHours),
+  });
+  const services: Services = {
     options,
     version: APP_VERSION,
-    startedAt: new Date(),
+    startedAt,
     bus,
     logs,
     log,
     config,
     db,
     registry,
-    cpu: new CpuSampler(),
+    cpu,
     supervisor,
     pool,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
-    requests: new RequestStats(bus),
+    requests,
+    collector,
     server: { port: options.port, host: options.host },
+    hub: new RealtimeHub(options.realtime),
   };
+  return services;
 }
 
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
 export async function shutdownServices(s: Services): Promise<void> {
   s.pool.close();
+  // Flush the minute in progress while the database is still open.
+  await s.collector.stop();
+  s.hub.close();
   await s.supervisor.stopAll();
   try {
     closeDatabase(s.db);

@@ -1,6 +1,5 @@
 import { Hono } from "hono";
 import { ok } from "../http/envelope";
-import { readDisk, readMemory } from "../metrics/system";
 import type { Services } from "../services";
 import { checkServerBinary } from "../supervisor/binary";
 
@@ -9,9 +8,9 @@ export function buildHealth(s: Services) {
   const cfg = s.config.get();
   const binary = checkServerBinary(cfg.serverPath);
   const llama = llamaServerHealth(s, binary.found);
-  const mem = readMemory();
-  const disk = readDisk(s.options.dataDir);
-  const cpu = s.cpu.sample();
+  // The collector's latest sample: health checks are frequent and must not disturb the CPU
+  // deltas the collector measures, nor wait on disks or nvidia-smi.
+  const sample = s.collector.latest();
   const configOk = s.config.loadError === null;
   const healthy = binary.found && configOk && llama.status !== "unhealthy";
   const now = new Date().toISOString();
@@ -37,7 +36,9 @@ export function buildHealth(s: Services) {
         ...(s.config.loadError ? { message: s.config.loadError } : {}),
       },
     },
-    system: { cpu_usage: cpu.usage, memory_usage: mem.usagePercent, disk_usage: disk.usagePercent },
+    system: sample
+      ? { cpu_usage: sample.cpu.usage, memory_usage: sample.memory.usagePercent, disk_usage: sample.disk.usagePercent }
+      : { cpu_usage: 0, memory_usage: 0, disk_usage: 0 },
   };
 }
 
@@ -64,7 +65,9 @@ export function llamaServerHealth(s: Pick<Services, "supervisor">, binaryFound: 
 export const uptimeSeconds = (s: Services) => Math.floor((Date.now() - s.startedAt.getTime()) / 1000);
 
 export function healthRoutes(s: Services) {
-  return new Hono().get("/", (c) => {
+  return new Hono().get("/", async (c) => {
+    // Before the collector's first sample (it starts after listening), take one now.
+    if (!s.collector.latest()) await s.collector.sampleNow().catch(() => null);
     const health = buildHealth(s);
     // 503 when unhealthy, per the reference; the body is still the success envelope with the
     // full report, so monitors see *why*.

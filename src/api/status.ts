@@ -18,7 +18,7 @@ export function buildStatus(s: Services) {
       start_time: s.startedAt.toISOString(),
     },
     server: { port: s.server.port, host: s.server.host, ssl: false, cors_enabled: false },
-    websocket: { connected_clients: 0, active_connections: 0, messages_per_second: 0 },
+    websocket: s.hub.stats(),
     models: { registered, loaded: count("running"), loading: count("loading"), failed: count("error") },
     performance: {
       requests_total: perf.total,

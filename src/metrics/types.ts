@@ -16,4 +16,9 @@ export interface SystemMetrics {
   models: ModelMetrics;
   requests: RequestMetrics;
   uptime: number;
+  // Beyond the reference:
+  /** The models' filesystem (config basePath), only when it is not the data dir's. */
+  modelsDisk?: DiskMetrics;
+  /** Throughput and load read from each running llama-server's own /metrics. */
+  llamaServers?: import("./llama-metrics").LlamaServerMetrics[];
 }

@@ -1,0 +1,154 @@
+/**
+ * The reference's ApiService as a small typed client. Everything the branch's routes declare is
+ * called through Hono's RPC client (`hc<ApiRoutes>`), so argument and result types come from the
+ * routes themselves: change a route and this file stops compiling where it disagrees.
+ *
+ * Usage: `const api = new ApiService("http://127.0.0.1:3000", { apiKey }); await api.getMetrics();`
+ */
+import { hc, type ClientResponse } from "hono/client";
+import type { ApiRoutes } from "./app";
+import type { LlamaServerConfig } from "./config/schema";
+import type { LogEntry, LogLevel } from "./logs/types";
+import type { HistoryResponse } from "./metrics/history";
+import type { SystemMetrics } from "./metrics/types";
+import type { Model } from "./models/types";
+
+export type { LlamaServerConfig, LogEntry, Model, SystemMetrics };
+export type MetricsHistoryResponse = HistoryResponse;
+export interface ModelsResponse { count: number; models: Model[] }
+export interface DiscoverOptions { recursive?: boolean; includePatterns?: string[]; excludePatterns?: string[] }
+export type Resolution = "1m" | "5m" | "15m" | "1h";
+
+/** A failed call: the envelope's error code and details, plus the HTTP status. */
+export class ApiClientError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status: number,
+    readonly details?: string,
+  ) {
+    super(message);
+    this.name = "ApiClientError";
+  }
+}
+
+interface Envelope<T> {
+  success: boolean;
+  data?: T;
+  message?: string;
+  error?: { code: string; message: string; details?: string };
+}
+
+/** The `data` of a route's success envelope, read from the route's declared response. */
+type DataOf<R> = R extends ClientResponse<infer B, any, any> ? (B extends { success: true; data: infer D } ? D : never) : never;
+
+/**
+ * Unwraps the `{success, data|error, timestamp}` envelope: the data on success (also for a 503
+ * health report, which is a success envelope describing an unhealthy system), an ApiClientError
+ * carrying `code`/`details` otherwise, including for answers that are not an envelope at all.
+ */
+async function unwrap<R extends { status: number; text(): Promise<string> }, T = DataOf<R>>(pending: Promise<R>): Promise<T> {
+  const r = await pending;
+  const text = await r.text();
+  let body: Envelope<T> | undefined;
+  try {
+    body = JSON.parse(text) as Envelope<T>;
+  } catch {
+    throw new ApiClientError(`HTTP ${r.status}: the server did not answer with JSON`, r.status === 401 ? "UNAUTHORIZED" : "INVALID_RESPONSE", r.status, text.slice(0, 200));
+  }
+  if (body?.success === true && "data" in body) return body.data as T;
+  const e = body?.error;
+  throw new ApiClientError(e?.message ?? `HTTP ${r.status}`, e?.code ?? "INVALID_RESPONSE", r.status, e?.details);
+}
+
+export interface ApiServiceOptions {
+  apiKey?: string;
+  /** Custom fetch (tests, proxies). */
+  fetch?: typeof fetch;
+}
+
+export class ApiService {
+  private readonly rpc;
+  private readonly base: string;
+  private readonly headers: Record<string, string>;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(baseUrl = "http://localhost:3000", options: ApiServiceOptions = {}) {
+    this.base = baseUrl.replace(/\/+$/, "") + "/api";
+    this.headers = options.apiKey ? { Authorization: `Bearer ${options.apiKey}` } : {};
+    this.fetchImpl = options.fetch ?? fetch;
+    this.rpc = hc<ApiRoutes>(this.base, { headers: this.headers, fetch: this.fetchImpl });
+  }
+
+  // Configuration
+  getConfig() {
+    return unwrap(this.rpc.config.$get());
+  }
+  /** The reference's eight fields are required; the proxy's extra settings are optional. */
+  updateConfig(config: ConfigInput) {
+    return unwrap(this.rpc.config.$post({ json: config }));
+  }
+
+  // Models. The models router is on another branch; until it is merged into ApiRoutes these go
+  // through plain fetch with the reference's types (switch to this.rpc.models.* after the merge).
+  getModels(): Promise<ModelsResponse> {
+    return this.call("GET", "/models");
+  }
+  registerModels(models: Partial<Model>[]): Promise<{ registered: number; models: Model[] }> {
+    return this.call("POST", "/models", { models });
+  }
+  discoverModels(paths: string[], options: DiscoverOptions = {}): Promise<{ discovered: Model[]; scannedPaths: string[]; totalFound: number }> {
+    return this.call("POST", "/models/discover", { paths, ...options });
+  }
+  removeModel(id: string): Promise<{ modelId: string }> {
+    return this.call("DELETE", `/models/${encodeURIComponent(id)}`);
+  }
+
+  // Health
+  getHealth() {
+    return unwrap(this.rpc.health.$get());
+  }
+  getStatus() {
+    return unwrap(this.rpc.status.$get());
+  }
+
+  // Monitoring
+  getMetrics() {
+    return unwrap(this.rpc.monitoring.$get());
+  }
+  /** hours 1..168 (default 24), resolution 1m|5m|15m|1h (default 5m); the server validates both. */
+  getMetricsHistory(hours?: number, resolution?: Resolution) {
+    return unwrap(
+      this.rpc.monitoring.history.$get({
+        query: { ...(hours !== undefined ? { hours: String(hours) } : {}), ...(resolution !== undefined ? { resolution } : {}) },
+      }),
+    );
+  }
+
+  // Logs (beyond the reference's ApiService)
+  getLogs(filters: { level?: LogLevel; source?: string; since?: string; afterId?: number; q?: string; limit?: number } = {}) {
+    const { afterId, limit, ...rest } = filters;
+    return unwrap(
+      this.rpc.logs.$get({
+        query: { ...rest, ...(afterId !== undefined ? { afterId: String(afterId) } : {}), ...(limit !== undefined ? { limit: String(limit) } : {}) },
+      }),
+    );
+  }
+
+  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return unwrap<Response, T>(
+      this.fetchImpl(this.base + path, {
+        method,
+        headers: { ...this.headers, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      }),
+    );
+  }
+}
+
+type Rpc = ReturnType<typeof hc<ApiRoutes>>;
+type ConfigInput = Parameters<Rpc["config"]["$post"]>[0]["json"];
+/** GET /api/health data, as the route declares it. */
+export type HealthData = DataOf<Awaited<ReturnType<Rpc["health"]["$get"]>>>;
+/** GET /api/status data, as the route declares it. */
+export type StatusData = DataOf<Awaited<ReturnType<Rpc["status"]["$get"]>>>;

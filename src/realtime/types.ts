@@ -1,0 +1,122 @@
+import type { ServerWebSocket } from "bun";
+
+/** The three things a client can subscribe to (SubscribeMessage.data.type in the reference). */
+export const TOPICS = ["metrics", "models", "logs"] as const;
+export type Topic = (typeof TOPICS)[number];
+
+/** The server -> client event that carries each topic's state. */
+export const UPDATE_EVENT: Record<Topic, `${Topic}_update`> = {
+  metrics: "metrics_update",
+  models: "models_update",
+  logs: "logs_update",
+};
+
+/** ErrorMessage.data of the reference, plus `details` for the specifics. */
+export interface RealtimeError {
+  code: string;
+  message: string;
+  reconnect?: boolean;
+  retryIn?: number;
+  details?: string;
+}
+
+/** What a client asked for, once its protocol (plain JSON or Socket.IO) has been decoded. */
+export type ClientCommand =
+  | { kind: "subscribe"; topic: Topic }
+  | { kind: "unsubscribe"; topic: Topic }
+  | { kind: "ping" };
+
+/** Tunables of the hub. Tests make the intervals small; defaults follow the reference. */
+export interface RealtimeOptions {
+  /** metrics_update period (reference: every 10 s). */
+  metricsIntervalMs: number;
+  /** models_update period (reference: every 30 s); status changes go out at once as well. */
+  modelsIntervalMs: number;
+  /** logs_update period when nothing is loading or failing (reference: every 15 s). */
+  logsIntervalMs: number;
+  /** While a model loads or fails, new log lines go out batched over this window. */
+  logsBatchMs: number;
+  /** Coalesces bursts of model status events into one models_update. */
+  modelsDebounceMs: number;
+  /** How many recent log entries a new logs subscriber gets straight away. */
+  logsTail: number;
+  /** At most this many entries wait for the next logs_update; older ones are dropped. */
+  maxPendingLogs: number;
+  /** Bigger client messages get an `error` reply and are ignored; the connection stays open. */
+  maxMessageBytes: number;
+  /**
+   * Bun's maxPayloadLength: frames bigger than this are refused by Bun itself, which closes the
+   * socket with 1009 before we ever see them (it must not buffer an unbounded frame for us).
+   */
+  hardMaxMessageBytes: number;
+  /** A client with more than this many bytes queued and unsent is closed as a slow consumer. */
+  slowConsumerBytes: number;
+  /** New connections beyond this many are refused with 503 (every client costs memory and a timer). */
+  maxClients: number;
+  /** Per-connection inbound rate: sustained messages per second and burst size. */
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  /**
+   * A client that has this many messages dropped within 10 s keeps flooding after being told:
+   * it is closed (1008) rather than costing a callback per message for as long as it likes.
+   */
+  floodCloseDrops: number;
+  /**
+   * Browser origins allowed besides the server's own (an `Origin` whose host equals `Host`).
+   * WebSockets are not covered by CORS, so without this check any web page a user visits could
+   * open /llamaproxws on their localhost proxy and read its logs. "*" allows every origin.
+   * Clients that send no Origin (CLIs, socket.io-client in Node/Bun) are not affected.
+   */
+  allowedOrigins: string[];
+  /** Engine.IO heartbeat (sent to socket.io clients in the handshake). */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+}
+
+export const DEFAULT_REALTIME_OPTIONS: RealtimeOptions = {
+  metricsIntervalMs: 10_000,
+  modelsIntervalMs: 30_000,
+  logsIntervalMs: 15_000,
+  logsBatchMs: 250,
+  modelsDebounceMs: 25,
+  logsTail: 100,
+  maxPendingLogs: 1000,
+  maxMessageBytes: 64 * 1024,
+  hardMaxMessageBytes: 1024 * 1024,
+  slowConsumerBytes: 1024 * 1024,
+  maxClients: 5000,
+  rateLimitPerSecond: 20,
+  rateLimitBurst: 40,
+  floodCloseDrops: 5000,
+  allowedOrigins: [],
+  pingIntervalMs: 25_000,
+  pingTimeoutMs: 20_000,
+};
+
+/**
+ * What Bun keeps in `ws.data`: the object that handles that socket's events. Plain clients and
+ * Engine.IO transports each bring their own, so one `websocket` handler serves both protocols.
+ */
+export interface SocketHandler {
+  onOpen(ws: HubSocket): void;
+  onMessage(ws: HubSocket, message: string | Buffer): void;
+  onClose(ws: HubSocket, code: number, reason: string): void;
+}
+export type HubSocket = ServerWebSocket<SocketHandler>;
+
+/** Per-connection statistics (GET-able through hub.clients()). */
+export interface ConnectionInfo {
+  id: string;
+  protocol: "plain" | "socketio";
+  transport: "websocket" | "polling";
+  connectedAt: string;
+  subscriptions: Topic[];
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  dropped: number;
+  remoteAddress?: string;
+  /** Polling sessions: a long-poll GET is being held open right now. */
+  heldPoll?: boolean;
+}

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ApiClientError, ApiService } from "../../src/client";
+import { metricsMinute } from "../../src/db/schema";
+import { minuteOf } from "../../src/metrics/history";
+import { startServer, type RunningServer } from "../../src/server";
+
+let dir: string;
+let server: RunningServer;
+let api: ApiService;
+const KEY = "test-key-123";
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "lap-client-"));
+  server = await startServer({
+    port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"),
+    logLevel: "error", environment: "test", quiet: true, apiKey: KEY,
+  });
+  api = new ApiService(server.url, { apiKey: KEY });
+  // One sample an hour: the collector then writes no minute row while the tests seed history.
+  await api.updateConfig({ ...(await api.getConfig()), metricsIntervalSeconds: 3600 });
+});
+afterAll(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("ApiService against a real server", () => {
+  test("getConfig / updateConfig round-trip", async () => {
+    const cfg = await api.getConfig();
+    expect(cfg.port).toBe(8134);
+    const saved = await api.updateConfig({ ...cfg, port: 9000, ctx_size: 4096 });
+    expect(saved.port).toBe(9000);
+    expect((await api.getConfig()).ctx_size).toBe(4096);
+  });
+
+  test("invalid config: ApiClientError with the envelope's code and details", async () => {
+    const cfg = await api.getConfig();
+    const err = await api.updateConfig({ ...cfg, port: 70000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ApiClientError);
+    expect(err.code).toBe("VALIDATION_ERROR");
+    expect(err.status).toBe(400);
+    expect(err.details).toContain("Port must be between 1 and 65535");
+  });
+
+  test("getMetrics: the collector's first sample is there at once", async () => {
+    const m = await api.getMetrics();
+    expect(m.cpu.cores).toBe(navigator.hardwareConcurrency);
+    expect(m.memory.total).toBeGreaterThan(0);
+    expect(m.requests.total).toBe(0);
+  });
+
+  test("getMetricsHistory with defaults and with arguments", async () => {
+    const base = minuteOf(Date.now());
+    server.services.db.insert(metricsMinute).values([
+      { ts: base - 120 * 60_000, samples: 6, cpuAvg: 20, cpuMax: 30, memAvg: 50, memMax: 55, requests: 4, errors: 0, responseTimeAvg: 150 },
+      { ts: base - 3 * 60_000, samples: 6, cpuAvg: 40, cpuMax: 60, memAvg: 60, memMax: 65, requests: 2, errors: 1, responseTimeAvg: 300 },
+    ]).run();
+    const def = await api.getMetricsHistory();
+    expect(def.period.resolution).toBe("5m");
+    expect(def.summary).toMatchObject({ totalRequests: 6, maxCpu: 40, avgCpu: 30, avgResponseTime: 225 });
+    const lastHour = await api.getMetricsHistory(1, "1m");
+    expect(lastHour.metrics).toHaveLength(1);
+    expect(lastHour.metrics[0]).toMatchObject({ cpu: 40, memory: 60, requests: 2, responseTime: 300 });
+    const err = await api.getMetricsHistory(500).catch((e) => e);
+    expect(err).toBeInstanceOf(ApiClientError);
+    expect(err.code).toBe("VALIDATION_ERROR");
+  });
+
+  test("getHealth returns the report even when it is 503 (unhealthy: no llama-server here)", async () => {
+    const h = await api.getHealth();
+    expect(["healthy", "unhealthy"]).toContain(h.status);
+    expect(h.services.proxy.status).toBe("healthy");
+    expect(typeof h.system.cpu_usage).toBe("number");
+  });
+
+  test("getStatus", async () => {
+    const st = await api.getStatus();
+    expect(st.application.version).toBe(server.services.version);
+    expect(st.server.port).toBe(server.server.port!);
+  });
+
+  test("getLogs filters", async () => {
+    server.services.log.warn("client test marker");
+    const { logs } = await api.getLogs({ level: "warn", q: "client test marker" });
+    expect(logs.map((l) => l.message)).toEqual(["client test marker"]);
+  });
+
+  test("removeModel of an unknown id throws NOT_FOUND", async () => {
+    const err = await api.removeModel("no-such-model").catch((e) => e);
+    expect(err).toBeInstanceOf(ApiClientError);
+    expect(err.code).toBe("NOT_FOUND");
+    expect(err.status).toBe(404);
+  });
+
+  test("a wrong API key is an UNAUTHORIZED ApiClientError", async () => {
+    const err = await new ApiService(server.url, { apiKey: "wrong" }).getConfig().catch((e) => e);
+    expect(err).toBeInstanceOf(ApiClientError);
+    expect(err.code).toBe("UNAUTHORIZED");
+    expect(err.status).toBe(401);
+  });
+
+  test("nothing listening: the fetch error surfaces", async () => {
+    const dead = new ApiService("http://127.0.0.1:1");
+    await expect(dead.getMetrics()).rejects.toThrow();
+  });
+});
