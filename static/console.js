@@ -292,16 +292,15 @@
       }
       fetchNewLines();
     });
-    document.addEventListener("htmx:afterSwap", function (evt) {
-      if (evt.detail.target && evt.detail.target.id === "log-view") {
+    // A filter change swaps in a new #log-view (outerHTML): point Download at the same filter
+    // and show its newest lines.
+    document.addEventListener("htmx:load", function (evt) {
+      if (evt.detail.elt && evt.detail.elt.id === "log-view") {
         syncDownloadLink();
         var l = document.getElementById("log-lines");
         if (l) l.scrollTop = l.scrollHeight;
       }
     });
-    // htmx swaps #log-view by outerHTML; afterSwap's target is then the old node, so also
-    // listen for the settle of the new one.
-    document.addEventListener("htmx:afterSettle", syncDownloadLink);
   }
 
   // ---- charts (monitoring) ---------------------------------------------------------------------
@@ -353,11 +352,11 @@
     Object.keys(charts).forEach(function (k) { charts[k].destroy(); });
     charts = {};
     chartData = null;
-    var script = document.getElementById("history-data");
-    if (!script || typeof window.uPlot !== "function") return;
+    var holder = document.getElementById("history-data");
+    if (!holder || typeof window.uPlot !== "function") return;
     var hist;
     try {
-      hist = JSON.parse(script.textContent || "{}");
+      hist = JSON.parse(holder.getAttribute("data-history") || "{}");
     } catch (e) {
       return;
     }
@@ -432,8 +431,10 @@
       if (typeof window.uPlot === "function") drawCharts();
     };
     drawWhenReady();
-    document.addEventListener("htmx:afterSettle", function (evt) {
-      if (document.getElementById("charts") && evt.detail.elt && (evt.detail.elt.id === "charts" || evt.detail.elt.closest && evt.detail.elt.closest("#charts"))) drawCharts();
+    // htmx:load fires for content htmx has just inserted (the new #charts of a range switch);
+    // swap events of an outerHTML swap fire on the old, detached node instead.
+    document.addEventListener("htmx:load", function (evt) {
+      if (evt.detail.elt && evt.detail.elt.id === "charts") drawCharts();
     });
     body.addEventListener("lap-metrics", function (evt) { appendLive(evt.detail); });
     var resizeTimer = null;

@@ -1,5 +1,6 @@
 import { Hono, type Context } from "hono";
 import { setCookie } from "hono/cookie";
+import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -96,6 +97,8 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   // Form posts change what we execute (serverPath); refuse them from other origins. htmx and
   // plain forms from our own pages send a same-origin Origin / Sec-Fetch-Site.
   app.use("/ui/*", csrf());
+  // Console forms are small; refuse anything big before parsing it.
+  app.use("/ui/*", bodyLimit({ maxSize: 256 * 1024, onError: (c) => c.text("Form too large (limit 256 kB)", 413) }));
   app.use("/login", csrf());
 
   app.onError((err, c) => {

@@ -35,9 +35,6 @@ export const CHARTS = [
   { id: "tokensPerSecond", title: "Tokens per second", unit: "tok/s" },
 ] as const;
 
-/** Inline JSON for console.js: `<` escaped so no value can close the script element. */
-const safeJson = (v: unknown) => JSON.stringify(v).replace(/</g, "\\u003c");
-
 /**
  * The charts section for one range. The history is embedded as JSON (console.js draws it with
  * uPlot and appends live samples); the summary table is readable without JavaScript.
@@ -69,7 +66,9 @@ export function Charts(props: { range: RangeKey; history?: History; error?: stri
       ) : null}
       {h ? (
         <>
-          <script type="application/json" id="history-data" dangerouslySetInnerHTML={{ __html: safeJson(h) }}></script>
+          {/* In an attribute, not a <script>: htmx drops script elements from swapped content
+              when allowScriptTags is off. JSX escapes the attribute value. */}
+          <div id="history-data" hidden data-history={JSON.stringify(h)}></div>
           <p class="muted small">
             {h.metrics.length} points at {h.period.resolution} resolution
             {h.metrics.length === 0 ? "; the collector writes one row per minute, so the charts fill as it runs" : ""}.
