@@ -74,7 +74,9 @@ export class RecentMetrics {
     if (p.length < 2) return 0;
     const a = p[0]!;
     const b = p[p.length - 1]!;
-    const minutes = (b.t - a.t) / 60000;
-    return minutes > 0 ? Math.max(0, (b.requestsTotal - a.requestsTotal) / minutes) : 0;
+    // At least a minute of denominator: right after start, 1 request in 10 s is "1 /min", not
+    // an extrapolated 6 /min.
+    const minutes = Math.max(1, (b.t - a.t) / 60000);
+    return Math.max(0, (b.requestsTotal - a.requestsTotal) / minutes);
   }
 }

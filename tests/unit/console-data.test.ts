@@ -88,6 +88,8 @@ describe("RecentMetrics", () => {
     bus.emit("metrics.sample", sample(t0, 0));
     expect(recent.requestRate()).toBe(0);
     bus.emit("metrics.sample", sample(t0 + 30_000, 10));
+    // Half a minute in: counted over a full minute, not extrapolated.
+    expect(recent.requestRate()).toBe(10);
     bus.emit("metrics.sample", sample(t0 + 60_000, 30));
     expect(recent.requestRate()).toBe(30);
     bus.emit("metrics.sample", sample(t0 + 90_000, 60));
