@@ -2,6 +2,8 @@
 
 export function formatGB(bytes: number): string {
   if (!Number.isFinite(bytes) || bytes <= 0) return "–";
+  // Tiny test models would all read "0.00 GB".
+  if (bytes < 10_000_000) return formatBytes(bytes);
   const gb = bytes / 1e9;
   return gb >= 10 ? `${gb.toFixed(1)} GB` : `${gb.toFixed(2)} GB`;
 }

@@ -1,6 +1,8 @@
 // The web console through createApp().request(): pages, fragments, forms, static files, auth.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeModel } from "../fixtures/gguf-writer";
 import { makeTestServices, type TestContext } from "../helpers/services";
 
 let t: TestContext;
@@ -211,6 +213,70 @@ describe("models", () => {
     expect(html).toContain("Remove alpha?");
     expect(html).toContain('name="confirmed" value="1"');
     expect(t.services.registry.get("alpha")).toBeDefined();
+  });
+
+  test("discover scans through POST /api/models/discover and lists what it found", async () => {
+    const folder = join(t.dir, "models");
+    mkdirSync(join(folder, "sub"), { recursive: true });
+    writeModel(join(folder, "llama-3-8b-instruct.Q4_K_M.gguf"), { arch: "llama", name: "Llama 3 8B Instruct", fileType: 15, contextLength: 8192 });
+    writeModel(join(folder, "sub", "qwen2-0.5b.gguf"), { arch: "qwen2", contextLength: 32768 });
+    writeModel(join(folder, "skip.tmp.gguf"), { arch: "llama" });
+    const res = await t.app.request("/ui/models/discover", form({ paths: folder, recursive: "1", includePatterns: "*.gguf", excludePatterns: "*.tmp.gguf" }));
+    expect(res.status).toBe(200);
+    // The table is told to refresh (the socket would tell it too).
+    expect(res.headers.get("hx-trigger")).toBe("lap-models");
+    const html = await res.text();
+    expect(html.startsWith('<section id="discover-form"')).toBe(true);
+    expect(html).toMatch(/Found <strong>2<\/strong> models/);
+    expect(html).toContain("llama-3-8b-instruct.Q4_K_M");
+    expect(html).toContain("llama · Q4_K_M");
+    expect(html).not.toContain("skip.tmp");
+    const table = await (await t.app.request("/ui/models/table")).text();
+    expect((table.match(/data-status="discovered"/g) ?? []).length).toBe(2);
+  });
+
+  test("discover of a folder that does not exist shows the API's error in the form", async () => {
+    const res = await t.app.request("/ui/models/discover", form({ paths: join(t.dir, "nope"), recursive: "1" }));
+    const html = await res.text();
+    expect(html).toContain('class="field-error"');
+    expect(t.services.registry.list().length).toBe(0);
+  });
+
+  test("register by path goes through POST /api/models; a duplicate is refused with its reason", async () => {
+    const file = join(t.dir, "mistral-7b.Q5_K_M.gguf");
+    writeModel(file, { arch: "llama", name: "Mistral 7B", fileType: 17 });
+    const ok = await t.app.request("/ui/models/register", form({ path: file }));
+    expect(await ok.text()).toContain("Registered");
+    const row = t.services.registry.findByPath(file);
+    expect(row).toBeDefined();
+    const again = await t.app.request("/ui/models/register", form({ path: file }));
+    const html = await again.text();
+    expect(html).toContain('id="reg-error"');
+    expect(html).toContain(`value="${file}"`);
+    expect(t.services.registry.list().length).toBe(1);
+  });
+
+  test("the settings editor saves per-model overrides through PATCH; an empty field clears one", async () => {
+    addModel("alpha", { settings: { ctxSize: 1024, aliases: ["old"] } });
+    const res = await t.app.request("/ui/models/alpha/settings", form({ ctxSize: "", batchSize: "256", threads: "4", gpuLayers: "", idleTimeoutSeconds: "300", aliases: "a1, a2", extraArgs: "--flash-attn\non", autoStart: "1" }));
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("Saved.");
+    const st = t.services.registry.get("alpha")!.settings;
+    expect(st.ctxSize).toBeUndefined();
+    expect(st.batchSize).toBe(256);
+    expect(st.aliases).toEqual(["a1", "a2"]);
+    expect(st.extraArgs).toEqual(["--flash-attn", "on"]);
+    expect(st.autoStart).toBe(true);
+  });
+
+  test("an invalid per-model setting shows the API's message and changes nothing", async () => {
+    addModel("alpha", { settings: { threads: 2 } });
+    const res = await t.app.request("/ui/models/alpha/settings", form({ threads: "0" }));
+    const html = await res.text();
+    expect(html).toContain("threads must be -1 (auto) or between 1 and 1024");
+    // The editor stays open so the message is seen.
+    expect(html).toMatch(/<details class="settings-editor" open/);
+    expect(t.services.registry.get("alpha")!.settings.threads).toBe(2);
   });
 
   test("register with an empty path is refused by the form", async () => {
