@@ -232,7 +232,7 @@ describe("models", () => {
     expect(html).toContain("llama · Q4_K_M");
     expect(html).not.toContain("skip.tmp");
     const table = await (await t.app.request("/ui/models/table")).text();
-    expect((table.match(/data-status="discovered"/g) ?? []).length).toBe(2);
+    expect((table.match(/<tr [^>]*data-status="discovered"/g) ?? []).length).toBe(2);
   });
 
   test("discover of a folder that does not exist shows the API's error in the form", async () => {
