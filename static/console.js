@@ -147,7 +147,8 @@
         case "models_update": emit("lap-models", msg.data); break;
         case "logs_update": emit("lap-logs", msg.data); break;
         case "error":
-          if (msg.data && msg.data.message) notice("Live updates: " + msg.data.message);
+          // A shutdown notice (reconnect: true) is followed by the close; the indicator says it.
+          if (msg.data && msg.data.message && !msg.data.reconnect) notice("Live updates: " + msg.data.message);
           break;
       }
     };

@@ -91,6 +91,26 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await page.close();
   }, T);
 
+  test("a proxy restart shows 'disconnected' and the page recovers by itself", async () => {
+    if (!hubPresent) console.warn("tests/browser: no realtime hub in this build; recovery is by HTTP polling only");
+    const page = await open("/models");
+    await page.evaluate(() => ((window as any).__sameDocument = true));
+    const state = () => page.locator("#ws-status").getAttribute("data-state");
+    if (hubPresent) await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") === "live", null, { timeout: 10_000 });
+    await h.restart();
+    await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") !== "live", null, { timeout: 10_000 });
+    expect(await page.locator("#ws-status").textContent()).toMatch(/disconnected|connecting/);
+    // A model registered while the page was cut off shows up without a reload.
+    register("after-restart");
+    if (hubPresent) {
+      await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") === "live", null, { timeout: 20_000 });
+      expect(await state()).toBe("live");
+    }
+    await page.locator("#model-after-restart").waitFor({ timeout: 20_000 });
+    expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+    await page.close();
+  }, T);
+
   test("start a model from the Models page: badge goes loading -> running without a reload", async () => {
     register("slowload", { extraArgs: ["--fake-load-ms", "2500"] });
     const page = await open("/models");

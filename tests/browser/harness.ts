@@ -15,6 +15,8 @@ export interface Harness {
   dir: string;
   server: RunningServer;
   url: string;
+  /** Stops the server and starts a new one on the same port and data (a proxy restart). */
+  restart(): Promise<void>;
   /** A GGUF-named file the fake server accepts as its model. */
   modelFile(name: string): string;
   stop(): Promise<void>;
@@ -27,30 +29,37 @@ export async function startHarness(): Promise<Harness> {
     configPath,
     JSON.stringify({ host: "127.0.0.1", port: 18000 + Math.floor(Math.random() * 20000), basePath: dir, serverPath: FAKE_SERVER, ctx_size: 2048, batch_size: 512, threads: -1, gpu_layers: 0, loadTimeoutSeconds: 20, stopTimeoutSeconds: 2 }),
   );
-  const server = await startServer({
+  const options = {
     port: 0,
     host: "127.0.0.1",
     dataDir: dir,
     configPath,
-    logLevel: "info",
+    logLevel: "info" as const,
     environment: "test",
     quiet: true,
     databasePath: join(dir, "test.db"),
-  });
-  return {
+  };
+  const server = await startServer(options);
+  const harness: Harness = {
     dir,
     server,
     url: server.url,
+    async restart() {
+      const port = harness.server.server.port!;
+      await harness.server.stop();
+      harness.server = await startServer({ ...options, port });
+    },
     modelFile(name) {
       const p = join(dir, name);
       writeFileSync(p, "GGUF fake model bytes");
       return p;
     },
     async stop() {
-      await server.stop();
+      await harness.server.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return harness;
 }
 
 export interface BrowserSession {
