@@ -169,18 +169,21 @@
   connect();
 
   // ---- models page ------------------------------------------------------------------------
-  // Keep open "Settings" editors open across live refreshes of the table, and don't refresh it
-  // under someone who is typing in it.
+  // Keep open "Settings" editors open across live refreshes of the table or of a loading row,
+  // and don't refresh either under someone who is typing in it.
   var openEditors = [];
+  var isRefresher = function (elt) {
+    return elt && (elt.id === "models-table" || (elt.tagName === "TR" && elt.hasAttribute("data-model-id")));
+  };
   document.addEventListener("htmx:beforeRequest", function (evt) {
     var elt = evt.detail.elt;
-    if (!elt || elt.id !== "models-table") return;
+    if (!isRefresher(elt)) return;
     var a = document.activeElement;
     if (a && elt.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) evt.preventDefault();
   });
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var t = evt.detail.target;
-    if (!t || t.id !== "models-table") return;
+    if (!t || !t.querySelectorAll) return;
     openEditors = [];
     t.querySelectorAll("details.settings-editor[open]").forEach(function (d) {
       var row = d.closest("tr");
@@ -188,14 +191,13 @@
     });
   });
   document.addEventListener("htmx:afterSwap", function () {
-    var table = document.getElementById("models-table");
-    if (!table || !openEditors.length) return;
-    openEditors.forEach(function (id) {
-      table.querySelectorAll("tr[data-model-id]").forEach(function (row) {
-        if (row.getAttribute("data-model-id") !== id) return;
-        var d = row.querySelector("details.settings-editor");
-        if (d) d.open = true;
-      });
+    if (!openEditors.length) return;
+    var ids = openEditors;
+    openEditors = [];
+    document.querySelectorAll("tr[data-model-id]").forEach(function (row) {
+      if (ids.indexOf(row.getAttribute("data-model-id")) < 0) return;
+      var d = row.querySelector("details.settings-editor");
+      if (d) d.open = true;
     });
   });
 

@@ -23,7 +23,7 @@ import { ConfigForm } from "../../views/partials/config-form";
 import { DashboardLive } from "../../views/partials/dashboard";
 import { LogLines, LogView } from "../../views/partials/logs";
 import { DiscoverForm, RegisterForm, type DiscoverResult } from "../../views/partials/model-forms";
-import { ModelsTable, type Notice, type RowState } from "../../views/partials/models";
+import { ModelRow, ModelsTable, type Notice, type RowState } from "../../views/partials/models";
 import { callApi, type AppFetch } from "./api-client";
 import { getAsset } from "./assets";
 import { configToForm, dashboardData, logsAsText, modelViews, parseConfigForm, type LogFilter } from "./data";
@@ -164,6 +164,11 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
 
   app.get("/models", (c) => c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />));
   app.get("/ui/models/table", (c) => c.html(<ModelsTable models={modelViews(s)} />));
+  app.get("/ui/models/:id/row", validate("param", idParam), (c) => {
+    const m = modelViews(s).find((x) => x.id === c.req.valid("param").id);
+    // Removed meanwhile: an empty answer swaps the row away.
+    return m ? c.html(<ModelRow m={m} now={Date.now()} />) : c.body("", 200);
+  });
 
   app.post("/ui/models/:id/start", validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");

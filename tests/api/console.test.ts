@@ -199,6 +199,30 @@ describe("models", () => {
     expect(shown).toBe(true);
   });
 
+  test("start answers at once with the row loading; the loading row polls itself with elapsed time and stage", async () => {
+    const FAKE = join(import.meta.dir, "../fixtures/fake-llama-server.ts");
+    t.services.config.update({ ...t.services.config.get(), serverPath: FAKE, host: "127.0.0.1", port: 21000 + Math.floor(Math.random() * 20000) });
+    const file = join(t.dir, "slow.gguf");
+    writeModel(file, { arch: "llama" });
+    t.services.registry.insert([{ id: "slow", name: "slow", path: file, family: "llama", size: 1000, settings: { extraArgs: ["--fake-load-ms", "8000"] } }]);
+    const t0 = performance.now();
+    const res = await t.app.request("/ui/models/slow/start", form({}));
+    // Not held for the whole load (8 s).
+    expect(performance.now() - t0).toBeLessThan(4000);
+    const table = await res.text();
+    expect(table).toMatch(/<tr id="model-slow"[^>]*data-status="loading"[^>]*hx-trigger="every 1s"/);
+    // The table itself does not poll; only the loading row does.
+    expect(table).toMatch(/<section id="models-table"[^>]*hx-trigger="lap-models from:body"/);
+    const row = await (await t.app.request("/ui/models/slow/row")).text();
+    expect(row.startsWith('<tr id="model-slow"')).toBe(true);
+    expect(row).toContain('class="progress"');
+    expect(row).toMatch(/data-elapsed-since="\d{4}-/);
+    await t.services.supervisor.stop("slow");
+    const after = await (await t.app.request("/ui/models/slow/row")).text();
+    expect(after).toMatch(/data-status="stopped"/);
+    expect(after).not.toContain("hx-trigger");
+  });
+
   test("starting an unknown model says so", async () => {
     const res = await t.app.request("/ui/models/nope/start", form({}, { htmx: false }));
     expect(res.status).toBe(404);

@@ -133,6 +133,21 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     expect(browser.errors).toEqual([]);
   }, T);
 
+  test("stop while a model loads: the row's buttons act on the table, not on the polling row", async () => {
+    register("stopme", { extraArgs: ["--fake-load-ms", "10000"] });
+    const page = await open("/models");
+    await page.locator('#model-stopme button[data-action="start"]').click();
+    await page.locator('#model-stopme[data-status="loading"]').waitFor({ timeout: 10_000 });
+    // Let the row poll at least once, then stop from the polling row.
+    await page.waitForFunction(() => document.querySelector("#model-stopme [data-elapsed-since]") !== null, null, { timeout: 5_000 });
+    await page.locator('#model-stopme button[data-action="stop"]').click();
+    await page.locator('#model-stopme[data-status="stopped"]').waitFor({ timeout: 15_000 });
+    expect(await page.locator("#models-table").count()).toBe(1);
+    expect(await page.locator("#model-stopme").count()).toBe(1);
+    expect(await page.locator("#models-table table").count()).toBe(1);
+    await page.close();
+  }, T);
+
   test("a failed start shows its error and the last log lines", async () => {
     register("broken", { extraArgs: ["--fake-fail-load"] });
     const page = await open("/models");

@@ -28,14 +28,14 @@ function Actions(props: { m: ModelView }) {
   return (
     <div class="actions">
       {canStart(m) ? (
-        <form method="post" action={`/ui/models/${id}/start`} hx-post={`/ui/models/${id}/start`}>
+        <form method="post" action={`/ui/models/${id}/start`} hx-post={`/ui/models/${id}/start`} hx-target="#models-table" hx-swap="outerHTML">
           <button type="submit" class="btn primary" data-action="start" aria-label={`Start ${m.name}`} disabled={m.missing}>
             Start
           </button>
         </form>
       ) : null}
       {canStop(m) ? (
-        <form method="post" action={`/ui/models/${id}/stop`} hx-post={`/ui/models/${id}/stop`}>
+        <form method="post" action={`/ui/models/${id}/stop`} hx-post={`/ui/models/${id}/stop`} hx-target="#models-table" hx-swap="outerHTML">
           <button type="submit" class="btn" data-action="stop" aria-label={`Stop ${m.name}`}>
             Stop
           </button>
@@ -45,6 +45,8 @@ function Actions(props: { m: ModelView }) {
         method="post"
         action={`/ui/models/${id}/delete`}
         hx-post={`/ui/models/${id}/delete`}
+        hx-target="#models-table"
+        hx-swap="outerHTML"
         hx-confirm={`Remove ${m.name} from the registry? The file on disk is not deleted.`}
         hx-vals='{"confirmed":"1"}'
       >
@@ -99,6 +101,8 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
         method="post"
         action={`/ui/models/${id}/settings`}
         hx-post={`/ui/models/${id}/settings`}
+        hx-target="#models-table"
+        hx-swap="outerHTML"
         class="grid-form compact"
       >
         <p class="hint">Empty fields use the global settings.</p>
@@ -136,10 +140,15 @@ export interface RowState {
   settingsSaved?: boolean;
 }
 
-function ModelRow(props: { m: ModelView; now: number; state?: RowState }) {
+/**
+ * One model's row. /ui/models/:id/row returns it alone: while the model loads, the row polls
+ * itself every second (elapsed time and stage) instead of the whole table being re-sent.
+ */
+export function ModelRow(props: { m: ModelView; now: number; state?: RowState }) {
   const { m } = props;
+  const poll = m.status === "loading" ? { "hx-get": `/ui/models/${encodeURIComponent(m.id)}/row`, "hx-trigger": "every 1s", "hx-target": "this", "hx-swap": "outerHTML" } : {};
   return (
-    <tr id={`model-${m.id}`} data-model-id={m.id} data-status={m.status}>
+    <tr id={`model-${m.id}`} data-model-id={m.id} data-status={m.status} {...poll}>
       <td data-label="Model">
         <div class="model-name">{m.name}</div>
         <div class="muted path" title={m.path}>{m.path}</div>
@@ -170,8 +179,8 @@ function ModelRow(props: { m: ModelView; now: number; state?: RowState }) {
 
 /**
  * The models table: the Models page renders it, /ui/models/table returns it, and every action
- * answers with it. While a model loads it polls itself every second (elapsed time and stage),
- * on top of the models_update pushes, so progress moves even between pushes.
+ * answers with it. It re-fetches itself on each models_update push; a loading row also polls
+ * itself (ModelRow), so progress moves between pushes.
  */
 export function ModelsTable(props: {
   models: ModelView[];
@@ -180,17 +189,18 @@ export function ModelsTable(props: {
   rowState?: Record<string, RowState>;
 }) {
   const now = props.now ?? Date.now();
-  const loading = props.models.some((m) => m.status === "loading");
   return (
     <section
       id="models-table"
       class="card"
       aria-labelledby="models-heading"
       hx-get="/ui/models/table"
-      hx-trigger={loading ? "lap-models from:body, every 1s" : "lap-models from:body"}
+      hx-trigger="lap-models from:body"
       hx-target="this"
       hx-swap="outerHTML"
     >
+      {/* Every control inside names its own hx-target: a loading row sets hx-target="this" for
+          its polling, which its buttons must not inherit. */}
       <h2 id="models-heading">Models <span class="muted">({props.models.length})</span></h2>
       <NoticeBox notice={props.notice} />
       {props.models.length === 0 ? (
