@@ -49,6 +49,30 @@ export function slugify(name: string): string {
  * state). Runtime status lives in the supervisor and is merged in by the views.
  */
 export class ModelRegistry {
+  /**
+   * Every row, by id, sorted by name; null until first read and after every write. This class is
+   * the only writer of the table, so the cache cannot go stale, and the proxy's hot path (model
+   * lookup per request) stays in memory instead of paying a query each time.
+   */
+  private cache: { byId: Map<string, ModelRow>; sorted: ModelRow[] } | null = null;
+
+  private rows() {
+    if (!this.cache) {
+      const sorted = this.db.select().from(models).orderBy(models.name).all();
+      this.cache = { sorted, byId: new Map(sorted.map((r) => [r.id, r])) };
+    }
+    return this.cache;
+  }
+
+  /** Runs a write and drops the cache, whether the write succeeded or not. */
+  private write<T>(fn: () => T): T {
+    try {
+      return fn();
+    } finally {
+      this.cache = null;
+    }
+  }
+
   constructor(
     private readonly db: Db,
     private readonly bus?: EventBus,
@@ -59,16 +83,17 @@ export class ModelRegistry {
     });
   }
 
+  /** All models sorted by name. The rows are shared: treat them as read-only. */
   list(): ModelRow[] {
-    return this.db.select().from(models).orderBy(models.name).all();
+    return this.rows().sorted.slice();
   }
 
   get(id: string): ModelRow | undefined {
-    return this.db.select().from(models).where(eq(models.id, id)).get();
+    return this.rows().byId.get(id);
   }
 
   findByPath(path: string): ModelRow | undefined {
-    return this.db.select().from(models).where(eq(models.path, path)).get();
+    return this.rows().sorted.find((r) => r.path === path);
   }
 
   /**
@@ -94,18 +119,15 @@ export class ModelRegistry {
   insert(rows: NewModelRow[]): ModelRow[] {
     if (rows.length === 0) return [];
     // One transaction: a request registering several models registers all or none.
-    const inserted = this.db.transaction((tx) => rows.map((r) => tx.insert(models).values(r).returning().get()));
+    const inserted = this.write(() => this.db.transaction((tx) => rows.map((r) => tx.insert(models).values(r).returning().get())));
     this.bus?.emit("models.changed", { reason: "registered", ids: inserted.map((m) => m.id) });
     return inserted;
   }
 
   update(id: string, patch: Partial<Omit<NewModelRow, "id">>): ModelRow | undefined {
-    const row = this.db
-      .update(models)
-      .set({ ...patch, updatedAt: new Date().toISOString() })
-      .where(eq(models.id, id))
-      .returning()
-      .get();
+    const row = this.write(() =>
+      this.db.update(models).set({ ...patch, updatedAt: new Date().toISOString() }).where(eq(models.id, id)).returning().get(),
+    );
     if (row) this.bus?.emit("models.changed", { reason: "updated", ids: [id] });
     return row;
   }
@@ -128,7 +150,7 @@ export class ModelRegistry {
    */
   register(rows: NewModelRow[]): ModelRow[] {
     if (rows.length === 0) return [];
-    const inserted = this.db.transaction((tx) =>
+    const inserted = this.write(() => this.db.transaction((tx) =>
       rows.map((r) => {
         const previous = tx.select().from(models).where(eq(models.path, r.path)).get();
         if (previous) tx.delete(models).where(eq(models.id, previous.id)).run();
@@ -143,7 +165,7 @@ export class ModelRegistry {
           .returning()
           .get();
       }),
-    );
+    ));
     this.bus?.emit("models.changed", { reason: "registered", ids: inserted.map((m) => m.id) });
     return inserted;
   }
@@ -165,7 +187,7 @@ export class ModelRegistry {
     const updated: string[] = [];
     const missing: string[] = [];
     const seen = new Set(found.map((f) => f.path));
-    const rows = this.db.transaction((tx) => {
+    const rows = this.write(() => this.db.transaction((tx) => {
       const out: ModelRow[] = [];
       const newIds = new Set<string>();
       for (const f of found) {
@@ -215,20 +237,28 @@ export class ModelRegistry {
         if (gone) missing.push(row.id);
       }
       return out;
-    });
+    }));
     const changed = [...added, ...updated, ...missing];
     if (changed.length) this.bus?.emit("models.changed", { reason: "discovered", ids: changed });
     return { rows, added, updated, missing };
   }
 
   remove(id: string): boolean {
-    const res = this.db.delete(models).where(eq(models.id, id)).returning({ id: models.id }).all();
+    const res = this.write(() => this.db.delete(models).where(eq(models.id, id)).returning({ id: models.id }).all());
     if (res.length) this.bus?.emit("models.changed", { reason: "removed", ids: [id] });
     return res.length > 0;
   }
 
   /** Records a proxied request (Model.lastUsed). */
   touch(id: string, at = new Date()): void {
-    this.db.update(models).set({ lastUsed: at.toISOString() }).where(eq(models.id, id)).run();
+    const lastUsed = at.toISOString();
+    this.db.update(models).set({ lastUsed }).where(eq(models.id, id)).run();
+    // Patch the cached row instead of dropping the cache: this runs on the request path.
+    const cached = this.cache?.byId.get(id);
+    if (cached && this.cache) {
+      const next = { ...cached, lastUsed };
+      this.cache.byId.set(id, next);
+      this.cache.sorted = this.cache.sorted.map((r) => (r.id === id ? next : r));
+    }
   }
 }
