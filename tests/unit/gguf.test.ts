@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { FILE_TYPE_LABELS, GgufError, GgufType, readGgufHeader, summarizeGguf } from "../../src/models/gguf";
+import { FILE_TYPE_LABELS, GgufError, GgufType, hasModelEssentials, readGgufHeader, summarizeGguf } from "../../src/models/gguf";
 import { ggufBytes, modelMetadata, writeGguf, writeModel } from "../fixtures/gguf-writer";
 
 let dir: string;
@@ -51,6 +51,26 @@ describe("readGgufHeader", () => {
     expect(summarizeGguf(h).contextSize).toBe(2048);
   });
 
+  test("stopBeforeLargeArrays: stops at the vocabulary once the essentials are known", async () => {
+    const p = join(dir, "early.gguf");
+    writeGguf(p, { metadata: modelMetadata({ arch: "llama", name: "E", fileType: 15, contextLength: 4096, vocab: 30_000 }) });
+    const full = await readGgufHeader(p);
+    const early = await readGgufHeader(p, { stopBeforeLargeArrays: hasModelEssentials });
+    expect(full.complete).toBe(true);
+    expect(early.complete).toBe(false);
+    expect(summarizeGguf(early)).toEqual(summarizeGguf(full));
+    expect(early.metadata["tokenizer.ggml.tokens"]).toBeUndefined();
+    expect(early.bytesRead).toBeLessThan(full.bytesRead / 4);
+    // Without the essentials before the arrays (file_type appended last), it reads on to find them.
+    const late = join(dir, "late.gguf");
+    const meta = modelMetadata({ arch: "llama", name: "L", contextLength: 4096, vocab: 30_000 });
+    meta["general.file_type"] = 7;
+    writeGguf(late, { metadata: meta });
+    const h = await readGgufHeader(late, { stopBeforeLargeArrays: hasModelEssentials });
+    expect(h.complete).toBe(true);
+    expect(summarizeGguf(h).quantization).toBe("Q8_0");
+  });
+
   test("reads only the header of a huge (sparse) file", async () => {
     const p = join(dir, "huge.gguf");
     writeModel(p, { arch: "llama", name: "Big", fileType: 18, contextLength: 4096, size: 8 * 1024 ** 3 });
@@ -86,9 +106,18 @@ describe("readGgufHeader", () => {
 
   test("big-endian header", async () => {
     const p = join(dir, "be.gguf");
-    writeGguf(p, { bigEndian: true, metadata: { "general.architecture": "llama", "llama.context_length": 4096, "general.file_type": 17 } });
+    writeGguf(p, {
+      bigEndian: true,
+      metadata: {
+        "general.architecture": "llama",
+        "tokenizer.ggml.tokens": { type: GgufType.ARRAY, elementType: GgufType.STRING, values: ["a", "bb", "ccc"] },
+        "llama.context_length": 4096,
+        "general.file_type": 17,
+      },
+    });
     const h = await readGgufHeader(p);
     expect(h.littleEndian).toBe(false);
+    expect(h.metadata["tokenizer.ggml.tokens"]).toEqual({ array: true, type: GgufType.STRING, length: 3 });
     expect(summarizeGguf(h)).toMatchObject({ quantization: "Q5_K_M", contextSize: 4096 });
   });
 
@@ -131,7 +160,7 @@ describe("readGgufHeader", () => {
     const bytes = ggufBytes({ metadata: { "general.architecture": "llama" } });
     // Corrupt the key length (u64 right after the 24-byte preamble) to 2^40.
     new DataView(bytes.buffer).setBigUint64(24, 1n << 40n, true);
-    await expect(readGgufHeader(new Blob([bytes]))).rejects.toBeInstanceOf(GgufError);
+    await expect(readGgufHeader(bytes)).rejects.toBeInstanceOf(GgufError);
   });
 
   test("file type labels follow llama.cpp's LLAMA_FTYPE enum", () => {
