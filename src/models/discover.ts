@@ -14,7 +14,7 @@
 import type { Dirent, Stats } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { GgufError, hasModelEssentials, readGgufHeader, summarizeGguf, type GgufSummary } from "./gguf";
+import { GgufError, enoughForDiscovery, readGgufHeader, summarizeGguf, type GgufSummary } from "./gguf";
 import { familyFromName, isMmprojName, parseSplitName, quantizationFromName, shardFileName, stemOf } from "./names";
 
 export interface FoundModel {
@@ -257,7 +257,7 @@ async function inspectCandidate(path: string, name: string, dir: string, seen?: 
   }
   const ext = extname(name).toLowerCase();
   try {
-    const header = summarizeGguf(await readGgufHeader(path, { stopBeforeLargeArrays: hasModelEssentials }));
+    const header = summarizeGguf(await readGgufHeader(path, { stopBeforeLargeArrays: enoughForDiscovery }));
     return { path, name, dir, size: st.size, format: "gguf", header };
   } catch (err) {
     // A .bin (or other) file that is not GGUF is an older GGML/PyTorch file: list it by its name.

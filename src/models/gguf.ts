@@ -70,16 +70,22 @@ export interface GgufHeader {
 export interface ReadOptions {
   /**
    * Stop before walking a large array (the tokenizer vocabulary: 150k strings, MBs to walk)
-   * once this says the metadata read so far is enough. llama.cpp writes general.* and <arch>.*
-   * before tokenizer.*, so a scan gets everything it shows without walking the vocabulary.
+   * when this says the metadata read so far is enough. llama.cpp's converters write general.*
+   * and <arch>.* before tokenizer.*, so a scan gets everything it shows without the vocabulary.
    */
-  stopBeforeLargeArrays?: (metadata: Record<string, GgufValue>) => boolean;
+  stopBeforeLargeArrays?: (metadata: Record<string, GgufValue>, key: string) => boolean;
 }
 
-/** What discovery needs; with these known, the vocabulary need not be walked. */
-export const hasModelEssentials = (m: Record<string, GgufValue>): boolean => {
+/**
+ * Discovery's stop rule: the architecture is known and either everything it shows is known or
+ * the tokenizer section begins (old conversions have no general.file_type at all; walking their
+ * vocabulary would find nothing more). Checked against the 19 real ggml-vocab-*.gguf files of
+ * llama.cpp in tests/unit/gguf.test.ts.
+ */
+export const enoughForDiscovery = (m: Record<string, GgufValue>, key: string): boolean => {
   const arch = m["general.architecture"];
-  return typeof arch === "string" && m["general.file_type"] !== undefined && m[`${arch}.context_length`] !== undefined;
+  if (typeof arch !== "string") return false;
+  return key.startsWith("tokenizer.") || (m["general.file_type"] !== undefined && m[`${arch}.context_length`] !== undefined);
 };
 
 /** Arrays before the tokenizer are short (tags, languages, rope sections); the vocabulary is not. */
@@ -305,7 +311,7 @@ function parseHeader(src: ByteSource, options: ReadOptions): GgufHeader {
       c.u32();
       const length = count();
       c.pos = at;
-      if (length > LARGE_ARRAY && stop(metadata)) {
+      if (length > LARGE_ARRAY && stop(metadata, key)) {
         return { version, littleEndian: c.littleEndian, tensorCount, metadata, bytesRead: c.bytesRead, complete: false };
       }
     }

@@ -55,7 +55,7 @@ test("a missing basePath does not stop startup; it is logged and nothing is regi
   expect(body.data.count).toBe(0);
 });
 
-// Regression: stop() used to be able to close the database under a running scan.
+// stop() must never close the database under a scan that is still running.
 test("stopping right after start aborts the scan without writing to a closed database", async () => {
   const { dir: d } = setup((d) => join(d, "models"));
   running = await startServer({ port: 0, host: "127.0.0.1", dataDir: d, configPath: join(d, "config.json"), logLevel: "error", environment: "test", quiet: true, databasePath: join(d, "db.sqlite") });

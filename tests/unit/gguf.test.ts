@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { FILE_TYPE_LABELS, GgufError, GgufType, hasModelEssentials, readGgufHeader, summarizeGguf } from "../../src/models/gguf";
+import { FILE_TYPE_LABELS, GgufError, GgufType, enoughForDiscovery, readGgufHeader, summarizeGguf } from "../../src/models/gguf";
 import { ggufBytes, modelMetadata, writeGguf, writeModel } from "../fixtures/gguf-writer";
 
 let dir: string;
@@ -55,20 +55,34 @@ describe("readGgufHeader", () => {
     const p = join(dir, "early.gguf");
     writeGguf(p, { metadata: modelMetadata({ arch: "llama", name: "E", fileType: 15, contextLength: 4096, vocab: 30_000 }) });
     const full = await readGgufHeader(p);
-    const early = await readGgufHeader(p, { stopBeforeLargeArrays: hasModelEssentials });
+    const early = await readGgufHeader(p, { stopBeforeLargeArrays: enoughForDiscovery });
     expect(full.complete).toBe(true);
     expect(early.complete).toBe(false);
     expect(summarizeGguf(early)).toEqual(summarizeGguf(full));
     expect(early.metadata["tokenizer.ggml.tokens"]).toBeUndefined();
     expect(early.bytesRead).toBeLessThan(full.bytesRead / 4);
-    // Without the essentials before the arrays (file_type appended last), it reads on to find them.
+    // A large array that is not the tokenizer, before the essentials: walked, reading goes on.
     const late = join(dir, "late.gguf");
-    const meta = modelMetadata({ arch: "llama", name: "L", contextLength: 4096, vocab: 30_000 });
-    meta["general.file_type"] = 7;
-    writeGguf(late, { metadata: meta });
-    const h = await readGgufHeader(late, { stopBeforeLargeArrays: hasModelEssentials });
-    expect(h.complete).toBe(true);
-    expect(summarizeGguf(h).quantization).toBe("Q8_0");
+    writeGguf(late, {
+      metadata: {
+        "general.architecture": "llama",
+        "llama.rope.freqs": { type: GgufType.ARRAY, elementType: GgufType.FLOAT32, values: new Array(4096).fill(1) },
+        "llama.context_length": 4096,
+        "general.file_type": 7,
+        ...modelMetadata({ arch: "llama", vocab: 2000 }),
+      },
+    });
+    const h = await readGgufHeader(late, { stopBeforeLargeArrays: enoughForDiscovery });
+    expect(h.complete).toBe(false);
+    expect(h.metadata["llama.rope.freqs"]).toEqual({ array: true, type: GgufType.FLOAT32, length: 4096 });
+    expect(summarizeGguf(h)).toMatchObject({ quantization: "Q8_0", contextSize: 4096 });
+    // The tokenizer section ends the read even when general.file_type was never seen (old
+    // conversions have none); discovery then takes the label from the file name.
+    const old = join(dir, "old-conversion.gguf");
+    writeGguf(old, { metadata: modelMetadata({ arch: "mpt", contextLength: 2048, vocab: 5000 }) });
+    const o = await readGgufHeader(old, { stopBeforeLargeArrays: enoughForDiscovery });
+    expect(o.complete).toBe(false);
+    expect(summarizeGguf(o)).toEqual({ architecture: "mpt", contextSize: 2048 });
   });
 
   test("reads only the header of a huge (sparse) file", async () => {
@@ -185,6 +199,24 @@ describe("readGgufHeader", () => {
       const label = FILE_TYPE_LABELS[Number(value)];
       // MXFP4_MOE is shown as MXFP4 (what people and file names call it).
       expect(label).toBe(name === "MXFP4_MOE" ? "MXFP4" : name!);
+    }
+  });
+
+  test("llama.cpp's own GGUF files (ggml-vocab-*.gguf): parsed, and the early stop loses nothing", async () => {
+    const d = join(homedir(), ".cache/llama-async-proxy/llama.cpp/src/models");
+    const files = existsSync(d) ? readdirSync(d).filter((f) => f.endsWith(".gguf")) : [];
+    if (!files.length) {
+      console.warn(`skipping real-file check: no ggml-vocab-*.gguf in ${d} (run shared/tools/build-llama-server.sh)`);
+      return;
+    }
+    for (const f of files) {
+      const full = await readGgufHeader(join(d, f));
+      const early = await readGgufHeader(join(d, f), { stopBeforeLargeArrays: enoughForDiscovery });
+      expect(typeof full.metadata["general.architecture"]).toBe("string");
+      expect((full.metadata["tokenizer.ggml.tokens"] as { length: number }).length).toBeGreaterThan(1000);
+      const { splitCount, splitNo, ...shown } = summarizeGguf(full);
+      expect(summarizeGguf(early)).toEqual(shown);
+      expect(early.bytesRead).toBeLessThanOrEqual(full.bytesRead);
     }
   });
 
