@@ -141,6 +141,34 @@ describe("scanForModels on a mixed folder", () => {
     }
   });
 
+  test("symlinked files (Hugging Face cache layout) are listed under the link's name, once", async () => {
+    const hf = realpathSync(mkdtempSync(join(tmpdir(), "discover-hf-")));
+    try {
+      // snapshots/<rev>/name.gguf -> ../../blobs/<sha>: the blob has no extension.
+      mkdirSync(join(hf, "blobs"));
+      mkdirSync(join(hf, "snapshots/abc123"), { recursive: true });
+      writeModel(join(hf, "blobs/9f86d081884c7d65"), { arch: "gemma3", name: "Gemma 3 1B", fileType: 15, contextLength: 32768, size: 806_058_240 });
+      symlinkSync("../../blobs/9f86d081884c7d65", join(hf, "snapshots/abc123/gemma-3-1b-it-Q4_K_M.gguf"));
+      symlinkSync("../../blobs/9f86d081884c7d65", join(hf, "snapshots/abc123/same-blob-again.gguf"));
+      const r = await scanForModels({ roots: [hf] });
+      expect(r.models).toEqual([
+        {
+          name: "gemma-3-1b-it-Q4_K_M",
+          description: "Gemma 3 1B",
+          path: join(hf, "snapshots/abc123/gemma-3-1b-it-Q4_K_M.gguf"),
+          size: 806_058_240,
+          format: "gguf",
+          family: "gemma3",
+          quantization: "Q4_K_M",
+          contextSize: 32768,
+          shards: 1,
+        },
+      ]);
+    } finally {
+      rmSync(hf, { recursive: true, force: true });
+    }
+  });
+
   test("recursive: false scans only the folder itself", async () => {
     const r = await scanForModels({ roots: [root], recursive: false });
     expect(r.models.map((m) => m.name)).toEqual(["llama-3-8b-instruct-Q4_K_M"]);
