@@ -180,14 +180,17 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
       let isFile = ent.isFile();
       let target: Stats | Dirent = ent;
       const isLink = ent.isSymbolicLink();
-      if (isLink) {
+      // Some file systems (NFS, FUSE) report DT_UNKNOWN: every is*() is false until we stat.
+      const unknownType = !isLink && !isDir && !isFile && !ent.isFIFO() && !ent.isSocket() && !ent.isCharacterDevice() && !ent.isBlockDevice();
+      if (isLink || unknownType) {
         try {
           const st = await stat(full);
           isDir = st.isDirectory();
           isFile = st.isFile();
           target = st;
         } catch (err) {
-          skipped.push({ path: full, reason: `broken symbolic link: ${describeFsError(err)}` });
+          // Gone between readdir and stat, or a link to nowhere.
+          skipped.push({ path: full, reason: isLink ? `broken symbolic link: ${describeFsError(err)}` : describeFsError(err) });
           continue;
         }
       }
