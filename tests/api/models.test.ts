@@ -326,8 +326,13 @@ describe("POST /api/models/discover", () => {
   });
 
   test("defaults to config.basePath; rescans update in place and mark vanished files missing", async () => {
+    // A POST without any body means "all defaults" too.
+    const bare = await app.request("/api/models/discover", { method: "POST" });
+    expect(bare.status).toBe(200);
+    expect(((await bare.json()) as any).data.totalFound).toBe(3);
     const first = await call("POST", "/api/models/discover", {});
     expect(first.json.data.scannedPaths).toEqual([modelsDir]);
+    expect(first.json.data.added).toEqual([]); // the bare call added them; this one only updates
     const ids = first.json.data.discovered.map((m: any) => m.id).sort();
     // A model grows (re-downloaded), another disappears.
     writeModel(gemma(), { arch: "gemma2", name: "Gemma 2 2B", fileType: 1, contextLength: 8192, size: 5_000_000_000 });
