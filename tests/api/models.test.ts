@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { createServices, shutdownServices, type Services } from "../../src/services";
@@ -139,6 +139,17 @@ describe("POST /api/models", () => {
     expect(json.data.registered).toBe(2);
     expect(json.data.models[0].settings).toEqual({ ctxSize: 4096, aliases: ["gemma"] });
     expect(json.data.models[1]).toMatchObject({ id: "big", size: 1500, family: "qwen3", quantization: "Q2_K" });
+  });
+
+  test("the real tiny model from build-llama-server.sh registers with its header's metadata", async () => {
+    const real = process.env.LLAMA_TEST_MODEL ?? join(homedir(), ".cache/llama-async-proxy/llama.cpp/models/tiny-llama.gguf");
+    if (!existsSync(real)) {
+      console.warn(`skipping: ${real} not found (run shared/tools/build-llama-server.sh)`);
+      return;
+    }
+    const { status, json } = await call("POST", "/api/models", { models: [{ path: real }] });
+    expect(status).toBe(200);
+    expect(json.data.models[0]).toMatchObject({ id: "tiny-llama", name: "tiny-llama", description: "tiny-llama-test", family: "llama", contextSize: 2048, format: "gguf", size: statSync(real).size });
   });
 
   test("relative paths resolve against config.basePath", async () => {
