@@ -55,6 +55,7 @@ async function measure(base: string, maxTokens: number) {
   });
   const t0 = performance.now();
   const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+  if (res.status !== 200) throw new Error(`status ${res.status} from ${base}: ${(await res.text()).slice(0, 300)}`);
   const reader = res.body!.getReader();
   let first = 0;
   let events = 0;

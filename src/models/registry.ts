@@ -187,11 +187,17 @@ export class ModelRegistry {
     const updated: string[] = [];
     const missing: string[] = [];
     const seen = new Set(found.map((f) => f.path));
+    // One read of the table instead of a query per file: a 1,000-file rescan costs milliseconds,
+    // and rows that did not change are not written at all.
     const rows = this.write(() => this.db.transaction((tx) => {
+      const all = tx.select().from(models).all();
+      const byPath = new Map(all.map((r) => [r.path, r]));
+      const ids = new Set(all.map((r) => r.id));
       const out: ModelRow[] = [];
-      const newIds = new Set<string>();
+      const inserts: NewModelRow[] = [];
+      const now = new Date().toISOString();
       for (const f of found) {
-        const existing = tx.select().from(models).where(eq(models.path, f.path)).get();
+        const existing = byPath.get(f.path);
         const meta = {
           size: f.size,
           format: f.format,
@@ -202,18 +208,13 @@ export class ModelRegistry {
           missing: false,
         };
         if (!existing) {
-          const id = this.uniqueId(slugify(f.name), newIds);
-          newIds.add(id);
-          out.push(
-            tx.insert(models)
-              .values({ id, name: f.name, description: f.description ?? null, version: f.version ?? null, path: f.path, source: "discovered", ...meta })
-              .returning()
-              .get(),
-          );
-          added.push(id);
+          let id = slugify(f.name);
+          for (let n = 2; ids.has(id); n++) id = `${slugify(f.name).slice(0, 112)}-${n}`;
+          ids.add(id);
+          inserts.push({ id, name: f.name, description: f.description ?? null, version: f.version ?? null, path: f.path, source: "discovered", ...meta });
           continue;
         }
-        const set =
+        const set: Partial<ModelRow> =
           existing.source === "discovered"
             ? { ...meta, name: f.name, description: f.description ?? null, version: f.version ?? null }
             : {
@@ -226,18 +227,30 @@ export class ModelRegistry {
                 mmprojPath: existing.mmprojPath ?? f.mmprojPath ?? null,
                 family: existing.family === "unknown" ? f.family : existing.family,
               };
-        out.push(tx.update(models).set({ ...set, updatedAt: new Date().toISOString() }).where(eq(models.id, existing.id)).returning().get());
+        const changed = (Object.keys(set) as (keyof ModelRow)[]).some((k) => set[k] !== existing[k]);
+        if (!changed) {
+          out.push(existing);
+          continue;
+        }
+        out.push(tx.update(models).set({ ...set, updatedAt: now }).where(eq(models.id, existing.id)).returning().get());
         updated.push(existing.id);
       }
-      for (const row of tx.select().from(models).all()) {
+      // Multi-row inserts, chunked below SQLite's bound-parameter limit.
+      for (let i = 0; i < inserts.length; i += 500) {
+        const batch = tx.insert(models).values(inserts.slice(i, i + 500)).returning().all();
+        out.push(...batch);
+        added.push(...batch.map((r) => r.id));
+      }
+      for (const row of all) {
         if (seen.has(row.path) || !roots.some((r) => isUnder(row.path, r, recursive))) continue;
         // Not seen may also mean "excluded by this scan's patterns": only a vanished file is missing.
         const gone = !fileExists(row.path);
-        if (gone !== row.missing) tx.update(models).set({ missing: gone, updatedAt: new Date().toISOString() }).where(eq(models.id, row.id)).run();
+        if (gone !== row.missing) tx.update(models).set({ missing: gone, updatedAt: now }).where(eq(models.id, row.id)).run();
         if (gone) missing.push(row.id);
       }
       return out;
     }));
+    rows.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     const changed = [...added, ...updated, ...missing];
     if (changed.length) this.bus?.emit("models.changed", { reason: "discovered", ids: changed });
     return { rows, added, updated, missing };
