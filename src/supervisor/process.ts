@@ -181,7 +181,7 @@ export class LlamaServerProcess {
   }
 
   /** True as soon as the kernel reported the exit (before its output is drained). */
-  private get processGone(): boolean {
+  get processGone(): boolean {
     return this.exitInfo !== null || this.proc.exitCode !== null || this.proc.signalCode != null;
   }
 
