@@ -24,7 +24,7 @@ export function levelOfLine(line: string): LogLevel {
       default: return "info";
     }
   }
-  if (/\b(error|failed|exception|abort(ed)?)\b/i.test(line) && !/\berror_?(rate|code)?\s*[:=]?\s*0\b/i.test(line)) return "error";
+  if (/\b(error|failed|exception|aborted)\b|GGML_ASSERT|exiting due to/i.test(line)) return "error";
   if (/\bwarn(ing)?\b/i.test(line)) return "warn";
   return "info";
 }
