@@ -64,8 +64,11 @@ describe("start and stop", () => {
     h.addModel("m1");
     await h.supervisor.start("m1");
     const lines = h.services.logs.query({ source: "llama-server:m1" });
-    expect(lines.some((e) => e.message.includes("server is listening on http://127.0.0.1:"))).toBe(true);
+    expect(lines.some((e) => e.message.includes("I srv  llama_server: listening on http://127.0.0.1:"))).toBe(true);
     expect(lines.every((e) => e.source === "llama-server:m1")).toBe(true);
+    // Levels come from llama-server's I/W/E markers.
+    expect(lines.find((e) => e.message.includes("CORS is set to allow all origins"))?.level).toBe("warn");
+    expect(lines.find((e) => e.message.includes("model loaded"))?.level).toBe("info");
     expect(h.services.logs.query({ source: "proxy", q: "is ready on port" }).length).toBe(1);
   });
 
@@ -167,6 +170,7 @@ describe("load failures", () => {
     expect(rt.status).toBe("error");
     expect(rt.error?.exitCode).toBe(3);
     expect(rt.error?.logTail?.at(-1)).toContain("exiting due to model loading error");
+    expect(h.services.logs.query({ source: "llama-server:m1", level: "error" }).some((e) => e.message.includes("failed to load model"))).toBe(true);
     expect(rt.pid).toBeUndefined();
   });
 
