@@ -271,7 +271,20 @@ describe("stopping", () => {
     expect(took).toBeLessThan(3000);
     expect(isAlive(pid!)).toBe(false);
     expect(h.services.logs.query({ source: "proxy", q: "SIGKILL after the grace period" }).length).toBe(1);
-    expect(h.services.logs.query({ source: "llama-server:m1", q: "ignoring" }).length).toBe(1);
+    // SIGTERM, a second SIGTERM after 150 ms (half the grace), then SIGKILL.
+    expect(h.services.logs.query({ source: "llama-server:m1", q: "ignoring" }).length).toBe(2);
+  });
+
+  test("a lost first SIGTERM (llama-server's ready-before-main-loop race) is repeated, not waited out to SIGKILL", async () => {
+    h = await makeHarness({ timings: { stopGraceMs: 5000 } });
+    h.addModel("m1", { extraArgs: ["--fake-lose-first-sigterm"] });
+    const { pid } = await h.supervisor.start("m1");
+    const t0 = performance.now();
+    await h.supervisor.stop("m1");
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(isAlive(pid!)).toBe(false);
+    expect(h.services.logs.query({ source: "llama-server:m1", q: "Received second interrupt" }).length).toBe(1);
+    expect(h.services.logs.query({ source: "proxy", q: "SIGKILL" }).length).toBe(0);
   });
 
   test("stopAll stops every model and refuses new starts", async () => {
