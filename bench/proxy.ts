@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { writeModel } from "../tests/fixtures/gguf-writer";
 import { LineWatcher } from "../tests/helpers/process";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -25,7 +26,8 @@ async function spawnListening(cmd: string[], env: Record<string, string> = {}) {
   children.push(proc);
   const out = new LineWatcher(proc.stdout as ReadableStream<Uint8Array>);
   const err = new LineWatcher(proc.stderr as ReadableStream<Uint8Array>);
-  const m = await Promise.race([out.wait(/listening on (http:\/\/\S+)/, 30_000), err.wait(/listening on (http:\/\/\S+)/, 30_000)]);
+  const m = await out.wait(/listening on (http:\/\/\S+)/, 30_000);
+  void err;
   return m[1]!.replace(/\/$/, "");
 }
 
@@ -53,6 +55,7 @@ async function measure(base: string, maxTokens: number) {
   });
   const t0 = performance.now();
   const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+  if (res.status !== 200) throw new Error(`status ${res.status} from ${base}: ${(await res.text()).slice(0, 300)}`);
   const reader = res.body!.getReader();
   let first = 0;
   let events = 0;
@@ -77,7 +80,7 @@ async function measure(base: string, maxTokens: number) {
 try {
   const fake = join(ROOT, "tests/fixtures/fake-llama-server.ts");
   const modelPath = useReal ? realModel! : join(dir, "fake.gguf");
-  if (!useReal) writeFileSync(modelPath, "fake");
+  if (!useReal) writeModel(modelPath, { arch: "llama", name: "bench", fileType: 15, contextLength: 2048 });
   console.log(useReal ? `real llama-server: ${realBin}\nmodel: ${realModel}` : "LLAMA_SERVER_BIN/LLAMA_TEST_MODEL unset: using the FAKE llama-server (proxy overhead only)");
 
   const proxy = await spawnListening(["bun", "src/main.ts", "--port", "0", "--data-dir", join(dir, "data"), "--log-level", "error"]);

@@ -89,19 +89,26 @@ export class ApiService {
     return unwrap(this.rpc.config.$post({ json: config }));
   }
 
-  // Models. The models router is on another branch; until it is merged into ApiRoutes these go
-  // through plain fetch with the reference's types (switch to this.rpc.models.* after the merge).
-  getModels(): Promise<ModelsResponse> {
-    return this.call("GET", "/models");
+  // Models
+  getModels() {
+    return unwrap(this.rpc.models.$get());
   }
-  registerModels(models: Partial<Model>[]): Promise<{ registered: number; models: Model[] }> {
-    return this.call("POST", "/models", { models });
+  registerModels(models: RegisterInput["models"]) {
+    return unwrap(this.rpc.models.$post({ json: { models } }));
   }
-  discoverModels(paths: string[], options: DiscoverOptions = {}): Promise<{ discovered: Model[]; scannedPaths: string[]; totalFound: number }> {
-    return this.call("POST", "/models/discover", { paths, ...options });
+  discoverModels(paths: string[], options: DiscoverOptions = {}) {
+    return unwrap(this.rpc.models.discover.$post({ json: { paths, ...options } }));
   }
-  removeModel(id: string): Promise<{ modelId: string }> {
-    return this.call("DELETE", `/models/${encodeURIComponent(id)}`);
+  removeModel(id: string) {
+    return unwrap(this.rpc.models[":id"].$delete({ param: { id } }));
+  }
+  /** Starts a model and resolves once it runs (beyond the reference). */
+  startModel(id: string) {
+    return unwrap(this.rpc.models[":id"].start.$post({ param: { id }, query: {} }));
+  }
+  /** Stops a model; idempotent (beyond the reference). */
+  stopModel(id: string) {
+    return unwrap(this.rpc.models[":id"].stop.$post({ param: { id } }));
   }
 
   // Health
@@ -134,20 +141,11 @@ export class ApiService {
       }),
     );
   }
-
-  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    return unwrap<Response, T>(
-      this.fetchImpl(this.base + path, {
-        method,
-        headers: { ...this.headers, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-      }),
-    );
-  }
 }
 
 type Rpc = ReturnType<typeof hc<ApiRoutes>>;
 type ConfigInput = Parameters<Rpc["config"]["$post"]>[0]["json"];
+type RegisterInput = Parameters<Rpc["models"]["$post"]>[0]["json"];
 /** GET /api/health data, as the route declares it. */
 export type HealthData = DataOf<Awaited<ReturnType<Rpc["health"]["$get"]>>>;
 /** GET /api/status data, as the route declares it. */

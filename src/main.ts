@@ -48,10 +48,11 @@ async function main(): Promise<void> {
   }
   const { services, url } = running;
   if (cli.insecure) services.log.warn(`Serving on ${cli.options.host} WITHOUT authentication (--insecure-no-auth)`);
-  services.log.info(`${APP_NAME} ${APP_VERSION} listening on ${url}`, {
-    dataDir: cli.options.dataDir,
-    config: cli.options.configPath,
-  });
+  // The readiness line goes to stdout whatever the log level (scripts and tests wait for it);
+  // the log buffer gets it too, for the console's log view.
+  const banner = `${APP_NAME} ${APP_VERSION} listening on ${url}`;
+  process.stdout.write(`${banner}\n`);
+  services.logs.append("info", "proxy", banner, { dataDir: cli.options.dataDir, config: cli.options.configPath });
 }
 
 await main();

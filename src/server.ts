@@ -10,6 +10,8 @@ export interface RunningServer {
   url: string;
   /** Stop accepting, stop every child process, close the database. Idempotent. */
   stop(): Promise<void>;
+  /** Settles when the background start-up work (the basePath scan) has finished. */
+  startupDone: Promise<void>;
 }
 
 /** Builds the services and serves them; used by main.ts and by end-to-end tests (port 0). */
@@ -53,5 +55,5 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
     })());
   // After listening: the first sample is taken now, so /api/monitoring has data at once.
   await services.collector.start();
-  return { server, services, url, stop };
+  return { server, services, url, stop, startupDone: startupScan.done.then(() => {}, () => {}) };
 }

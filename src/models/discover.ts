@@ -14,7 +14,7 @@
 import type { Dirent, Stats } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { GgufError, readGgufHeader, summarizeGguf, type GgufSummary } from "./gguf";
+import { GgufError, enoughForDiscovery, readGgufHeader, summarizeGguf, type GgufSummary } from "./gguf";
 import { familyFromName, isMmprojName, parseSplitName, quantizationFromName, shardFileName, stemOf } from "./names";
 
 export interface FoundModel {
@@ -66,6 +66,8 @@ export const DEFAULT_INCLUDE = ["*.gguf"];
 /** One file that matched the patterns, with what its header says. */
 interface Candidate {
   path: string;
+  /** realpath, to recognise one file reached by two paths. */
+  real: string;
   name: string;
   dir: string;
   size: number;
@@ -178,14 +180,17 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
       let isFile = ent.isFile();
       let target: Stats | Dirent = ent;
       const isLink = ent.isSymbolicLink();
-      if (isLink) {
+      // Some file systems (NFS, FUSE) report DT_UNKNOWN: every is*() is false until we stat.
+      const unknownType = !isLink && !isDir && !isFile && !ent.isFIFO() && !ent.isSocket() && !ent.isCharacterDevice() && !ent.isBlockDevice();
+      if (isLink || unknownType) {
         try {
           const st = await stat(full);
           isDir = st.isDirectory();
           isFile = st.isFile();
           target = st;
         } catch (err) {
-          skipped.push({ path: full, reason: `broken symbolic link: ${describeFsError(err)}` });
+          // Gone between readdir and stat, or a link to nowhere.
+          skipped.push({ path: full, reason: isLink ? `broken symbolic link: ${describeFsError(err)}` : describeFsError(err) });
           continue;
         }
       }
@@ -216,20 +221,27 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
 
   // Read headers concurrently: each read is a small positioned read, so the disk queue, not
   // the CPU, sets the pace; a bounded pool keeps file descriptors in check.
-  const candidates: Candidate[] = [];
-  const seenFiles = new Set<string>();
+  const inspected: (Candidate | undefined)[] = new Array(matched.length);
   await pool(
-    matched,
+    matched.map((m, i) => ({ ...m, i })),
     opts.concurrency ?? 32,
     async (m) => {
-      const c = await inspectCandidate(m.path, m.name, m.dir, seenFiles).catch((err: unknown) => {
+      inspected[m.i] = await inspectCandidate(m.path, m.name, m.dir).catch((err: unknown) => {
         skipped.push({ path: m.path, reason: err instanceof GgufError ? err.message : describeFsError(err) });
         return undefined;
       });
-      if (c) candidates.push(c);
     },
     signal,
   );
+  // Two paths to one file (links into a blob store) are one model: the first in walk order wins,
+  // decided after the concurrent reads so the choice does not depend on which read finished first.
+  const candidates: Candidate[] = [];
+  const seenFiles = new Set<string>();
+  for (const c of inspected) {
+    if (!c || seenFiles.has(c.real)) continue;
+    seenFiles.add(c.real);
+    candidates.push(c);
+  }
 
   const { models, skipped: groupSkipped } = groupCandidates(candidates);
   skipped.push(...groupSkipped);
@@ -247,22 +259,19 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
  * Stats and (for GGUF) reads the header of one file. Returns undefined for a second path to a
  * file already seen (two symlinks to one blob are one model). Throws on unreadable or bad files.
  */
-async function inspectCandidate(path: string, name: string, dir: string, seen?: Set<string>): Promise<Candidate | undefined> {
+async function inspectCandidate(path: string, name: string, dir: string): Promise<Candidate> {
   const st = await stat(path);
+  // Checked before any open: opening a FIFO for reading blocks until a writer appears.
   if (!st.isFile()) throw new Error(`${kindOf(st)}, not a model file`);
-  if (seen) {
-    const real = await realpath(path);
-    if (seen.has(real)) return undefined;
-    seen.add(real);
-  }
+  const real = await realpath(path);
   const ext = extname(name).toLowerCase();
   try {
-    const header = summarizeGguf(await readGgufHeader(path));
-    return { path, name, dir, size: st.size, format: "gguf", header };
+    const header = summarizeGguf(await readGgufHeader(path, { stopBeforeLargeArrays: enoughForDiscovery }));
+    return { path, real, name, dir, size: st.size, format: "gguf", header };
   } catch (err) {
     // A .bin (or other) file that is not GGUF is an older GGML/PyTorch file: list it by its name.
     if (err instanceof GgufError && ext !== ".gguf" && /bad magic|too small/.test(err.message)) {
-      return { path, name, dir, size: st.size, format: "bin" };
+      return { path, real, name, dir, size: st.size, format: "bin" };
     }
     throw err;
   }
@@ -364,7 +373,6 @@ export async function inspectModelFile(path: string): Promise<FoundModel> {
   const c = await inspectCandidate(path, name, dir).catch((err: unknown) => {
     throw new Error(err instanceof GgufError ? err.message : describeFsError(err));
   });
-  if (!c) throw new Error("cannot read file");
   if (c.header?.architecture === "clip") throw new Error("is a multimodal projector (architecture clip), not a model");
   let size = c.size;
   let shards = 1;
@@ -385,7 +393,7 @@ export async function inspectModelFile(path: string): Promise<FoundModel> {
     const projectors: Candidate[] = [];
     for (const ent of await readdir(dir, { withFileTypes: true })) {
       if (ent.isFile() && /\.gguf$/i.test(ent.name) && isMmprojName(ent.name)) {
-        projectors.push({ path: join(dir, ent.name), name: ent.name, dir, size: 0, format: "gguf" });
+        projectors.push({ path: join(dir, ent.name), real: join(dir, ent.name), name: ent.name, dir, size: 0, format: "gguf" });
       }
     }
     const p = pickProjector(projectors);

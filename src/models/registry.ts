@@ -49,6 +49,30 @@ export function slugify(name: string): string {
  * state). Runtime status lives in the supervisor and is merged in by the views.
  */
 export class ModelRegistry {
+  /**
+   * Every row, by id, sorted by name; null until first read and after every write. This class is
+   * the only writer of the table, so the cache cannot go stale, and the proxy's hot path (model
+   * lookup per request) stays in memory instead of paying a query each time.
+   */
+  private cache: { byId: Map<string, ModelRow>; sorted: ModelRow[] } | null = null;
+
+  private rows() {
+    if (!this.cache) {
+      const sorted = this.db.select().from(models).orderBy(models.name).all();
+      this.cache = { sorted, byId: new Map(sorted.map((r) => [r.id, r])) };
+    }
+    return this.cache;
+  }
+
+  /** Runs a write and drops the cache, whether the write succeeded or not. */
+  private write<T>(fn: () => T): T {
+    try {
+      return fn();
+    } finally {
+      this.cache = null;
+    }
+  }
+
   constructor(
     private readonly db: Db,
     private readonly bus?: EventBus,
@@ -59,16 +83,17 @@ export class ModelRegistry {
     });
   }
 
+  /** All models sorted by name. The rows are shared: treat them as read-only. */
   list(): ModelRow[] {
-    return this.db.select().from(models).orderBy(models.name).all();
+    return this.rows().sorted.slice();
   }
 
   get(id: string): ModelRow | undefined {
-    return this.db.select().from(models).where(eq(models.id, id)).get();
+    return this.rows().byId.get(id);
   }
 
   findByPath(path: string): ModelRow | undefined {
-    return this.db.select().from(models).where(eq(models.path, path)).get();
+    return this.rows().sorted.find((r) => r.path === path);
   }
 
   /**
@@ -94,18 +119,15 @@ export class ModelRegistry {
   insert(rows: NewModelRow[]): ModelRow[] {
     if (rows.length === 0) return [];
     // One transaction: a request registering several models registers all or none.
-    const inserted = this.db.transaction((tx) => rows.map((r) => tx.insert(models).values(r).returning().get()));
+    const inserted = this.write(() => this.db.transaction((tx) => rows.map((r) => tx.insert(models).values(r).returning().get())));
     this.bus?.emit("models.changed", { reason: "registered", ids: inserted.map((m) => m.id) });
     return inserted;
   }
 
   update(id: string, patch: Partial<Omit<NewModelRow, "id">>): ModelRow | undefined {
-    const row = this.db
-      .update(models)
-      .set({ ...patch, updatedAt: new Date().toISOString() })
-      .where(eq(models.id, id))
-      .returning()
-      .get();
+    const row = this.write(() =>
+      this.db.update(models).set({ ...patch, updatedAt: new Date().toISOString() }).where(eq(models.id, id)).returning().get(),
+    );
     if (row) this.bus?.emit("models.changed", { reason: "updated", ids: [id] });
     return row;
   }
@@ -128,7 +150,7 @@ export class ModelRegistry {
    */
   register(rows: NewModelRow[]): ModelRow[] {
     if (rows.length === 0) return [];
-    const inserted = this.db.transaction((tx) =>
+    const inserted = this.write(() => this.db.transaction((tx) =>
       rows.map((r) => {
         const previous = tx.select().from(models).where(eq(models.path, r.path)).get();
         if (previous) tx.delete(models).where(eq(models.id, previous.id)).run();
@@ -143,7 +165,7 @@ export class ModelRegistry {
           .returning()
           .get();
       }),
-    );
+    ));
     this.bus?.emit("models.changed", { reason: "registered", ids: inserted.map((m) => m.id) });
     return inserted;
   }
@@ -165,11 +187,17 @@ export class ModelRegistry {
     const updated: string[] = [];
     const missing: string[] = [];
     const seen = new Set(found.map((f) => f.path));
-    const rows = this.db.transaction((tx) => {
+    // One read of the table instead of a query per file: a 1,000-file rescan costs milliseconds,
+    // and rows that did not change are not written at all.
+    const rows = this.write(() => this.db.transaction((tx) => {
+      const all = tx.select().from(models).all();
+      const byPath = new Map(all.map((r) => [r.path, r]));
+      const ids = new Set(all.map((r) => r.id));
       const out: ModelRow[] = [];
-      const newIds = new Set<string>();
+      const inserts: NewModelRow[] = [];
+      const now = new Date().toISOString();
       for (const f of found) {
-        const existing = tx.select().from(models).where(eq(models.path, f.path)).get();
+        const existing = byPath.get(f.path);
         const meta = {
           size: f.size,
           format: f.format,
@@ -180,18 +208,13 @@ export class ModelRegistry {
           missing: false,
         };
         if (!existing) {
-          const id = this.uniqueId(slugify(f.name), newIds);
-          newIds.add(id);
-          out.push(
-            tx.insert(models)
-              .values({ id, name: f.name, description: f.description ?? null, version: f.version ?? null, path: f.path, source: "discovered", ...meta })
-              .returning()
-              .get(),
-          );
-          added.push(id);
+          let id = slugify(f.name);
+          for (let n = 2; ids.has(id); n++) id = `${slugify(f.name).slice(0, 112)}-${n}`;
+          ids.add(id);
+          inserts.push({ id, name: f.name, description: f.description ?? null, version: f.version ?? null, path: f.path, source: "discovered", ...meta });
           continue;
         }
-        const set =
+        const set: Partial<ModelRow> =
           existing.source === "discovered"
             ? { ...meta, name: f.name, description: f.description ?? null, version: f.version ?? null }
             : {
@@ -204,31 +227,51 @@ export class ModelRegistry {
                 mmprojPath: existing.mmprojPath ?? f.mmprojPath ?? null,
                 family: existing.family === "unknown" ? f.family : existing.family,
               };
-        out.push(tx.update(models).set({ ...set, updatedAt: new Date().toISOString() }).where(eq(models.id, existing.id)).returning().get());
+        const changed = (Object.keys(set) as (keyof ModelRow)[]).some((k) => set[k] !== existing[k]);
+        if (!changed) {
+          out.push(existing);
+          continue;
+        }
+        out.push(tx.update(models).set({ ...set, updatedAt: now }).where(eq(models.id, existing.id)).returning().get());
         updated.push(existing.id);
       }
-      for (const row of tx.select().from(models).all()) {
+      // Multi-row inserts, chunked below SQLite's bound-parameter limit.
+      for (let i = 0; i < inserts.length; i += 500) {
+        const batch = tx.insert(models).values(inserts.slice(i, i + 500)).returning().all();
+        out.push(...batch);
+        added.push(...batch.map((r) => r.id));
+      }
+      for (const row of all) {
         if (seen.has(row.path) || !roots.some((r) => isUnder(row.path, r, recursive))) continue;
         // Not seen may also mean "excluded by this scan's patterns": only a vanished file is missing.
         const gone = !fileExists(row.path);
-        if (gone !== row.missing) tx.update(models).set({ missing: gone, updatedAt: new Date().toISOString() }).where(eq(models.id, row.id)).run();
+        if (gone !== row.missing) tx.update(models).set({ missing: gone, updatedAt: now }).where(eq(models.id, row.id)).run();
         if (gone) missing.push(row.id);
       }
       return out;
-    });
+    }));
+    rows.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     const changed = [...added, ...updated, ...missing];
     if (changed.length) this.bus?.emit("models.changed", { reason: "discovered", ids: changed });
     return { rows, added, updated, missing };
   }
 
   remove(id: string): boolean {
-    const res = this.db.delete(models).where(eq(models.id, id)).returning({ id: models.id }).all();
+    const res = this.write(() => this.db.delete(models).where(eq(models.id, id)).returning({ id: models.id }).all());
     if (res.length) this.bus?.emit("models.changed", { reason: "removed", ids: [id] });
     return res.length > 0;
   }
 
   /** Records a proxied request (Model.lastUsed). */
   touch(id: string, at = new Date()): void {
-    this.db.update(models).set({ lastUsed: at.toISOString() }).where(eq(models.id, id)).run();
+    const lastUsed = at.toISOString();
+    this.db.update(models).set({ lastUsed }).where(eq(models.id, id)).run();
+    // Patch the cached row instead of dropping the cache: this runs on the request path.
+    const cached = this.cache?.byId.get(id);
+    if (cached && this.cache) {
+      const next = { ...cached, lastUsed };
+      this.cache.byId.set(id, next);
+      this.cache.sorted = this.cache.sorted.map((r) => (r.id === id ? next : r));
+    }
   }
 }

@@ -24,7 +24,7 @@ export function levelOfLine(line: string): LogLevel {
       default: return "info";
     }
   }
-  if (/\b(error|failed|exception|abort(ed)?)\b/i.test(line) && !/\berror_?(rate|code)?\s*[:=]?\s*0\b/i.test(line)) return "error";
+  if (/\b(error|failed|exception|aborted)\b|GGML_ASSERT|exiting due to/i.test(line)) return "error";
   if (/\bwarn(ing)?\b/i.test(line)) return "warn";
   return "info";
 }
@@ -181,7 +181,7 @@ export class LlamaServerProcess {
   }
 
   /** True as soon as the kernel reported the exit (before its output is drained). */
-  private get processGone(): boolean {
+  get processGone(): boolean {
     return this.exitInfo !== null || this.proc.exitCode !== null || this.proc.signalCode != null;
   }
 
@@ -241,18 +241,33 @@ export class LlamaServerProcess {
   /**
    * SIGTERM, wait up to `graceMs`, then SIGKILL; always waits for the exit, so when this
    * resolves no process is left behind. Safe to call more than once.
+   *
+   * A second SIGTERM goes out after min(500 ms, grace/2): llama-server sets /health to 200 and
+   * installs its signal handler *before* its main loop starts, and a terminate() that lands in
+   * between is lost (tools/server/server.cpp: shutdown_handler -> ctx_server.terminate(), then
+   * start_loop()). A stop right after a load then hangs until SIGKILL. Its handler treats a
+   * second signal as "terminate immediately" (exit(1)), which is still a clean process exit.
    */
   async stop(graceMs: number): Promise<ChildExit & { killed: boolean }> {
     if (this.exitInfo) return { ...this.exitInfo, killed: false };
     this.signal("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const graceOver = await Promise.race([
-      this.exited.then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
-    ]);
-    clearTimeout(timer);
+    const nudgeMs = Math.min(500, graceMs / 2);
+    if (!(await this.exitedWithin(nudgeMs))) this.signal("SIGTERM");
+    const graceOver = !(await this.exitedWithin(graceMs - nudgeMs));
     if (graceOver) this.signal("SIGKILL");
     const exit = await this.exited;
     return { ...exit, killed: graceOver };
+  }
+
+  /** True when the process exits within `ms`. */
+  private async exitedWithin(ms: number): Promise<boolean> {
+    if (this.exitInfo) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const exited = await Promise.race([
+      this.exited.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, ms)))),
+    ]);
+    clearTimeout(timer);
+    return exited;
   }
 }

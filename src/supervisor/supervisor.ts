@@ -330,6 +330,12 @@ export class Supervisor implements SupervisorApi {
       slot.loadedAt = new Date().toISOString();
       this.lastCheck = proc.lastHealthCheck ?? this.lastCheck;
       slot.contextSize = await readContextSize(proc.baseUrl);
+      if (proc.processGone) {
+        // Died right after answering /health: onExit ignored it (we were still loading).
+        const exit = await proc.exited;
+        this.forget(slot, proc);
+        return this.failLoad(slot, `llama-server exited right after becoming ready (${describeExit(exit)})`, { proc, exit }, automatic);
+      }
       slot.state.set("running", undefined);
       this.deps.log.info(`Model ${slot.id} is ready on port ${port} after ${Math.round(performance.now() - t0)} ms`);
       return this.info(slot);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { createServices, shutdownServices, type Services } from "../../src/services";
@@ -139,6 +139,17 @@ describe("POST /api/models", () => {
     expect(json.data.registered).toBe(2);
     expect(json.data.models[0].settings).toEqual({ ctxSize: 4096, aliases: ["gemma"] });
     expect(json.data.models[1]).toMatchObject({ id: "big", size: 1500, family: "qwen3", quantization: "Q2_K" });
+  });
+
+  test("the real tiny model from build-llama-server.sh registers with its header's metadata", async () => {
+    const real = process.env.LLAMA_TEST_MODEL ?? join(homedir(), ".cache/llama-async-proxy/llama.cpp/models/tiny-llama.gguf");
+    if (!existsSync(real)) {
+      console.warn(`skipping: ${real} not found (run shared/tools/build-llama-server.sh)`);
+      return;
+    }
+    const { status, json } = await call("POST", "/api/models", { models: [{ path: real }] });
+    expect(status).toBe(200);
+    expect(json.data.models[0]).toMatchObject({ id: "tiny-llama", name: "tiny-llama", description: "tiny-llama-test", family: "llama", contextSize: 2048, format: "gguf", size: statSync(real).size });
   });
 
   test("relative paths resolve against config.basePath", async () => {
@@ -326,8 +337,13 @@ describe("POST /api/models/discover", () => {
   });
 
   test("defaults to config.basePath; rescans update in place and mark vanished files missing", async () => {
+    // A POST without any body means "all defaults" too.
+    const bare = await app.request("/api/models/discover", { method: "POST" });
+    expect(bare.status).toBe(200);
+    expect(((await bare.json()) as any).data.totalFound).toBe(3);
     const first = await call("POST", "/api/models/discover", {});
     expect(first.json.data.scannedPaths).toEqual([modelsDir]);
+    expect(first.json.data.added).toEqual([]); // the bare call added them; this one only updates
     const ids = first.json.data.discovered.map((m: any) => m.id).sort();
     // A model grows (re-downloaded), another disappears.
     writeModel(gemma(), { arch: "gemma2", name: "Gemma 2 2B", fileType: 1, contextLength: 8192, size: 5_000_000_000 });

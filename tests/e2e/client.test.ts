@@ -88,6 +88,34 @@ describe("ApiService against a real server", () => {
     expect(logs.map((l) => l.message)).toEqual(["client test marker"]);
   });
 
+  test("models: register, list, discover, start, stop, remove through the typed client", async () => {
+    const { writeModel } = await import("../fixtures/gguf-writer");
+    const { resolve } = await import("node:path");
+    const models = join(dir, "models");
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(models, { recursive: true });
+    writeModel(join(models, "tiny-Q4_K_M.gguf"), { arch: "llama", name: "tiny", fileType: 15, contextLength: 2048 });
+    writeModel(join(models, "other-Q8_0.gguf"), { arch: "qwen2", fileType: 7 });
+    const cfg = await api.getConfig();
+    await api.updateConfig({ ...cfg, serverPath: resolve(import.meta.dir, "../fixtures/fake-llama-server.ts"), host: "127.0.0.1", port: 21000 + Math.floor(Math.random() * 9000) });
+
+    const reg = await api.registerModels([{ name: "tiny", path: join(models, "tiny-Q4_K_M.gguf") }]);
+    expect(reg.registered).toBe(1);
+    expect(reg.models[0]).toMatchObject({ id: "tiny", family: "llama", quantization: "Q4_K_M", contextSize: 2048 });
+    const found = await api.discoverModels([models]);
+    expect(found.totalFound).toBe(2);
+    const list = await api.getModels();
+    expect(list.models.map((m) => m.id).sort()).toEqual(["other-q8_0", "tiny"].sort());
+    const started = await api.startModel("tiny");
+    expect(started.status).toBe("running");
+    expect((await api.getModels()).models.find((m) => m.id === "tiny")!.status).toBe("running");
+    const inUse = await api.removeModel("tiny").catch((e) => e);
+    expect(inUse).toBeInstanceOf(ApiClientError);
+    expect(inUse.code).toBe("CONFLICT");
+    await api.stopModel("tiny");
+    expect(await api.removeModel("tiny")).toEqual({ modelId: "tiny" });
+  });
+
   test("removeModel of an unknown id throws NOT_FOUND", async () => {
     const err = await api.removeModel("no-such-model").catch((e) => e);
     expect(err).toBeInstanceOf(ApiClientError);

@@ -43,7 +43,8 @@ describe("the real process", () => {
   });
 
   test("SIGINT shuts down cleanly too", async () => {
-    const { proc } = await startListening([BUN, MAIN, "--port", "0", "--data-dir", join(dir, "int")], { cwd: dir });
+    // --log-level error hides info lines, never the readiness line on stdout.
+    const { proc } = await startListening([BUN, MAIN, "--port", "0", "--log-level", "error", "--data-dir", join(dir, "int")], { cwd: dir });
     procs.push(proc);
     proc.kill("SIGINT");
     expect(await proc.exited).toBe(0);

@@ -46,6 +46,8 @@ export async function startTestServer(realtime: Partial<RealtimeOptions> = {}, e
     realtime: { ...FAST, ...realtime },
     ...extra,
   });
+  // Start-up work logs a line of its own (the basePath scan); let it land before tests count lines.
+  await running.startupDone;
   return {
     ...running,
     dir: dataDir,

@@ -64,8 +64,11 @@ describe("start and stop", () => {
     h.addModel("m1");
     await h.supervisor.start("m1");
     const lines = h.services.logs.query({ source: "llama-server:m1" });
-    expect(lines.some((e) => e.message.includes("server is listening on http://127.0.0.1:"))).toBe(true);
+    expect(lines.some((e) => e.message.includes("I srv  llama_server: listening on http://127.0.0.1:"))).toBe(true);
     expect(lines.every((e) => e.source === "llama-server:m1")).toBe(true);
+    // Levels come from llama-server's I/W/E markers.
+    expect(lines.find((e) => e.message.includes("CORS is set to allow all origins"))?.level).toBe("warn");
+    expect(lines.find((e) => e.message.includes("model loaded"))?.level).toBe("info");
     expect(h.services.logs.query({ source: "proxy", q: "is ready on port" }).length).toBe(1);
   });
 
@@ -167,6 +170,7 @@ describe("load failures", () => {
     expect(rt.status).toBe("error");
     expect(rt.error?.exitCode).toBe(3);
     expect(rt.error?.logTail?.at(-1)).toContain("exiting due to model loading error");
+    expect(h.services.logs.query({ source: "llama-server:m1", level: "error" }).some((e) => e.message.includes("failed to load model"))).toBe(true);
     expect(rt.pid).toBeUndefined();
   });
 
@@ -267,7 +271,20 @@ describe("stopping", () => {
     expect(took).toBeLessThan(3000);
     expect(isAlive(pid!)).toBe(false);
     expect(h.services.logs.query({ source: "proxy", q: "SIGKILL after the grace period" }).length).toBe(1);
-    expect(h.services.logs.query({ source: "llama-server:m1", q: "ignoring" }).length).toBe(1);
+    // SIGTERM, a second SIGTERM after 150 ms (half the grace), then SIGKILL.
+    expect(h.services.logs.query({ source: "llama-server:m1", q: "ignoring" }).length).toBe(2);
+  });
+
+  test("a lost first SIGTERM (llama-server's ready-before-main-loop race) is repeated, not waited out to SIGKILL", async () => {
+    h = await makeHarness({ timings: { stopGraceMs: 5000 } });
+    h.addModel("m1", { extraArgs: ["--fake-lose-first-sigterm"] });
+    const { pid } = await h.supervisor.start("m1");
+    const t0 = performance.now();
+    await h.supervisor.stop("m1");
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(isAlive(pid!)).toBe(false);
+    expect(h.services.logs.query({ source: "llama-server:m1", q: "Received second interrupt" }).length).toBe(1);
+    expect(h.services.logs.query({ source: "proxy", q: "SIGKILL" }).length).toBe(0);
   });
 
   test("stopAll stops every model and refuses new starts", async () => {

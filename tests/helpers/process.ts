@@ -46,7 +46,7 @@ export async function startListening(cmd: string[], opts: { cwd?: string; env?: 
   const err = new LineWatcher(proc.stderr as ReadableStream<Uint8Array>);
   const out = new LineWatcher(proc.stdout as ReadableStream<Uint8Array>);
   const m = await Promise.race([
-    err.wait(/listening on (http:\/\/\S+)/),
+    out.wait(/listening on (http:\/\/\S+)/),
     proc.exited.then((code) => {
       throw new Error(`exited with ${code} before listening:\n${err.text}${out.text}`);
     }),

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { FILE_TYPE_LABELS, GgufError, GgufType, readGgufHeader, summarizeGguf } from "../../src/models/gguf";
+import { FILE_TYPE_LABELS, GgufError, GgufType, enoughForDiscovery, readGgufHeader, summarizeGguf } from "../../src/models/gguf";
 import { ggufBytes, modelMetadata, writeGguf, writeModel } from "../fixtures/gguf-writer";
 
 let dir: string;
@@ -51,6 +51,40 @@ describe("readGgufHeader", () => {
     expect(summarizeGguf(h).contextSize).toBe(2048);
   });
 
+  test("stopBeforeLargeArrays: stops at the vocabulary once the essentials are known", async () => {
+    const p = join(dir, "early.gguf");
+    writeGguf(p, { metadata: modelMetadata({ arch: "llama", name: "E", fileType: 15, contextLength: 4096, vocab: 30_000 }) });
+    const full = await readGgufHeader(p);
+    const early = await readGgufHeader(p, { stopBeforeLargeArrays: enoughForDiscovery });
+    expect(full.complete).toBe(true);
+    expect(early.complete).toBe(false);
+    expect(summarizeGguf(early)).toEqual(summarizeGguf(full));
+    expect(early.metadata["tokenizer.ggml.tokens"]).toBeUndefined();
+    expect(early.bytesRead).toBeLessThan(full.bytesRead / 4);
+    // A large array that is not the tokenizer, before the essentials: walked, reading goes on.
+    const late = join(dir, "late.gguf");
+    writeGguf(late, {
+      metadata: {
+        "general.architecture": "llama",
+        "llama.rope.freqs": { type: GgufType.ARRAY, elementType: GgufType.FLOAT32, values: new Array(4096).fill(1) },
+        "llama.context_length": 4096,
+        "general.file_type": 7,
+        ...modelMetadata({ arch: "llama", vocab: 2000 }),
+      },
+    });
+    const h = await readGgufHeader(late, { stopBeforeLargeArrays: enoughForDiscovery });
+    expect(h.complete).toBe(false);
+    expect(h.metadata["llama.rope.freqs"]).toEqual({ array: true, type: GgufType.FLOAT32, length: 4096 });
+    expect(summarizeGguf(h)).toMatchObject({ quantization: "Q8_0", contextSize: 4096 });
+    // The tokenizer section ends the read even when general.file_type was never seen (old
+    // conversions have none); discovery then takes the label from the file name.
+    const old = join(dir, "old-conversion.gguf");
+    writeGguf(old, { metadata: modelMetadata({ arch: "mpt", contextLength: 2048, vocab: 5000 }) });
+    const o = await readGgufHeader(old, { stopBeforeLargeArrays: enoughForDiscovery });
+    expect(o.complete).toBe(false);
+    expect(summarizeGguf(o)).toEqual({ architecture: "mpt", contextSize: 2048 });
+  });
+
   test("reads only the header of a huge (sparse) file", async () => {
     const p = join(dir, "huge.gguf");
     writeModel(p, { arch: "llama", name: "Big", fileType: 18, contextLength: 4096, size: 8 * 1024 ** 3 });
@@ -86,9 +120,18 @@ describe("readGgufHeader", () => {
 
   test("big-endian header", async () => {
     const p = join(dir, "be.gguf");
-    writeGguf(p, { bigEndian: true, metadata: { "general.architecture": "llama", "llama.context_length": 4096, "general.file_type": 17 } });
+    writeGguf(p, {
+      bigEndian: true,
+      metadata: {
+        "general.architecture": "llama",
+        "tokenizer.ggml.tokens": { type: GgufType.ARRAY, elementType: GgufType.STRING, values: ["a", "bb", "ccc"] },
+        "llama.context_length": 4096,
+        "general.file_type": 17,
+      },
+    });
     const h = await readGgufHeader(p);
     expect(h.littleEndian).toBe(false);
+    expect(h.metadata["tokenizer.ggml.tokens"]).toEqual({ array: true, type: GgufType.STRING, length: 3 });
     expect(summarizeGguf(h)).toMatchObject({ quantization: "Q5_K_M", contextSize: 4096 });
   });
 
@@ -131,7 +174,7 @@ describe("readGgufHeader", () => {
     const bytes = ggufBytes({ metadata: { "general.architecture": "llama" } });
     // Corrupt the key length (u64 right after the 24-byte preamble) to 2^40.
     new DataView(bytes.buffer).setBigUint64(24, 1n << 40n, true);
-    await expect(readGgufHeader(new Blob([bytes]))).rejects.toBeInstanceOf(GgufError);
+    await expect(readGgufHeader(bytes)).rejects.toBeInstanceOf(GgufError);
   });
 
   test("file type labels follow llama.cpp's LLAMA_FTYPE enum", () => {
@@ -159,6 +202,24 @@ describe("readGgufHeader", () => {
     }
   });
 
+  test("llama.cpp's own GGUF files (ggml-vocab-*.gguf): parsed, and the early stop loses nothing", async () => {
+    const d = join(homedir(), ".cache/llama-async-proxy/llama.cpp/src/models");
+    const files = existsSync(d) ? readdirSync(d).filter((f) => f.endsWith(".gguf")) : [];
+    if (!files.length) {
+      console.warn(`skipping real-file check: no ggml-vocab-*.gguf in ${d} (run shared/tools/build-llama-server.sh)`);
+      return;
+    }
+    for (const f of files) {
+      const full = await readGgufHeader(join(d, f));
+      const early = await readGgufHeader(join(d, f), { stopBeforeLargeArrays: enoughForDiscovery });
+      expect(typeof full.metadata["general.architecture"]).toBe("string");
+      expect((full.metadata["tokenizer.ggml.tokens"] as { length: number }).length).toBeGreaterThan(1000);
+      const { splitCount, splitNo, ...shown } = summarizeGguf(full);
+      expect(summarizeGguf(early)).toEqual(shown);
+      expect(early.bytesRead).toBeLessThanOrEqual(full.bytesRead);
+    }
+  });
+
   test("the real tiny model built by build-llama-server.sh", async () => {
     const p = process.env.LLAMA_TEST_MODEL ?? join(homedir(), ".cache/llama-async-proxy/llama.cpp/models/tiny-llama.gguf");
     if (!existsSync(p)) {
@@ -167,8 +228,10 @@ describe("readGgufHeader", () => {
     }
     const h = await readGgufHeader(p);
     const s = summarizeGguf(h);
-    expect(s.architecture).toBe("llama");
-    expect(s.contextSize).toBeGreaterThan(0);
-    expect(h.bytesRead).toBeLessThan(Bun.file(p).size);
+    // What shared/tools/make-tiny-gguf.py writes.
+    expect(s).toMatchObject({ architecture: "llama", name: "tiny-llama-test", contextSize: 2048 });
+    expect(Object.values(FILE_TYPE_LABELS)).toContain(s.quantization!);
+    expect((h.metadata["tokenizer.ggml.tokens"] as { length: number }).length).toBe(32000);
+    expect(h.bytesRead).toBeLessThan(Bun.file(p).size / 8);
   });
 });
