@@ -2,7 +2,11 @@
 // Skipped (with a message) where /usr/bin/chromium is missing; .ci/run installs it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Page } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { metricsMinute } from "../../src/db/schema";
+import { writeModel } from "../fixtures/gguf-writer";
+import { FAKE_SERVER } from "./harness";
 import { hasChromium, launchBrowser, screenshot, startHarness, type BrowserSession, type Harness } from "./harness";
 
 if (!hasChromium) console.warn("tests/browser: /usr/bin/chromium not found; skipping the browser tests (apt-get install chromium)");
@@ -76,6 +80,52 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     } finally {
       await phone.close();
     }
+  }, T);
+
+  test("a newcomer's path, all in the console: set llama-server, discover, start, chat, stop", async () => {
+    const folder = join(h.dir, "my-models");
+    mkdirSync(folder, { recursive: true });
+    writeModel(join(folder, "newcomer-1b.Q8_0.gguf"), { arch: "llama", fileType: 7, contextLength: 4096 });
+
+    // 1. Settings: where llama-server and the models are.
+    const page = await open("/settings");
+    await page.fill("#cfg-serverPath", FAKE_SERVER);
+    await page.fill("#cfg-basePath", folder);
+    await page.click("text=Save configuration");
+    await page.locator("text=Configuration saved at").waitFor({ timeout: 10_000 });
+
+    // 2. Models: discover the folder; the table picks the model up without a reload.
+    await page.click('nav a[href="/models"]');
+    await page.fill("#disc-paths", folder);
+    await page.click("text=Scan");
+    await page.locator(".discover-result", { hasText: "newcomer-1b.Q8_0" }).waitFor({ timeout: 10_000 });
+    const id = s().registry.findByPath(join(folder, "newcomer-1b.Q8_0.gguf"))!.id;
+    const row = page.locator(`tr[data-model-id="${id}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    expect(await row.getAttribute("data-status")).toBe("discovered");
+
+    // 3. Start it.
+    await row.locator('button[data-action="start"]').click();
+    await page.locator(`tr[data-model-id="${id}"][data-status="running"]`).waitFor({ timeout: 20_000 });
+
+    // 4. Use it in the playground.
+    await page.click('nav a[href="/playground"]');
+    await page.selectOption("#pg-model", id);
+    await page.fill("#pg-max", "16");
+    await page.fill("#pg-message", "Hello");
+    await page.keyboard.press("Control+Enter");
+    await page.waitForFunction(() => (document.querySelector("#pg-tokens")?.textContent ?? "").match(/^\d+$/), null, { timeout: 20_000 });
+    expect((await page.locator(".chat-msg.assistant .content").textContent())!.length).toBeGreaterThan(0);
+
+    // 5. Watch it on the dashboard, then stop it.
+    await page.click('nav a[href="/"]');
+    expect(await page.locator('[data-count="loaded"]').textContent()).toBe("1");
+    await page.click('nav a[href="/models"]');
+    await page.locator(`tr[data-model-id="${id}"] button[data-action="stop"]`).click();
+    await page.locator(`tr[data-model-id="${id}"]:is([data-status="discovered"], [data-status="stopped"])`).waitFor({ timeout: 15_000 });
+    await screenshot(page, "newcomer-done");
+    await page.close();
+    expect(browser.errors).toEqual([]);
   }, T);
 
   test("the connection indicator shows the socket state", async () => {
