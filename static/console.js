@@ -173,13 +173,14 @@
   // and don't refresh either under someone who is typing in it.
   var openEditors = [];
   var isRefresher = function (elt) {
-    return elt && (elt.id === "models-table" || (elt.tagName === "TR" && elt.hasAttribute("data-model-id")));
+    return elt && (elt.id === "models-table" || elt.id === "pg-model" || (elt.tagName === "TR" && elt.hasAttribute("data-model-id")));
   };
   document.addEventListener("htmx:beforeRequest", function (evt) {
     var elt = evt.detail.elt;
     if (!isRefresher(elt)) return;
     var a = document.activeElement;
     if (a && elt.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) evt.preventDefault();
+    // (elt.contains(elt) is true: a focused model picker is not swapped while it may be open.)
   });
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var t = evt.detail.target;

@@ -16,7 +16,7 @@ import { LoginPage, ErrorPage } from "../../views/pages/misc";
 import { LogsPage } from "../../views/pages/logs";
 import { ConfirmDeletePage, ModelsPage } from "../../views/pages/models";
 import { MonitoringPage } from "../../views/pages/monitoring";
-import { PlaygroundPage } from "../../views/pages/playground";
+import { ModelSelect, PlaygroundPage } from "../../views/pages/playground";
 import { SettingsPage } from "../../views/pages/settings";
 import { Charts, RANGES, type History, type RangeKey } from "../../views/partials/charts";
 import { ConfigForm } from "../../views/partials/config-form";
@@ -358,6 +358,9 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
 
   // ---- playground -----------------------------------------------------------------------------
   app.get("/playground", (c) => c.html(<PlaygroundPage models={modelViews(s)} />));
+  app.get("/ui/playground/models", validate("query", z.object({ model: z.string().max(200).optional() })), (c) =>
+    c.html(<ModelSelect models={modelViews(s)} selected={c.req.valid("query").model} />),
+  );
 
   return app;
 }

@@ -310,6 +310,19 @@ describe("models", () => {
   });
 });
 
+describe("playground", () => {
+  test("the model picker re-renders with fresh statuses and keeps the choice", async () => {
+    addModel("alpha");
+    addModel("beta");
+    const page = await (await t.app.request("/playground")).text();
+    const fragment = await (await t.app.request("/ui/playground/models")).text();
+    expect(page).toContain(fragment);
+    const kept = await (await t.app.request("/ui/playground/models?model=beta")).text();
+    expect(kept).toMatch(/<option value="beta" selected="">beta \(stopped\)<\/option>/);
+    expect(kept).toMatch(/<option value="alpha">/);
+  });
+});
+
 describe("logs", () => {
   test("/ui/logs/lines returns only lines after the given id, and the newest id", async () => {
     t.services.log.info("first");

@@ -1,6 +1,23 @@
 import type { ModelView } from "../../src/console/data";
 import { Layout } from "../layout";
 
+/**
+ * The model picker. It re-renders itself on models_update (statuses change as models load and
+ * stop), keeping the current choice: htmx sends the select's own value with the GET.
+ */
+export function ModelSelect(props: { models: ModelView[]; selected?: string }) {
+  return (
+    <select id="pg-model" name="model" required hx-get="/ui/playground/models" hx-trigger="lap-models from:body" hx-target="this" hx-swap="outerHTML">
+      {props.models.length === 0 ? <option value="">no models registered</option> : null}
+      {props.models.map((m) => (
+        <option value={m.id} selected={m.id === props.selected}>
+          {m.name} ({m.status})
+        </option>
+      ))}
+    </select>
+  );
+}
+
 export function PlaygroundPage(props: { models: ModelView[] }) {
   const firstRunning = props.models.find((m) => m.status === "running");
   return (
@@ -12,14 +29,7 @@ export function PlaygroundPage(props: { models: ModelView[] }) {
       <div class="playground">
         <form id="chat-form" class="card grid-form" aria-label="Chat">
           <label for="pg-model">Model</label>
-          <select id="pg-model" name="model" required>
-            {props.models.length === 0 ? <option value="">no models registered</option> : null}
-            {props.models.map((m) => (
-              <option value={m.id} selected={m === firstRunning}>
-                {m.name} ({m.status})
-              </option>
-            ))}
-          </select>
+          <ModelSelect models={props.models} selected={firstRunning?.id} />
           <label for="pg-system">System prompt</label>
           <input id="pg-system" name="system" placeholder="optional" />
           <label for="pg-temp">Temperature</label>
