@@ -71,7 +71,6 @@
   var attempt = 0;
   var retryTimer = null;
   var fallbackTimer = null;
-  var everConnected = false;
 
   function startFallback() {
     if (fallbackTimer || !topics.length) return;
@@ -130,9 +129,9 @@
       topics.forEach(function (t) {
         send({ type: "subscribe", data: { type: t }, timestamp: Date.now() });
       });
-      // Coming back after a drop: what changed meanwhile was missed, so refresh once.
-      if (everConnected) topics.forEach(function (t) { emit("lap-" + t, null); });
-      everConnected = true;
+      // Whatever changed between the page render (or the drop) and this subscription was never
+      // pushed to us: refresh once. Cheap: the log tail asks only for lines after its last id.
+      topics.forEach(function (t) { emit("lap-" + t, null); });
     };
     sock.onmessage = function (ev) {
       var msg;
@@ -217,9 +216,14 @@
   }, 1000);
 
   // ---- log tail ---------------------------------------------------------------------------
+  // New lines come from /ui/logs/lines?afterId=N (rendered <li>s for the current filter), fetched
+  // on every logs_update push and every 2 s while the page is visible: the hub batches info
+  // lines (up to 15 s, as the reference describes), a tail should feel immediate. While paused,
+  // fetched lines are held back and counted, and shown on resume.
   var MAX_LINES = 2000;
   var paused = false;
-  var missed = 0;
+  var held = "";
+  var heldCount = 0;
   var tailBusy = false;
   var tailAgain = false;
   var pauseBtn = document.getElementById("log-pause");
@@ -234,6 +238,23 @@
     var v = logView();
     var a = document.getElementById("log-download");
     if (v && a) a.setAttribute("href", "/ui/logs/download" + (v.getAttribute("data-query") || ""));
+  }
+
+  function showLines(html) {
+    var list = document.getElementById("log-lines");
+    if (!html.trim() || !list) return;
+    var stick = nearBottom(list);
+    list.insertAdjacentHTML("beforeend", html);
+    while (list.children.length > MAX_LINES) list.removeChild(list.firstElementChild);
+    var empty = document.getElementById("log-empty");
+    if (empty) empty.remove();
+    if (stick) list.scrollTop = list.scrollHeight;
+  }
+
+  function updatePauseLabel() {
+    if (!pauseBtn) return;
+    pauseBtn.textContent = paused ? (heldCount ? "Resume (" + heldCount + " new)" : "Resume") : "Pause";
+    pauseBtn.setAttribute("aria-pressed", paused ? "true" : "false");
   }
 
   function fetchNewLines() {
@@ -253,18 +274,16 @@
       .then(function (r) {
         // The filter may have been changed (view swapped) while we waited: drop the answer.
         if (logView() !== view) return;
-        var list = document.getElementById("log-lines");
-        if (r.html.trim() && list) {
-          var stick = nearBottom(list);
-          list.insertAdjacentHTML("beforeend", r.html);
-          while (list.children.length > MAX_LINES) list.removeChild(list.firstElementChild);
-          var empty = document.getElementById("log-empty");
-          if (empty) empty.remove();
-          if (stick) list.scrollTop = list.scrollHeight;
+        if (paused) {
+          held += r.html;
+          heldCount += (r.html.match(/<li /g) || []).length;
+          updatePauseLabel();
+        } else {
+          showLines(r.html);
         }
         if (r.last) view.setAttribute("data-last-id", r.last);
       })
-      .catch(function () { /* the next push or poll tries again */ })
+      .catch(function () { /* the next push or tick tries again */ })
       .then(function () {
         tailBusy = false;
         if (tailAgain) { tailAgain = false; fetchNewLines(); }
@@ -278,28 +297,25 @@
       pauseBtn.hidden = false;
       pauseBtn.addEventListener("click", function () {
         paused = !paused;
-        pauseBtn.setAttribute("aria-pressed", paused ? "true" : "false");
         if (!paused) {
-          missed = 0;
-          pauseBtn.textContent = "Pause";
-          fetchNewLines();
-        } else {
-          pauseBtn.textContent = "Resume";
+          showLines(held);
+          held = "";
+          heldCount = 0;
         }
+        updatePauseLabel();
       });
     }
-    body.addEventListener("lap-logs", function () {
-      if (paused) {
-        missed++;
-        if (pauseBtn) pauseBtn.textContent = "Resume (" + missed + " new)";
-        return;
-      }
-      fetchNewLines();
-    });
-    // A filter change swaps in a new #log-view (outerHTML): point Download at the same filter
-    // and show its newest lines.
+    body.addEventListener("lap-logs", fetchNewLines);
+    setInterval(function () {
+      if (document.visibilityState === "visible") fetchNewLines();
+    }, 2000);
+    // A filter change swaps in a new #log-view (outerHTML): lines held for the old filter no
+    // longer apply; point Download at the new filter and show its newest lines.
     document.addEventListener("htmx:load", function (evt) {
       if (evt.detail.elt && evt.detail.elt.id === "log-view") {
+        held = "";
+        heldCount = 0;
+        updatePauseLabel();
         syncDownloadLink();
         var l = document.getElementById("log-lines");
         if (l) l.scrollTop = l.scrollHeight;

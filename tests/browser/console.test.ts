@@ -252,6 +252,24 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await page.close();
   }, T);
 
+  test("pausing the log tail holds new lines back and counts them; resume shows them", async () => {
+    const page = await open("/logs");
+    await page.click("#log-pause");
+    expect(await page.getAttribute("#log-pause", "aria-pressed")).toBe("true");
+    const held = `held line ${Math.random().toString(36).slice(2)}`;
+    s().log.info(held);
+    await page.waitForFunction(() => /Resume \(\d+ new\)/.test(document.querySelector("#log-pause")?.textContent ?? ""), null, { timeout: 15_000 });
+    expect(await page.locator("#log-lines li", { hasText: held }).count()).toBe(0);
+    await page.click("#log-pause");
+    await page.locator("#log-lines li", { hasText: held }).waitFor({ timeout: 10_000 });
+    expect(await page.locator("#log-pause").textContent()).toBe("Pause");
+    // A filter narrows the tail and the download link follows it.
+    await page.fill("#log-q", held);
+    await page.waitForFunction(() => (document.querySelector("#log-download")?.getAttribute("href") ?? "").includes("q=held"), null, { timeout: 10_000 });
+    expect(await page.locator("#log-lines li").count()).toBe(1);
+    await page.close();
+  }, T);
+
   test("the monitoring chart draws seeded history", async () => {
     const probe = await fetch(`${h.url}/api/monitoring/history?hours=1&resolution=1m`);
     if (probe.status === 404) {
