@@ -20,7 +20,7 @@ if (realBin && realModel) copyFileSync(realModel, modelPath); // -m <tmp dir>/be
 let loadedLineAt = 0;
 const detect: number[] = [];
 h.services.bus.on("log", (e) => {
-  if (e.source === "llama-server:bench" && /model loaded|server is listening on/.test(e.message) && !loadedLineAt) loadedLineAt = performance.now();
+  if (e.source === "llama-server:bench" && /model loaded|listening on http/.test(e.message) && !loadedLineAt) loadedLineAt = performance.now();
 });
 h.services.bus.on("model.status", (e) => {
   if (e.state === "running" && loadedLineAt) detect.push(performance.now() - loadedLineAt);

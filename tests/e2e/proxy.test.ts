@@ -183,7 +183,7 @@ describe("queue, limits, swap, TTL", () => {
       Array.from({ length: 6 }, (_, i) => client.completions.create({ model: "alpha", prompt: `p${i}`, max_tokens: 2 })),
     );
     expect(results.every((r) => r.choices.length === 1)).toBe(true);
-    const starts = srv.services.logs.query({ source: "llama-server:alpha", q: "starting the main loop" });
+    const starts = srv.services.logs.query({ source: "llama-server:alpha", q: "listening on http" });
     expect(starts).toHaveLength(1);
   });
 

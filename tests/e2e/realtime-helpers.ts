@@ -7,16 +7,10 @@ import type { RuntimeOptions, Services } from "../../src/services";
 import type { ModelRuntimeInfo, ProcessState, SupervisorApi } from "../../src/supervisor/types";
 import type { ModelStatus } from "../../src/models/types";
 
-/** Polls `condition` until it holds or the deadline passes (never a fixed sleep). */
-export async function waitFor<T>(condition: () => T | undefined | null | false, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = condition();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { waitFor as poll } from "../helpers/services";
+
+/** Polls `condition` until it holds (never a fixed sleep); realtime suites wait 5 s by default. */
+export const waitFor = <T>(condition: () => T | undefined | null | false, what: string, timeoutMs = 5000) => poll(condition, what, timeoutMs, 5);
 
 /** Intervals small enough for tests; each test overrides what it exercises. */
 export const FAST: Partial<RealtimeOptions> = {

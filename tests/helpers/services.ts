@@ -43,11 +43,13 @@ export function jsonRequest(method: string, body: unknown): RequestInit {
 }
 
 /** Polls `check` until it returns a truthy value or the deadline passes (no fixed sleeps). */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 10): Promise<NonNullable<T>> {
+type Truthy<T> = Exclude<T, null | undefined | false | 0 | "">;
+
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 10): Promise<Truthy<Awaited<T>>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
-    if (v) return v as NonNullable<T>;
+    if (v) return v as Truthy<Awaited<T>>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await Bun.sleep(everyMs);
   }
