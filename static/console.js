@@ -59,8 +59,15 @@
 
   // ---- WebSocket --------------------------------------------------------------------------------
   var statusEl = document.getElementById("ws-status");
+  var announced = "";
   function setStatus(state, label) {
     if (!statusEl) return;
+    var announce = document.getElementById("ws-announce");
+    var spoken = state === "live" ? "Live updates connected" : state === "offline" ? "Live updates disconnected, retrying" : "";
+    if (announce && spoken && spoken !== announced) {
+      announce.textContent = spoken;
+      announced = spoken;
+    }
     statusEl.setAttribute("data-state", state);
     var l = statusEl.querySelector(".label");
     if (l) l.textContent = label;

@@ -73,9 +73,12 @@ export function Layout(props: {
               ))}
             </ul>
           </nav>
-          <span id="ws-status" class="ws-status" data-state="offline" role="status" aria-live="polite" title="Live updates">
+          {/* The visible label counts down every second; only state changes are announced
+              (the sr-only live region), so a screen reader is not read a clock. */}
+          <span id="ws-status" class="ws-status" data-state="offline" title="Live updates">
             <span class="dot" aria-hidden="true"></span>
-            <span class="label">connecting…</span>
+            <span class="label" aria-hidden="true">connecting…</span>
+            <span class="sr-only" id="ws-announce" role="status" aria-live="polite"></span>
           </span>
         </header>
         <div id="notice" class="notice" role="alert" hidden></div>

@@ -132,8 +132,10 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     const page = await open("/");
     const state = page.locator("#ws-status");
     if (hubPresent) {
-      await state.locator("text=live").waitFor({ timeout: 10_000 });
+      await page.waitForFunction(() => document.querySelector("#ws-status .label")?.textContent === "live", null, { timeout: 10_000 });
       expect(await state.getAttribute("data-state")).toBe("live");
+      // Announced once for screen readers.
+      expect(await page.locator("#ws-announce").textContent()).toBe("Live updates connected");
     } else {
       await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") === "offline", null, { timeout: 10_000 });
       expect(await state.textContent()).toContain("disconnected");
