@@ -305,6 +305,11 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await page.waitForFunction(() => Number(document.querySelector("#chart-cpu")?.getAttribute("data-points") ?? 0) > 0, null, { timeout: 10_000 });
     expect(Number(await plot.getAttribute("data-points"))).toBeGreaterThanOrEqual(30);
     expect(await page.locator("#chart-cpu canvas").count()).toBe(1);
+    // Live samples (metrics_update over the socket) extend the 1-hour chart.
+    if (hubPresent) {
+      const drawn = Number(await plot.getAttribute("data-points"));
+      await page.waitForFunction((n) => Number(document.querySelector("#chart-cpu")?.getAttribute("data-points") ?? 0) > n, drawn, { timeout: 15_000 });
+    }
     // Switching range re-draws from the history API.
     await page.click('a[href="/monitoring?range=6h"]');
     await page.waitForFunction(() => document.querySelector("#charts")?.getAttribute("data-range") === "6h" && Number(document.querySelector("#chart-cpu")?.getAttribute("data-points") ?? 0) > 0, null, { timeout: 10_000 });

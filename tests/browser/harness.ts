@@ -27,7 +27,7 @@ export async function startHarness(): Promise<Harness> {
   const configPath = join(dir, "llama-server-config.json");
   writeFileSync(
     configPath,
-    JSON.stringify({ host: "127.0.0.1", port: 18000 + Math.floor(Math.random() * 20000), basePath: dir, serverPath: FAKE_SERVER, ctx_size: 2048, batch_size: 512, threads: -1, gpu_layers: 0, loadTimeoutSeconds: 20, stopTimeoutSeconds: 2 }),
+    JSON.stringify({ host: "127.0.0.1", port: 18000 + Math.floor(Math.random() * 20000), basePath: dir, serverPath: FAKE_SERVER, ctx_size: 2048, batch_size: 512, threads: -1, gpu_layers: 0, loadTimeoutSeconds: 20, stopTimeoutSeconds: 2, metricsIntervalSeconds: 1 }),
   );
   const options = {
     port: 0,
@@ -38,6 +38,8 @@ export async function startHarness(): Promise<Harness> {
     environment: "test",
     quiet: true,
     databasePath: join(dir, "test.db"),
+    // metrics_update twice a second (reference: 10 s) so live chart appends are seen quickly.
+    realtime: { metricsIntervalMs: 500 },
   };
   const server = await startServer(options);
   const harness: Harness = {
