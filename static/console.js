@@ -388,6 +388,14 @@
       return;
     }
     chartData = buildData(hist.metrics || []);
+    // The x axis always spans the chosen range (ending now), so one point or a gap does not
+    // stretch the axis over years and hours without data show as what they are.
+    var section = document.getElementById("charts");
+    var spanSec = Number(section && section.getAttribute("data-hours") || 1) * 3600;
+    var xRange = function (u, dataMin, dataMax) {
+      var end = Math.max(Date.now() / 1000, dataMax || 0);
+      return [end - spanSec, end];
+    };
     var axis = cssVar("--muted", "#888");
     var grid = cssVar("--line", "rgba(128,128,128,.2)");
     Object.keys(CHART_SERIES).forEach(function (id) {
@@ -399,7 +407,7 @@
         height: 170,
         legend: { show: true, live: true },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, y: { range: id === "cpu" || id === "memory" || id === "gpu" ? [0, 100] : undefined } },
+        scales: { x: { time: true, range: xRange }, y: { range: id === "cpu" || id === "memory" || id === "gpu" ? [0, 100] : undefined } },
         axes: [
           { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
           { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 44 },
