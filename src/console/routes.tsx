@@ -157,10 +157,13 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   // ---- models ---------------------------------------------------------------------------------
   const basePath = () => s.config.get().basePath;
   /** The models table (htmx) or the whole page (plain form post), with a notice. */
-  const modelsAnswer = (c: Context, notice?: Notice | null, status: ContentfulStatusCode = 200, rowState?: Record<string, RowState>) =>
-    isHtmx(c)
-      ? c.html(<ModelsTable models={modelViews(s)} notice={notice} rowState={rowState} />, formStatus(c, status))
-      : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} notice={notice} />, status);
+  const modelsAnswer = (c: Context, notice?: Notice | null, status: ContentfulStatusCode = 200, rowState?: Record<string, RowState>) => {
+    if (isHtmx(c)) return c.html(<ModelsTable models={modelViews(s)} notice={notice} rowState={rowState} />, formStatus(c, status));
+    // Plain form post (no JavaScript): Post/Redirect/Get when it worked, so a reload does not
+    // repeat the action; a failure is shown on the page that answers the post.
+    if (status === 200 && notice?.tone !== "error" && !rowState) return c.redirect("/models", 303);
+    return c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} notice={notice} />, status);
+  };
 
   app.get("/models", (c) => c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />));
   app.get("/ui/models/table", (c) => c.html(<ModelsTable models={modelViews(s)} />));
@@ -338,9 +341,10 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   });
 
   // ---- settings ---------------------------------------------------------------------------
-  app.get("/settings", (c) =>
-    c.html(<SettingsPage values={configToForm(s.config.get())} loadError={s.config.loadError} configPath={s.config.path} />),
-  );
+  app.get("/settings", validate("query", z.object({ saved: z.string().regex(/^\d\d:\d\d:\d\d UTC$/, "saved must be a time like 12:00:00 UTC").optional() })), (c) => {
+    const { saved } = c.req.valid("query");
+    return c.html(<SettingsPage values={configToForm(s.config.get())} loadError={s.config.loadError} configPath={s.config.path} savedAt={saved} />);
+  });
   app.post("/ui/settings", async (c) => {
     const form = await c.req.parseBody();
     const parsed = parseConfigForm(form);
@@ -349,7 +353,10 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     if (!parsed.ok) return render({ values: parsed.values, errors: parsed.errors }, 400);
     try {
       const saved = s.config.update(parsed.data);
-      return render({ values: configToForm(saved), savedAt: new Date().toISOString().slice(11, 19) + " UTC" }, 200);
+      const savedAt = new Date().toISOString().slice(11, 19) + " UTC";
+      // Without JavaScript: Post/Redirect/Get, the saved page says when.
+      if (!isHtmx(c)) return c.redirect(`/settings?saved=${encodeURIComponent(savedAt)}`, 303);
+      return render({ values: configToForm(saved), savedAt }, 200);
     } catch (err) {
       s.log.error("Saving the configuration failed", { error: (err as Error).message });
       return render({ values: parsed.values, formError: `Configuration save failed: ${(err as Error).message}` }, 500);

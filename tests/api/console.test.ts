@@ -178,6 +178,14 @@ describe("settings form", () => {
     expect(html).toContain('data-field-error="threads">threads must be -1 (auto) or between 1 and 1024<');
   });
 
+  test("a plain post that worked redirects (Post/Redirect/Get) to the page saying so", async () => {
+    const res = await t.app.request("/ui/settings", form(VALID_CONFIG, { htmx: false }));
+    expect(res.status).toBe(303);
+    const where = res.headers.get("location")!;
+    expect(where).toMatch(/^\/settings\?saved=/);
+    expect(await (await t.app.request(where)).text()).toContain("Configuration saved at");
+  });
+
   test("a post from another origin is refused (it could choose the binary we run)", async () => {
     const res = await t.app.request("/ui/settings", form({ ...VALID_CONFIG, serverPath: "/tmp/evil" }, { origin: "http://evil.example" }));
     expect(res.status).toBe(403);
