@@ -128,6 +128,40 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     expect(browser.errors).toEqual([]);
   }, T);
 
+  test("without JavaScript: pages are readable, forms post, results show", async () => {
+    register("nojs", { extraArgs: ["--fake-load-ms", "100"] });
+    const plain = await launchBrowser({ javaScriptEnabled: false });
+    try {
+      const page = await plain.newPage();
+      await page.goto(h.url + "/models");
+      expect(await page.locator('tr[data-model-id="nojs"] .badge').textContent()).toBe("stopped");
+      // Start is a plain form post answered by a redirect back to /models.
+      await page.click('tr[data-model-id="nojs"] button[data-action="start"]');
+      await page.waitForURL(h.url + "/models");
+      expect(["loading", "running"]).toContain((await page.locator(`tr[data-model-id="nojs"]`).getAttribute("data-status")) ?? "");
+      await page.click('tr[data-model-id="nojs"] button[data-action="stop"]');
+      await page.waitForURL(h.url + "/models");
+      expect(await page.locator('tr[data-model-id="nojs"]').getAttribute("data-status")).toBe("stopped");
+      // Remove asks on a page of its own.
+      await page.click('tr[data-model-id="nojs"] button[data-action="delete"]');
+      expect(await page.locator("h1").textContent()).toBe("Remove nojs?");
+      await page.click("text=Cancel");
+      expect(s().registry.get("nojs")).toBeDefined();
+      // Settings errors next to the field, on the page that answers the post.
+      await page.goto(h.url + "/settings");
+      await page.fill("#cfg-threads", "0");
+      await page.click("text=Save configuration");
+      expect(await page.locator('[data-field-error="threads"]').textContent()).toBe("threads must be -1 (auto) or between 1 and 1024");
+      // The log page shows the lines and filters by a plain GET form.
+      await page.goto(h.url + "/logs?level=error");
+      expect(await page.locator("#log-level").inputValue()).toBe("error");
+      await screenshot(page, "no-javascript-logs");
+      await page.close();
+    } finally {
+      await plain.close();
+    }
+  }, T);
+
   test("the connection indicator shows the socket state", async () => {
     const page = await open("/");
     const state = page.locator("#ws-status");

@@ -72,7 +72,7 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-export async function launchBrowser(opts: { colorScheme?: "light" | "dark"; width?: number; height?: number; ignore?: RegExp } = {}): Promise<BrowserSession> {
+export async function launchBrowser(opts: { colorScheme?: "light" | "dark"; width?: number; height?: number; ignore?: RegExp; javaScriptEnabled?: boolean } = {}): Promise<BrowserSession> {
   const profile = mkdtempSync(join(tmpdir(), "lap-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -80,6 +80,7 @@ export async function launchBrowser(opts: { colorScheme?: "light" | "dark"; widt
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     viewport: { width: opts.width ?? 1280, height: opts.height ?? 900 },
     colorScheme: opts.colorScheme ?? "light",
+    javaScriptEnabled: opts.javaScriptEnabled ?? true,
   });
   const errors: string[] = [];
   const watch = (page: Page) => {
