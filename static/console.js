@@ -59,6 +59,7 @@
 
   // ---- WebSocket --------------------------------------------------------------------------------
   var statusEl = document.getElementById("ws-status");
+  if (statusEl) statusEl.hidden = false;
   var announced = "";
   function setStatus(state, label) {
     if (!statusEl) return;

@@ -73,9 +73,10 @@ export function Layout(props: {
               ))}
             </ul>
           </nav>
-          {/* The visible label counts down every second; only state changes are announced
+          {/* Hidden until console.js runs (without JavaScript there are no live updates to show).
+              The visible label counts down every second; only state changes are announced
               (the sr-only live region), so a screen reader is not read a clock. */}
-          <span id="ws-status" class="ws-status" data-state="offline" title="Live updates">
+          <span id="ws-status" class="ws-status" data-state="offline" title="Live updates" hidden>
             <span class="dot" aria-hidden="true"></span>
             <span class="label" aria-hidden="true">connecting…</span>
             <span class="sr-only" id="ws-announce" role="status" aria-live="polite"></span>
