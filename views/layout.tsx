@@ -27,7 +27,10 @@ const HTMX_CONFIG = JSON.stringify({
   ],
   // Scripts inside swapped fragments are not needed (console.js reacts to htmx events).
   allowScriptTags: false,
+  // Back/forward after a range switch (hx-push-url) reloads the page instead of restoring a
+  // DOM snapshot: charts and the socket start fresh, nothing stale is shown.
   historyCacheSize: 0,
+  refreshOnHistoryMiss: true,
 });
 
 export function Layout(props: {
