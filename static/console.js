@@ -42,6 +42,15 @@
     notice("The proxy did not answer. Is it still running?");
   });
 
+  // A form swapped back with errors: put the keyboard on the first field to fix (the swap
+  // replaced the element that had focus, which would otherwise drop focus to <body>).
+  document.addEventListener("htmx:load", function (evt) {
+    var elt = evt.detail.elt;
+    if (!elt || !elt.querySelector || elt.tagName !== "FORM") return;
+    var bad = elt.querySelector('[aria-invalid="true"]');
+    if (bad) bad.focus();
+  });
+
   // ---- live events: coalesced so a burst of pushes costs one re-fetch ------------------------
   var pending = {};
   function emit(name, detail) {

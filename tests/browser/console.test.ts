@@ -271,6 +271,8 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await err.waitFor({ timeout: 10_000 });
     expect(await err.textContent()).toBe("Port must be between 1 and 65535");
     expect(await page.getAttribute("#cfg-port", "aria-invalid")).toBe("true");
+    // The keyboard lands on the field to fix.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("cfg-port");
     await screenshot(page, "settings-invalid");
     await page.fill("#cfg-port", "8555");
     await page.click("text=Save configuration");
