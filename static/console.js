@@ -575,6 +575,9 @@
         stopBtn.disabled = true;
         out.parentNode.classList.remove("streaming");
         if (answer) history.push({ role: "assistant", content: answer });
+        // No answer at all: drop the question from the context, so sending it again does not
+        // carry it twice.
+        else if (history.length && history[history.length - 1].role === "user") history.pop();
         if (err) {
           if (!answer) out.parentNode.remove();
           bubble("error", err);

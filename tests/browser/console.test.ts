@@ -377,4 +377,19 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await page.close();
     expect(browser.errors).toEqual([]);
   }, T);
+
+  test("the playground shows the proxy's error when the model cannot load", async () => {
+    register("wontload", { extraArgs: ["--fake-fail-load"] });
+    const page = await open("/playground");
+    await page.selectOption("#pg-model", "wontload");
+    await page.fill("#pg-message", "Hello?");
+    await page.click("#pg-send");
+    const error = page.locator(".chat-msg.error .content");
+    await error.waitFor({ timeout: 20_000 });
+    expect((await error.textContent())!.length).toBeGreaterThan(10);
+    // Ready for the next message.
+    expect(await page.locator("#pg-send").isDisabled()).toBe(false);
+    await screenshot(page, "playground-error");
+    await page.close();
+  }, T);
 });
