@@ -80,7 +80,8 @@ export function dashboardData(s: Services, recent: RecentMetrics): DashboardData
     sampledAt: latest?.timestamp ?? null,
     recent: recent.list(),
     requestsPerMinute: recent.requestRate(),
-    averageResponseTime: perf.averageResponseTime,
+    // The collector's figure when it runs (the same one the sparkline draws), else the live counters.
+    averageResponseTime: latest?.requests.averageResponseTime ?? perf.averageResponseTime,
     tokensPerSecond: perf.tokensPerSecond,
     models: modelViews(s),
   };

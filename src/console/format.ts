@@ -36,7 +36,7 @@ export function formatDuration(seconds: number): string {
 
 export function formatNumber(n: number | undefined, digits = 1): string {
   if (n === undefined || !Number.isFinite(n)) return "–";
-  return Number.isInteger(n) ? String(n) : n.toFixed(digits);
+  return Number.isInteger(n) ? String(n) : digits === 0 ? String(Math.round(n)) : n.toFixed(digits);
 }
 
 /** "12:03:04" in UTC, stable across test machines. */

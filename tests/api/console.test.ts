@@ -92,7 +92,7 @@ describe("pages", () => {
         cpu: { usage: 10 * i, cores: 2, loadAverage: [0, 0, 0] },
         memory: { used: 1000, total: 4000, free: 3000, usagePercent: 25 },
         disk: { used: 1, total: 2, free: 1, usagePercent: 50 },
-        gpu: [{ id: 0, name: "NVIDIA H200", utilization: 80, temperature: 61, memory: { used: 21000, total: 143771, free: 122771, usagePercent: 14.6 } }],
+        gpu: [{ id: 0, name: "NVIDIA H200", utilization: 80, temperature: 60.6666667, memory: { used: 21000, total: 143771, free: 122771, usagePercent: 14.6 } }],
         models: { active: 0, total: 0, memoryUsage: 0 },
         requests: { total: 0, active: 0, averageResponseTime: 0, errorRate: 0 },
         uptime: i,

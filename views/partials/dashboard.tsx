@@ -120,7 +120,7 @@ export function DashboardLive(props: { d: DashboardData }) {
               <>
                 <Tile id={`gpu${g.id}`} label={`GPU ${g.id} utilization`} value={`${formatNumber(g.utilization)} %`} sub={g.name} meter={g.utilization} series={gpus.length === 1 ? series(pts, (p) => p.gpuUtil) : undefined} max={100} />
                 <Tile id={`vram${g.id}`} label={`GPU ${g.id} VRAM`} value={`${formatNumber(g.memory.usagePercent)} %`} sub={`${formatMB(g.memory.used)} of ${formatMB(g.memory.total)}`} meter={g.memory.usagePercent} series={gpus.length === 1 ? series(pts, (p) => p.gpuMem) : undefined} max={100} />
-                <Tile id={`temp${g.id}`} label={`GPU ${g.id} temperature`} value={g.temperature !== undefined ? `${g.temperature} °C` : "–"} series={gpus.length === 1 ? series(pts, (p) => p.gpuTemp) : undefined} />
+                <Tile id={`temp${g.id}`} label={`GPU ${g.id} temperature`} value={g.temperature !== undefined ? `${formatNumber(g.temperature, 0)} °C` : "–"} series={gpus.length === 1 ? series(pts, (p) => p.gpuTemp) : undefined} />
               </>
             ))
           )}
