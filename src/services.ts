@@ -76,7 +76,7 @@ export function createServices(options: RuntimeOptions): Services {
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
-  const pool = new ModelPool(supervisor, registry, () => config.get(), log, bus);
+  const pool = new ModelPool(() => services.supervisor, registry, () => config.get(), log, bus);
   const requests = new RequestStats(bus);
   const cpu = new CpuSampler();
   const startedAt = new Date();

@@ -30,10 +30,11 @@ export function modelControlRoutes(s: Services) {
       currentModel(s, id); // 404 before anything starts
       if (wait === "false" || wait === "0") {
         // The outcome shows up in the model's status (and the log); nobody awaits this promise.
-        s.supervisor.start(id).catch(() => {});
+        // Through the pool, so maxLoadedModels applies as it does for proxied requests.
+        s.pool.ensureStarted(id).catch(() => {});
         return ok(c, currentModel(s, id), { status: 202, message: "Model start requested" });
       }
-      await s.supervisor.start(id); // throws ApiError (503 with the reason and log tail) on failure
+      await s.pool.ensureStarted(id); // throws ApiError (503 with the reason and log tail) on failure
       return ok(c, currentModel(s, id), { message: "Model started" });
     })
     .post("/:id/stop", validate("param", idParam), async (c) => {

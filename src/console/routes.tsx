@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import { Hono, type Context } from "hono";
 import { setCookie } from "hono/cookie";
 import { bodyLimit } from "hono/body-limit";

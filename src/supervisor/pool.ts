@@ -50,11 +50,14 @@ export class ModelPool {
   private starting = new Map<string, Promise<unknown>>();
   /** Tail of the admission chain (see class comment). */
   private admission: Promise<void> = Promise.resolve();
+  /** Admissions queued on the chain and not yet through it (0 = the fast path may start at once). */
+  private admissionsPending = 0;
   /** Woken whenever some model's inFlight drops to 0 (eviction waits on this). */
   private idleWaiters: Array<() => void> = [];
 
   constructor(
-    private readonly supervisor: SupervisorApi,
+    /** Read on every use: tests (and a future hot reload) may swap the supervisor after start-up. */
+    private readonly supervisorOf: () => SupervisorApi,
     private readonly registry: ModelRegistry,
     private readonly config: () => LlamaServerConfig,
     private readonly log?: Logger,
@@ -94,7 +97,7 @@ export class ModelPool {
 
     for (;;) {
       signal?.throwIfAborted();
-      const rt = this.supervisor.runtimeOf(modelId);
+      const rt = this.supervisorOf().runtimeOf(modelId);
       const running = rt?.state === "running" && rt.baseUrl;
       // Fast path: running, a free slot, and nobody queued ahead of us (FIFO fairness).
       if (running && slots.inFlight < maxInFlight && slots.queue.length === 0) {
@@ -117,7 +120,7 @@ export class ModelPool {
         await this.waitInQueue(slots, signal);
       }
       // Re-check from the top: the model may have been stopped again while we were woken.
-      const after = this.supervisor.runtimeOf(modelId);
+      const after = this.supervisorOf().runtimeOf(modelId);
       if (after?.state === "running" && after.baseUrl && slots.inFlight < maxInFlight) {
         return this.grant(modelId, slots, after.baseUrl);
       }
@@ -196,27 +199,45 @@ export class ModelPool {
   ensureStarted(modelId: string): Promise<unknown> {
     const existing = this.starting.get(modelId);
     if (existing) return existing;
-    const started = (async () => {
-      // Admission is serialized; the load itself is not (it is awaited outside the chain).
-      let startPromise!: Promise<unknown>;
-      const turn = this.admission.then(async () => {
-        await this.makeRoomFor(modelId);
-        startPromise = this.supervisor.start(modelId);
-        // Let the supervisor register the load before the next admission counts loaded models.
-        startPromise.catch(() => {});
-      });
-      this.admission = turn.catch(() => {});
-      await turn;
-      return startPromise;
-    })().finally(() => this.starting.delete(modelId));
-    this.starting.set(modelId, started);
-    return started;
+    let started: Promise<unknown>;
+    if (this.admissionsPending === 0 && this.loadedModels(modelId).length < this.config().maxLoadedModels) {
+      // Fast path: there is room and nobody is ahead of us. Starting synchronously means the
+      // model shows "loading" the moment the caller returns (POST /start?wait=false relies on it).
+      started = this.supervisorOf().start(modelId);
+    } else {
+      started = (async () => {
+        // Admission is serialized; the load itself is not (it is awaited outside the chain).
+        let startPromise!: Promise<unknown>;
+        this.admissionsPending++;
+        const turn = this.admission.then(async () => {
+          try {
+            await this.makeRoomFor(modelId);
+            startPromise = this.supervisorOf().start(modelId);
+            // Let the supervisor register the load before the next admission counts loaded models.
+            startPromise.catch(() => {});
+          } finally {
+            this.admissionsPending--;
+          }
+        });
+        this.admission = turn.catch(() => {});
+        await turn;
+        return startPromise;
+      })();
+    }
+    const tracked = started.then(
+      (rt) => {
+        this.noteStarted(modelId);
+        return rt;
+      },
+    ).finally(() => this.starting.delete(modelId));
+    this.starting.set(modelId, tracked);
+    return tracked;
   }
 
   /** Models that occupy a place in the pool: running, loading, or being started by us. */
   private loadedModels(except: string): string[] {
     const ids = new Set<string>();
-    for (const rt of this.supervisor.runtimes()) {
+    for (const rt of this.supervisorOf().runtimes()) {
       if (rt.modelId !== except && (rt.state === "running" || rt.state === "loading")) ids.add(rt.modelId);
     }
     for (const id of this.starting.keys()) if (id !== except) ids.add(id);
@@ -231,12 +252,12 @@ export class ModelPool {
       // Least recently used first; never one with requests in flight or waiting, nor one
       // that is still loading for someone else.
       const candidates = loaded
-        .filter((id) => this.supervisor.runtimeOf(id)?.state === "running" && this.inFlight(id) === 0 && this.queued(id) === 0)
+        .filter((id) => this.supervisorOf().runtimeOf(id)?.state === "running" && this.inFlight(id) === 0 && this.queued(id) === 0)
         .sort((a, b) => (this.slots.get(a)?.lastUsed ?? 0) - (this.slots.get(b)?.lastUsed ?? 0));
       const victim = candidates[0];
       if (victim) {
         this.log?.info(`Stopping ${victim} to make room for ${modelId} (maxLoadedModels ${max})`);
-        await this.supervisor.stop(victim);
+        await this.supervisorOf().stop(victim);
         continue;
       }
       // Every loaded model is busy: wait until one of them goes idle, then look again.
@@ -260,10 +281,10 @@ export class ModelPool {
     if (slots.idleTimer) clearTimeout(slots.idleTimer);
     slots.idleTimer = setTimeout(() => {
       slots.idleTimer = undefined;
-      const rt = this.supervisor.runtimeOf(modelId);
+      const rt = this.supervisorOf().runtimeOf(modelId);
       if (slots.inFlight === 0 && slots.queue.length === 0 && rt?.state === "running") {
         this.log?.info(`Stopping ${modelId}: idle for ${ttl}s`);
-        this.supervisor.stop(modelId).catch((err) => this.log?.warn(`Idle stop of ${modelId} failed: ${(err as Error).message}`));
+        this.supervisorOf().stop(modelId).catch((err) => this.log?.warn(`Idle stop of ${modelId} failed: ${(err as Error).message}`));
       }
     }, ttl * 1000);
     slots.idleTimer.unref?.();

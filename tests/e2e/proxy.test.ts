@@ -218,6 +218,22 @@ describe("queue, limits, swap, TTL", () => {
     expect(status("alpha")).toBe("stopped");
   });
 
+  test("POST /api/models/:id/start obeys maxLoadedModels the same way", async () => {
+    await boot({ maxLoadedModels: 1 });
+    register("alpha");
+    register("beta");
+    const start = (id: string) => fetch(`${srv.url}/api/models/${id}/start`, { method: "POST" });
+    expect((await start("alpha")).status).toBe(200);
+    const res = await start("beta");
+    expect(res.status).toBe(200);
+    expect((await res.json()).data.status).toBe("running");
+    expect(status("alpha")).toBe("stopped");
+    const quick = await fetch(`${srv.url}/api/models/alpha/start?wait=false`, { method: "POST" });
+    expect(quick.status).toBe(202);
+    await waitFor(() => status("alpha") === "running", "alpha to run again");
+    expect(status("beta")).toBe("stopped");
+  });
+
   test("a busy model is never evicted: the other model waits until its stream ends", async () => {
     await boot({ maxLoadedModels: 1 });
     register("alpha", { extraArgs: ["--fake-token-delay-ms", "30"] });

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import type { DashboardData } from "../../src/console/data";
 import { Layout } from "../layout";
 import { DashboardLive } from "../partials/dashboard";

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import type { LogFilter } from "../../src/console/data";
 import type { LogEntry } from "../../src/logs/types";
 import { Layout } from "../layout";

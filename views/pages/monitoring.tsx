@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import { Layout } from "../layout";
 import { Charts, type History, type RangeKey } from "../partials/charts";
 

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import type { ModelView } from "../../src/console/data";
 import { Layout } from "../layout";
 

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import type { ConfigFormValues, FieldErrors } from "../../src/console/data";
 import { Layout } from "../layout";
 import { ConfigForm } from "../partials/config-form";

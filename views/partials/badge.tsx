@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import type { ModelStatus } from "../../src/models/types";
 
 const LABEL: Record<ModelStatus, string> = {

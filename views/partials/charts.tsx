@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import { formatNumber } from "../../src/console/format";
 
 export const RANGES = {

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import type { DashboardData } from "../../src/console/data";
 import { clock, formatBytes, formatDuration, formatMB, formatNumber, sparklinePoints } from "../../src/console/format";
 import type { RecentPoint } from "../../src/console/recent";

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import { clock } from "../../src/console/format";
 import type { LogFilter } from "../../src/console/data";
 import type { LogEntry } from "../../src/logs/types";

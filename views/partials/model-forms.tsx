@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import { formatGB } from "../../src/console/format";
 import type { Model } from "../../src/models/types";
 import { NoticeBox, type Notice } from "./models";

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 import type { ModelView } from "../../src/console/data";
 import { formatDuration, formatGB, formatMB } from "../../src/console/format";
 import { StatusBadge } from "./badge";
