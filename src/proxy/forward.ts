@@ -124,35 +124,36 @@ export function passThrough(
     hooks.onEnd({ ...usage, aborted, failed });
   };
 
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let result: Awaited<ReturnType<typeof reader.read>>;
+  // A Bun "direct" stream: chunks are written straight to the response sink, with no queue and
+  // no promise per chunk on our side (A/B on the real llama-server: ~0.94 of direct throughput
+  // against ~0.91 for a pull-based ReadableStream).
+  const source = {
+    type: "direct" as const,
+    async pull(controller: DirectController) {
       try {
-        result = await reader.read();
-      } catch (err) {
-        if (finished) return;
-        // Upstream died mid-stream: say so in-band (SSE clients parse `data:` events), then end.
-        if (opts.sse) {
-          const message = `upstream llama-server closed the stream: ${(err as Error).message}`;
-          controller.enqueue(
-            new TextEncoder().encode(`data: ${JSON.stringify({ error: { message, type: "server_error", code: 502 } })}\n\n`),
-          );
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          if (first) {
+            first = false;
+            hooks.onFirstChunk?.();
+          }
+          tail.push(value);
+          controller.write(value);
+          controller.flush();
         }
-        finish(false, true);
-        controller.close();
-        return;
-      }
-      if (result.done) {
         finish(false, false);
-        controller.close();
-        return;
+      } catch (err) {
+        if (!finished) {
+          // Upstream died mid-stream: say so in-band (SSE clients parse `data:` events), then end.
+          if (opts.sse) {
+            const message = `upstream llama-server closed the stream: ${(err as Error).message}`;
+            controller.write(`data: ${JSON.stringify({ error: { message, type: "server_error", code: 502 } })}\n\n`);
+          }
+          finish(false, true);
+        }
       }
-      if (first) {
-        first = false;
-        hooks.onFirstChunk?.();
-      }
-      tail.push(result.value);
-      controller.enqueue(result.value);
+      controller.close();
     },
     cancel() {
       // The client went away: stop reading and abort the upstream request.
@@ -160,5 +161,13 @@ export function passThrough(
       opts.upstreamAbort.abort(new Error("client disconnected"));
       reader.cancel().catch(() => {});
     },
-  }, { highWaterMark: 0 });
+  };
+  return new ReadableStream(source as unknown as UnderlyingDefaultSource<Uint8Array>);
+}
+
+/** The controller Bun hands a `type: "direct"` ReadableStream source. */
+interface DirectController {
+  write(chunk: Uint8Array | string): number | Promise<number>;
+  flush(): number | Promise<number> | void;
+  close(): void;
 }
