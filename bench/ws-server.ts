@@ -18,6 +18,9 @@ const running = await startServer({
   databasePath: ":memory:",
   realtime: { metricsIntervalMs: intervalMs },
 });
+// The collector drives metrics_update (one fresh sample per broadcast, so every round has its own
+// SystemMetrics timestamp); the hub's timer matches it.
+running.services.config.update({ ...running.services.config.get(), metricsIntervalSeconds: Math.max(1, Math.round(intervalMs / 1000)) });
 process.stdout.write(JSON.stringify({ url: running.url }) + "\n");
 
 // Server-side cost of each broadcast (serialize once, publish natively, account per client),

@@ -66,6 +66,8 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
   private timers: ReturnType<typeof setInterval>[] = [];
   private unlisten: (() => void)[] = [];
   private latestSample?: { metrics: SystemMetrics; at: number };
+  /** When metrics_update last went out (sample-driven or timer-driven). */
+  private lastMetricsPublish = 0;
   private pendingLogs: LogEntry[] = [];
   private logsFlushTimer?: ReturnType<typeof setTimeout>;
   private modelsTimer?: ReturnType<typeof setTimeout>;
@@ -125,7 +127,13 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     const o = this.options;
     const { bus } = sources;
     this.unlisten.push(
-      bus.on("metrics.sample", (metrics) => (this.latestSample = { metrics, at: Date.now() })),
+      // A new sample goes out at once, so clients see it when it is taken (not up to one hub
+      // interval later); the hub's own timer only fills in when no collector is sampling.
+      bus.on("metrics.sample", (metrics) => {
+        this.latestSample = { metrics, at: Date.now() };
+        this.lastMetricsPublish = Date.now();
+        this.publishMetrics();
+      }),
       bus.on("model.status", (e) => {
         if (e.status === "error") this.failureUrgentUntil = Date.now() + FAILURE_URGENCY_MS;
         this.scheduleModelsUpdate();
@@ -134,7 +142,12 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
       bus.on("log", (entry) => this.onLog(entry)),
     );
     this.timers.push(
-      setInterval(() => this.publishMetrics(), o.metricsIntervalMs),
+      setInterval(() => {
+        if (Date.now() - this.lastMetricsPublish >= o.metricsIntervalMs * 0.9) {
+          this.lastMetricsPublish = Date.now();
+          this.publishMetrics();
+        }
+      }, o.metricsIntervalMs),
       setInterval(() => this.publishModels(), o.modelsIntervalMs),
       setInterval(() => this.flushLogs(), o.logsIntervalMs),
     );

@@ -35,6 +35,18 @@ describe("plain protocol: subscriptions", () => {
     await waitFor(() => c.of("metrics_update").length >= 3, "periodic metrics updates");
   });
 
+  test("a new collector sample goes out at once, whatever the hub's own interval", async () => {
+    server = await startTestServer({ metricsIntervalMs: 60_000 });
+    const c = await connect();
+    await c.request({ type: "subscribe", data: { type: "metrics" } });
+    const first = await c.next((m) => m.type === "metrics_update", "state on subscribe");
+    const from = c.messages.length;
+    const sample = await server.services.collector.sampleNow();
+    const pushed = await c.next((m) => m.type === "metrics_update", "metrics_update for the new sample", from);
+    expect(pushed.data.timestamp).toBe(sample.timestamp);
+    expect(pushed.data.timestamp).not.toBe(first.data.timestamp);
+  });
+
   test("ping answers pong with the same requestId", async () => {
     server = await startTestServer();
     const c = await connect();
