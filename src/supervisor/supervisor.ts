@@ -451,15 +451,27 @@ export class Supervisor implements SupervisorApi {
     }
   }
 
+  /** Last memory reading per child pid (see info()). */
+  private readonly memoryCache = new Map<number, { at: number; value: number | undefined }>();
+
   private info(slot: Slot): ModelRuntimeInfo {
     const state = slot.state.state;
     const proc = slot.proc;
     let memoryUsage: number | undefined;
     if (proc && (state === "running" || state === "loading")) {
-      const rss = readRssMb(proc.pid);
-      const gpu = this.gpu.of(proc.pid);
-      memoryUsage = rss === undefined && gpu === undefined ? undefined : Math.round(((rss ?? 0) + (gpu ?? 0)) * 10) / 10;
-    }
+      // runtimeOf() is on the proxy's hot path (several calls per request): read /proc at most
+      // once a second per process instead of on every call.
+      const now = performance.now();
+      const cached = this.memoryCache.get(proc.pid);
+      if (cached && now - cached.at < 1000) memoryUsage = cached.value;
+      else {
+        const rss = readRssMb(proc.pid);
+        const gpu = this.gpu.of(proc.pid);
+        memoryUsage = rss === undefined && gpu === undefined ? undefined : Math.round(((rss ?? 0) + (gpu ?? 0)) * 10) / 10;
+        if (this.memoryCache.size > 256) this.memoryCache.clear(); // pids of long-gone children
+        this.memoryCache.set(proc.pid, { at: now, value: memoryUsage });
+      }
+    } else if (proc) this.memoryCache.delete(proc.pid);
     return {
       modelId: slot.id,
       state,
