@@ -48,9 +48,11 @@ export interface SupervisorTimings {
   stopGraceMs?: number;
   /** Background /health check of running models (0 = off). */
   healthCheckIntervalMs: number;
+  /** Failed background checks in a row after which a running server counts as hung (0 = never). */
+  hungAfterChecks: number;
 }
 
-const DEFAULT_TIMINGS: SupervisorTimings = { healthPollMs: 25, stableAfterMs: 60_000, healthCheckIntervalMs: 10_000 };
+const DEFAULT_TIMINGS: SupervisorTimings = { healthPollMs: 25, stableAfterMs: 60_000, healthCheckIntervalMs: 10_000, hungAfterChecks: 3 };
 
 /** Everything the supervisor tracks for one model. Mutated only by Supervisor methods. */
 interface Slot {
@@ -76,6 +78,8 @@ interface Slot {
   queue: Promise<unknown>;
   /** Operations queued or running. */
   busy: number;
+  /** Failed background health checks in a row (see checkRunning). */
+  healthFailures?: number;
 }
 
 /**
@@ -439,17 +443,44 @@ export class Supervisor implements SupervisorApi {
     this.deps.log.info(`Model ${slot.id} stopped in ${Math.round(performance.now() - t0)} ms (${how})`);
   }
 
-  /** Background health check of running models, so /api/health reports a fresh time. */
+  /**
+   * Background health check of running models: keeps /api/health's time fresh and catches a
+   * llama-server that is alive but no longer answers (deadlocked, SIGSTOPped, swapping to death).
+   * After `hungAfterChecks` failed checks in a row it is killed with SIGKILL, and the ordinary
+   * crash path (error, backoff restart) takes over: one mechanism for every way a server dies.
+   * Checks of different models run concurrently so one hung server does not delay the others.
+   */
   private async checkRunning(): Promise<void> {
-    for (const slot of this.slots.values()) {
-      if (slot.state.state !== "running" || !slot.proc) continue;
-      const healthy = await slot.proc.checkHealth(2000);
-      this.lastCheck = slot.proc?.lastHealthCheck ?? this.lastCheck;
-      if (!healthy && slot.state.state === "running") {
-        this.deps.log.warn(`Model ${slot.id}: /health did not answer 200`);
-      }
+    if (this.checking) return; // the previous round is still waiting on a slow server
+    this.checking = true;
+    try {
+      const timeoutMs = Math.min(2000, Math.max(50, this.timings.healthCheckIntervalMs));
+      await Promise.all(
+        [...this.slots.values()].map(async (slot) => {
+          const proc = slot.proc;
+          if (slot.state.state !== "running" || !proc) return;
+          const healthy = await proc.checkHealth(timeoutMs);
+          this.lastCheck = proc.lastHealthCheck ?? this.lastCheck;
+          if (slot.proc !== proc || slot.state.state !== "running") return; // stopped meanwhile
+          if (healthy) {
+            slot.healthFailures = 0;
+            return;
+          }
+          slot.healthFailures = (slot.healthFailures ?? 0) + 1;
+          const limit = this.timings.hungAfterChecks;
+          this.deps.log.warn(`Model ${slot.id}: /health did not answer 200 (${slot.healthFailures}/${limit})`);
+          if (limit > 0 && slot.healthFailures >= limit) {
+            slot.healthFailures = 0;
+            this.deps.log.error(`Model ${slot.id}: llama-server stopped answering; killing pid ${proc.pid} so it restarts`);
+            proc.signal("SIGKILL");
+          }
+        }),
+      );
+    } finally {
+      this.checking = false;
     }
   }
+  private checking = false;
 
   /** Last memory reading per child pid (see info()). */
   private readonly memoryCache = new Map<number, { at: number; value: number | undefined }>();

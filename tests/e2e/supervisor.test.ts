@@ -321,6 +321,24 @@ describe("crashes", () => {
     expect(h.services.logs.query({ source: "llama-server:m1", q: "GGML_ASSERT" }).length).toBe(1);
   });
 
+  test("a server that stops answering (SIGSTOP) is detected by the background check, killed and restarted", async () => {
+    h = await makeHarness({ timings: { healthCheckIntervalMs: 100, hungAfterChecks: 3 } });
+    h.addModel("m1");
+    const first = await h.supervisor.start("m1");
+    // Frozen, not dead: the process exists but answers nothing, like a deadlocked server.
+    process.kill(first.pid!, "SIGSTOP");
+    const restarted = await waitFor(() => {
+      const rt = h!.supervisor.runtimeOf("m1")!;
+      return rt.state === "running" && rt.pid !== first.pid ? rt : undefined;
+    }, "the hung server to be replaced", 10_000);
+    expect(restarted.restarts).toBe(1);
+    expect(isAlive(first.pid!)).toBe(false);
+    expect(h.services.logs.query({ source: "proxy", level: "warn", q: "/health did not answer 200 (3/3)" }).length).toBe(1);
+    expect(h.services.logs.query({ source: "proxy", level: "error", q: "stopped answering" }).length).toBe(1);
+    const res = await fetch(`${restarted.baseUrl}/health`);
+    expect(res.status).toBe(200);
+  });
+
   test("restarts back off exponentially and give up after maxRestarts in a row", async () => {
     h = await makeHarness({ config: { restartDelayMs: 100, restartMaxDelayMs: 250, maxRestarts: 3 } });
     const path = h.addModel("m1", { extraArgs: ["--fake-crash-after", "1"] });
