@@ -42,8 +42,9 @@ export const extraConfigShape = {
   restartMaxDelayMs: range("restartMaxDelayMs", 0, 3_600_000),
   /** Requests in flight per model before new ones queue. */
   maxConcurrentRequests: range("maxConcurrentRequests", 1, 10_000),
-  /** Requests waiting per model (for a load or a free slot) before 429. */
-  maxQueuedRequests: range("maxQueuedRequests", 0, 100_000),
+  /** Requests waiting per model (for a load or a free slot) before 429. At least 1: the request
+   *  that triggers an on-demand load waits in this queue too. */
+  maxQueuedRequests: range("maxQueuedRequests", 1, 100_000),
   /** Metrics sample interval, seconds. */
   metricsIntervalSeconds: range("metricsIntervalSeconds", 1, 3600),
   /** How long minute rows of metric history are kept, hours. */

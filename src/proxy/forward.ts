@@ -151,6 +151,8 @@ export function passThrough(
             controller.write(`data: ${JSON.stringify({ error: { message, type: "server_error", code: 502 } })}\n\n`);
           }
           finish(false, true);
+          // A JSON body cut short must not look complete: fail the response instead of ending it.
+          if (!opts.sse) throw err;
         }
       }
       controller.close();

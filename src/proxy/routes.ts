@@ -203,6 +203,11 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       lease = await leaseP;
     } catch (err) {
       clientSignal.removeEventListener("abort", onClientAbort);
+      if (clientSignal.aborted) {
+        // The client left while waiting: not a server error (499, as for a mid-stream abort).
+        endStat({ status: 499, error: false });
+        return new Response(null, { status: 499 });
+      }
       const apiErr = toApiError(err);
       endStat({ status: apiErr.status, error: true });
       return openAiErrorResponse(apiErr);
@@ -274,11 +279,14 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     const since = performance.now();
     let timer: ReturnType<typeof setInterval> | undefined;
     let upstreamReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    let cancelled = false;
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
+        const enqueue = (b: Uint8Array) => { if (!cancelled) try { controller.enqueue(b); } catch {} };
+        const close = () => { if (!cancelled) try { controller.close(); } catch {} };
         const comment = () => {
           const secs = Math.round((performance.now() - since) / 1000);
-          controller.enqueue(encoder.encode(`: loading ${a.model.id} ${secs}s\n\n`));
+          enqueue(encoder.encode(`: loading ${a.model.id} ${secs}s\n\n`));
         };
         comment();
         timer = setInterval(comment, options.loadingCommentEveryMs);
@@ -286,36 +294,38 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
           async (lease) => {
             clearInterval(timer);
             const res = await relay(a, lease, upstreamAbort, endStat, () => {});
-            if (!res.body) return controller.close();
+            if (!res.body) return close();
             if (res.status >= 400) {
               // Headers are gone already: report the upstream's error as an SSE error event.
               const text = await res.text();
-              controller.enqueue(encoder.encode(`data: ${text.trim() || JSON.stringify({ error: { message: `upstream status ${res.status}` } })}\n\n`));
-              return controller.close();
+              enqueue(encoder.encode(`data: ${text.trim() || JSON.stringify({ error: { message: `upstream status ${res.status}` } })}\n\n`));
+              return close();
             }
             upstreamReader = res.body.getReader();
             try {
               for (;;) {
                 const { value, done } = await upstreamReader.read();
                 if (done) break;
-                controller.enqueue(value);
+                enqueue(value);
               }
-              controller.close();
+              close();
             } catch {
               // Client cancelled (cancel() below) or the relay already reported the failure.
-              try { controller.close(); } catch {}
+              close();
             }
           },
           (err) => {
             clearInterval(timer);
+            if (cancelled) return endStat({ status: 499, error: false });
             const apiErr = toApiError(err);
             endStat({ status: apiErr.status, error: true });
-            controller.enqueue(sseError(apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message, apiErr.code === "RATE_LIMITED" ? "rate_limit_exceeded" : "unavailable_error", apiErr.status));
-            controller.close();
+            enqueue(sseError(apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message, apiErr.code === "RATE_LIMITED" ? "rate_limit_exceeded" : "unavailable_error", apiErr.status));
+            close();
           },
         );
       },
       cancel() {
+        cancelled = true;
         clearInterval(timer);
         upstreamAbort.abort(new Error("client disconnected"));
         upstreamReader?.cancel().catch(() => {});

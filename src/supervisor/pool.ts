@@ -48,6 +48,8 @@ export class ModelPool {
   private slots = new Map<string, ModelSlots>();
   /** Models this pool has asked to start and that have not finished starting. */
   private starting = new Map<string, Promise<unknown>>();
+  /** Models whose start has passed admission (they occupy a place); subset of `starting`. */
+  private admitted = new Set<string>();
   /** Tail of the admission chain (see class comment). */
   private admission: Promise<void> = Promise.resolve();
   /** Admissions queued on the chain and not yet through it (0 = the fast path may start at once). */
@@ -203,6 +205,7 @@ export class ModelPool {
     if (this.admissionsPending === 0 && this.loadedModels(modelId).length < this.config().maxLoadedModels) {
       // Fast path: there is room and nobody is ahead of us. Starting synchronously means the
       // model shows "loading" the moment the caller returns (POST /start?wait=false relies on it).
+      this.admitted.add(modelId);
       started = this.supervisorOf().start(modelId);
     } else {
       started = (async () => {
@@ -212,6 +215,7 @@ export class ModelPool {
         const turn = this.admission.then(async () => {
           try {
             await this.makeRoomFor(modelId);
+            this.admitted.add(modelId);
             startPromise = this.supervisorOf().start(modelId);
             // Let the supervisor register the load before the next admission counts loaded models.
             startPromise.catch(() => {});
@@ -229,7 +233,7 @@ export class ModelPool {
         this.noteStarted(modelId);
         return rt;
       },
-    ).finally(() => this.starting.delete(modelId));
+    ).finally(() => { this.starting.delete(modelId); this.admitted.delete(modelId); });
     this.starting.set(modelId, tracked);
     return tracked;
   }
@@ -238,9 +242,12 @@ export class ModelPool {
   private loadedModels(except: string): string[] {
     const ids = new Set<string>();
     for (const rt of this.supervisorOf().runtimes()) {
-      if (rt.modelId !== except && (rt.state === "running" || rt.state === "loading")) ids.add(rt.modelId);
+      // A stopping process still holds its memory; a crashed one with a restart scheduled will
+      // come back on its own: both count, or the pool would overshoot maxLoadedModels.
+      const occupies = rt.state === "running" || rt.state === "loading" || rt.state === "stopping" || (rt.state === "error" && rt.restartPending);
+      if (rt.modelId !== except && occupies) ids.add(rt.modelId);
     }
-    for (const id of this.starting.keys()) if (id !== except) ids.add(id);
+    for (const id of this.admitted) if (id !== except) ids.add(id);
     return [...ids];
   }
 
@@ -251,9 +258,14 @@ export class ModelPool {
       if (loaded.length < max) return;
       // Least recently used first; never one with requests in flight or waiting, nor one
       // that is still loading for someone else.
-      const candidates = loaded
-        .filter((id) => this.supervisorOf().runtimeOf(id)?.state === "running" && this.inFlight(id) === 0 && this.queued(id) === 0)
-        .sort((a, b) => (this.slots.get(a)?.lastUsed ?? 0) - (this.slots.get(b)?.lastUsed ?? 0));
+      // A crashed model waiting for its restart goes first (stopping it just cancels the restart).
+      const crashed = loaded.filter((id) => this.supervisorOf().runtimeOf(id)?.state === "error" && this.queued(id) === 0);
+      const candidates = [
+        ...crashed,
+        ...loaded
+          .filter((id) => this.supervisorOf().runtimeOf(id)?.state === "running" && this.inFlight(id) === 0 && this.queued(id) === 0)
+          .sort((a, b) => (this.slots.get(a)?.lastUsed ?? 0) - (this.slots.get(b)?.lastUsed ?? 0)),
+      ];
       const victim = candidates[0];
       if (victim) {
         this.log?.info(`Stopping ${victim} to make room for ${modelId} (maxLoadedModels ${max})`);

@@ -516,6 +516,7 @@ export class Supervisor implements SupervisorApi {
       ...(slot.contextSize !== undefined && state === "running" ? { contextSize: slot.contextSize } : {}),
       ...(slot.error && state === "error" ? { error: slot.error } : {}),
       restarts: slot.restarts,
+      ...(slot.restartTimer ? { restartPending: true } : {}),
     };
   }
 }

@@ -25,6 +25,8 @@ export interface ModelRuntimeInfo {
   error?: { message: string; exitCode?: number | null; signal?: string | null; logTail?: string[] };
   /** Crash restarts in a row. */
   restarts: number;
+  /** A crash restart is scheduled (state "error" until it begins). */
+  restartPending?: boolean;
 }
 
 /** The supervisor as the rest of the product sees it. */

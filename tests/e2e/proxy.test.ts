@@ -254,6 +254,75 @@ describe("queue, limits, swap, TTL", () => {
     expect(srv.services.requests.snapshot().perModel.alpha!.errors).toBe(0);
   });
 
+  test("two cold models requested at once with maxLoadedModels 1 both get served (no admission deadlock)", async () => {
+    await boot({ maxLoadedModels: 1 });
+    for (const id of ["alpha", "beta", "gamma"]) register(id);
+    await srv.services.pool.ensureStarted("alpha");
+    const [b, c] = await Promise.all([
+      client.completions.create({ model: "beta", prompt: "x", max_tokens: 1 }),
+      client.completions.create({ model: "gamma", prompt: "x", max_tokens: 1 }),
+    ]);
+    expect(b.choices).toHaveLength(1);
+    expect(c.choices).toHaveLength(1);
+    const live = srv.services.supervisor.runtimes().filter((r) => r.state === "running" || r.state === "loading");
+    expect(live.length).toBeLessThanOrEqual(1);
+    // And the pool still admits loads afterwards.
+    const a = await client.completions.create({ model: "alpha", prompt: "x", max_tokens: 1 });
+    expect(a.choices).toHaveLength(1);
+  });
+
+  test("a model still stopping keeps its place: the next one starts only after it has exited", async () => {
+    await boot({ maxLoadedModels: 1, stopTimeoutSeconds: 1 });
+    register("alpha", { extraArgs: ["--fake-ignore-sigterm"] });
+    register("beta");
+    const first = await srv.services.supervisor.start("alpha");
+    const stopping = srv.services.supervisor.stop("alpha");
+    await waitFor(() => srv.services.supervisor.runtimeOf("alpha")?.state === "stopping", "alpha to be stopping");
+    const seen = new Set<string>();
+    const off = srv.services.bus.on("model.status", () => {
+      const live = srv.services.supervisor.runtimes().filter((r) => r.state === "loading" || r.state === "running" || r.state === "stopping");
+      seen.add(String(live.length));
+    });
+    const res = await client.completions.create({ model: "beta", prompt: "x", max_tokens: 1 });
+    off();
+    await stopping;
+    expect(res.choices).toHaveLength(1);
+    expect(seen.has("2")).toBe(false);
+    expect(first.pid).toBeDefined();
+  });
+
+  test("a crashed model waiting for its restart gives its place up to a requested one", async () => {
+    await boot({ maxLoadedModels: 1, maxRestarts: 2, restartDelayMs: 800 });
+    register("alpha", { extraArgs: ["--fake-crash-after", "1"] });
+    register("beta");
+    await (await fetch(`${srv.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "alpha", prompt: "x", max_tokens: 1 }) })).text();
+    await waitFor(() => srv.services.supervisor.runtimeOf("alpha")?.restartPending, "alpha's restart to be scheduled");
+    let most = 0;
+    const off = srv.services.bus.on("model.status", () => {
+      most = Math.max(most, srv.services.supervisor.runtimes().filter((r) => r.state === "loading" || r.state === "running").length);
+    });
+    const res = await client.completions.create({ model: "beta", prompt: "x", max_tokens: 1 });
+    expect(res.choices).toHaveLength(1);
+    off();
+    expect(most).toBe(1);
+    // Dropped, and its scheduled restart cancelled: it cannot come back beside beta.
+    expect(status("alpha")).toBe("stopped");
+    expect(srv.services.supervisor.runtimeOf("alpha")?.restartPending).toBeUndefined();
+    expect(status("beta")).toBe("running");
+  });
+
+  test("a client that gives up while its model loads is counted as 499, not as a server error", async () => {
+    await boot();
+    register("slow", { extraArgs: ["--fake-load-ms", "800"] });
+    const ac = new AbortController();
+    const pending = fetch(`${srv.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "slow", prompt: "x", max_tokens: 1 }), signal: ac.signal }).catch((e) => e);
+    await waitFor(() => srv.services.supervisor.runtimeOf("slow")?.state === "loading", "the load to begin");
+    ac.abort();
+    await pending;
+    await waitFor(() => srv.services.requests.snapshot().total === 1, "the request to be counted");
+    expect(srv.services.requests.snapshot().errors).toBe(0);
+  });
+
   test("a model idle for its TTL is stopped", async () => {
     await boot();
     register("alpha", { idleTimeoutSeconds: 1 });
@@ -288,6 +357,33 @@ describe("streaming edge cases", () => {
     expect(text).toMatch(/^: loading slow \d+s\n\n/);
     expect(text.trim().endsWith("data: [DONE]")).toBe(true);
     expect(text.match(/^data: \{/gm)!.length).toBeGreaterThanOrEqual(3);
+  });
+
+  test("a client that leaves while its stream waits for a load causes no unhandled error", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      await boot();
+      register("slow", { extraArgs: ["--fake-load-ms", "900"] });
+      const ac = new AbortController();
+      const res = await fetch(`${srv.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "slow", messages: [{ role: "user", content: "x" }], max_tokens: 2, stream: true }),
+        signal: ac.signal,
+      });
+      const reader = res.body!.getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toStartWith(": loading slow");
+      ac.abort();
+      await waitFor(() => srv.services.supervisor.runtimeOf("slow")?.state === "running", "the load to finish");
+      await waitFor(() => srv.services.requests.snapshot().active === 0, "the request to end");
+      expect(srv.services.requests.snapshot().errors).toBe(0);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
   });
 
   test("a client that disconnects mid-stream stops generation upstream", async () => {

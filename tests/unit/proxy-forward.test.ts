@@ -65,6 +65,20 @@ describe("passThrough", () => {
     expect(outcome.failed).toBe(true);
   });
 
+  test("a JSON (non-SSE) body cut short fails the client's read instead of looking complete", async () => {
+    let n = 0;
+    const dying = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (n++ === 0) c.enqueue(new TextEncoder().encode('{"choices":[{"text":"par'));
+        else c.error(new Error("socket closed"));
+      },
+    });
+    let outcome: any;
+    const body = passThrough(dying, { onEnd: (o) => (outcome = o) }, { sse: false, upstreamAbort: new AbortController() });
+    await expect(new Response(body).text()).rejects.toThrow();
+    expect(outcome.failed).toBe(true);
+  });
+
   test("a client that cancels aborts the upstream request once", async () => {
     const upstreamAbort = new AbortController();
     const never = new ReadableStream<Uint8Array>({ start(c) { c.enqueue(new Uint8Array([100, 97])); } });
