@@ -56,6 +56,19 @@ export function createApp(s: Services) {
   // Prometheus scrape endpoint, outside /api.
   app.route("/metrics", prometheusRoutes(s));
 
+  // A body that is not JSON is named as such, instead of failing as "every field is missing".
+  app.use("/api/*", async (c, next) => {
+    if (c.req.method === "POST" || c.req.method === "PUT" || c.req.method === "PATCH") {
+      const type = c.req.header("content-type") ?? "";
+      const length = c.req.header("content-length");
+      const hasBody = length !== undefined ? length !== "0" : c.req.raw.body !== null;
+      if (hasBody && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+        throw new ApiError("VALIDATION_ERROR", "Invalid request data", `The body must be JSON (Content-Type: application/json), not ${type || "untyped"}`);
+      }
+    }
+    await next();
+  });
+
   app.route("/api", apiRoutes(s));
   // The web console: pages, htmx fragments, /static/*. Its forms call /api in process.
   app.route("/", consoleRoutes(s, { fetch: (req) => app.fetch(req) }));

@@ -17,8 +17,8 @@ const HOST_RE = /^(\[?[0-9a-fA-F:.]+\]?|[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za
 export const referenceConfigShape = {
   host: requiredString("Host").trim().min(1, "Host must not be empty").regex(HOST_RE, "Host must be a hostname or an IP address (no scheme or port)"),
   port: range("Port", 1, 65535),
-  basePath: requiredString("basePath"),
-  serverPath: requiredString("serverPath").trim().min(1, "serverPath must not be empty"),
+  basePath: requiredString("basePath").refine((v) => !v.includes("\u0000"), "basePath must not contain NUL"),
+  serverPath: requiredString("serverPath").trim().min(1, "serverPath must not be empty").refine((v) => !v.includes("\u0000"), "serverPath must not contain NUL"),
   ctx_size: range("ctx_size", 0, 4_194_304),
   batch_size: range("batch_size", 1, 1_048_576),
   threads: int("threads").refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024"),

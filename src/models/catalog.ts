@@ -138,9 +138,14 @@ export function patchModel(s: Deps, id: string, patch: ModelPatch): Model {
 }
 
 /** DELETE /api/models/:id: the registry entry only; the file on disk is never touched. */
-export function removeModel(s: Deps, id: string): { modelId: string } {
+export function removeModel(s: Deps & Partial<Pick<Services, "pool">>, id: string): { modelId: string } {
   const row = s.registry.get(id);
   if (!row) throw notFound("Model not found", `No model with id "${id}"`);
+  // A start accepted by the pool may still be making room (stopping another model) before the
+  // supervisor shows "loading": the model is already spoken for.
+  if (s.pool?.isStarting(id)) {
+    throw conflict("Model is currently in use", `Model "${id}" is starting; stop it first (POST /api/models/${id}/stop)`);
+  }
   const runtime = s.supervisor.runtimeOf(id);
   if (runtime && IN_USE.has(runtime.state)) {
     throw conflict("Model is currently in use", `Model "${id}" is ${runtime.state}; stop it first (POST /api/models/${id}/stop)`);

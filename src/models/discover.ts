@@ -63,6 +63,8 @@ export interface ScanResult {
 
 export const DEFAULT_INCLUDE = ["*.gguf"];
 
+const PSEUDO_FS = ["/proc", "/sys", "/dev"];
+
 /** One file that matched the patterns, with what its header says. */
 interface Candidate {
   path: string;
@@ -165,6 +167,12 @@ export async function scanForModels(opts: ScanOptions): Promise<ScanResult> {
       return;
     }
     visitedDirs.add(real);
+    // Kernel pseudo filesystems hold no models, only links back into the real tree (e.g.
+    // /proc/<pid>/cwd), which would list known models again under paths that die with a process.
+    if (PSEUDO_FS.some((p) => real === p || real.startsWith(p + "/"))) {
+      skipped.push({ path: dirPath, reason: "kernel pseudo filesystem, not scanned" });
+      return;
+    }
     let entries: Dirent[];
     try {
       entries = await readdir(dirPath, { withFileTypes: true });

@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { basename, sep } from "node:path";
 import type { Db } from "../db/client";
 import { models, type ModelRow, type ModelSettings, type NewModelRow } from "../db/schema";
@@ -196,8 +196,16 @@ export class ModelRegistry {
       const out: ModelRow[] = [];
       const inserts: NewModelRow[] = [];
       const now = new Date().toISOString();
+      // The same file reached by another path (a linked folder) is the same model: matched by
+      // realpath, built only if some found path is not already known.
+      let byReal: Map<string, ModelRow> | undefined;
+      const sameFile = (path: string): ModelRow | undefined => {
+        byReal ??= new Map(all.flatMap((r) => { const real = realPathOf(r.path); return real ? [[real, r] as const] : []; }));
+        const real = realPathOf(path);
+        return real ? byReal.get(real) : undefined;
+      };
       for (const f of found) {
-        const existing = byPath.get(f.path);
+        const existing = byPath.get(f.path) ?? sameFile(f.path);
         const meta = {
           size: f.size,
           format: f.format,
@@ -273,5 +281,13 @@ export class ModelRegistry {
       this.cache.byId.set(id, next);
       this.cache.sorted = this.cache.sorted.map((r) => (r.id === id ? next : r));
     }
+  }
+}
+
+function realPathOf(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
   }
 }

@@ -1,5 +1,6 @@
 /** zod schemas of every model-related request body (the single source of those input types). */
 import { z } from "zod";
+import { MANAGED_FLAGS } from "../supervisor/args";
 
 const int = (label: string) =>
   z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
@@ -33,7 +34,12 @@ export const modelSettingsSchema = z.strictObject({
         .refine((s) => !s.includes("\u0000"), "an extra argument must not contain NUL"),
       { error: "extraArgs must be an array of strings (one argv entry each)" },
     )
-    .max(200, "at most 200 extra arguments"),
+    .max(200, "at most 200 extra arguments")
+    // Refused here, not only at start: a model saved with them could never start.
+    .superRefine((args, ctx) => {
+      const flag = args.map((a) => a.split("=", 1)[0]!).find((f) => MANAGED_FLAGS.has(f));
+      if (flag) ctx.addIssue({ code: "custom", message: `extraArgs may not set ${flag}: the supervisor chooses the model, host, port and alias` });
+    }),
   aliases: z
     .array(alias, { error: "aliases must be an array of strings" })
     .max(50, "at most 50 aliases")
@@ -84,9 +90,9 @@ export const registerBodySchema = z.strictObject({
 export const patchModelSchema = z
   .strictObject({
     name: text("name", 200).optional(),
-    description: z.string({ error: "description must be a string" }).max(2000).nullable().optional(),
+    description: z.string({ error: "description must be a string" }).max(2000, "description must be at most 2000 characters").nullable().optional(),
     family: text("family", 100).optional(),
-    version: z.string({ error: "version must be a string" }).max(100).nullable().optional(),
+    version: z.string({ error: "version must be a string" }).max(100, "version must be at most 100 characters").nullable().optional(),
     contextSize: range("contextSize", 1, 16_777_216).nullable().optional(),
     mmprojPath: text("mmprojPath", 4096).nullable().optional(),
     settings: modelSettingsPatchSchema.optional(),

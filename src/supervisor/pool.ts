@@ -79,6 +79,11 @@ export class ModelPool {
     return s;
   }
 
+  /** A start of this model was accepted and has not finished (it may still be making room). */
+  isStarting(modelId: string): boolean {
+    return this.starting.has(modelId);
+  }
+
   inFlight(modelId: string): number {
     return this.slots.get(modelId)?.inFlight ?? 0;
   }

@@ -369,7 +369,8 @@ export class Supervisor implements SupervisorApi {
     slot.state.set("error", message);
     this.deps.log.error(`Model ${slot.id} failed to start: ${message}`, logTail.length ? { logTail } : undefined);
     if (retry) this.scheduleRestart(slot);
-    throw new ApiError("SERVICE_UNAVAILABLE", `Model ${slot.id} failed to start: ${message}`, logTail.length ? logTail.join("\n") : undefined);
+    // details always says something: the log tail, or (no process got that far) the reason again.
+    throw new ApiError("SERVICE_UNAVAILABLE", `Model ${slot.id} failed to start: ${message}`, logTail.length ? logTail.join("\n") : message);
   }
 
   /** Drops a process that has exited (or been stopped) from the slot, port pool and pidfile. */

@@ -70,6 +70,7 @@ describe("POST /api/config", () => {
     ["gpu_layers -3", { gpu_layers: -3 }, "gpu_layers must be -1 (all) or between 0 and 100000"],
     ["basePath not a string", { basePath: 5 }, "basePath must be a string"],
     ["unknown field", { colour: "red" }, "colour"],
+    ["NUL in basePath", { basePath: "/tmp/\u0000x" }, "basePath must not contain NUL"],
   ];
   for (const [name, patch, detail] of cases) {
     test(`400 VALIDATION_ERROR for ${name}, file untouched`, async () => {

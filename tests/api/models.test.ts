@@ -418,3 +418,50 @@ describe("persistence", () => {
     expect(list.find((m: any) => m.id === "m").settings).toEqual({ aliases: ["mm"] });
   });
 });
+
+describe("edge cases found in review", () => {
+  test("PATCH refuses extraArgs that set what the supervisor chooses (they could never start)", async () => {
+    await call("POST", "/api/models", { models: [{ name: "m", path: join(modelsDir, "gemma-2-2b-it-Q8_0.gguf") }] });
+    for (const args of [["--port", "1234"], ["-m", "/etc/passwd"], ["--host=0.0.0.0"], ["--alias", "x"]]) {
+      const r = await call("PATCH", "/api/models/m", { settings: { extraArgs: args } });
+      expect(r.status).toBe(400);
+      expect(r.json.error.details).toContain(`extraArgs may not set ${args[0]!.split("=")[0]}`);
+    }
+    const ok = await call("PATCH", "/api/models/m", { settings: { extraArgs: ["--flash-attn", "on", "-np", "2"] } });
+    expect(ok.status).toBe(200);
+  });
+
+  test("PATCH names the length limit of a too long description", async () => {
+    await call("POST", "/api/models", { models: [{ name: "m", path: join(modelsDir, "gemma-2-2b-it-Q8_0.gguf") }] });
+    const r = await call("PATCH", "/api/models/m", { description: "d".repeat(2001) });
+    expect(r.status).toBe(400);
+    expect(r.json.error.details).toContain("description must be at most 2000 characters");
+  });
+
+  test("a model reached again through a linked folder is not registered twice", async () => {
+    await call("POST", "/api/models/discover", { paths: [modelsDir] });
+    const before = (await call("GET", "/api/models")).json.data.count;
+    const { symlinkSync } = await import("node:fs");
+    const other = join(dir, "elsewhere");
+    mkdirSync(other);
+    symlinkSync(modelsDir, join(other, "link-to-models"));
+    const r = await call("POST", "/api/models/discover", { paths: [other] });
+    expect(r.status).toBe(200);
+    expect((await call("GET", "/api/models")).json.data.count).toBe(before);
+  });
+
+  test("kernel pseudo filesystems are not scanned", async () => {
+    const r = await call("POST", "/api/models/discover", { paths: ["/proc"] });
+    expect(r.status).toBe(200);
+    expect(r.json.data.totalFound).toBe(0);
+    expect(r.json.data.skipped).toContainEqual({ path: "/proc", reason: "kernel pseudo filesystem, not scanned" });
+  });
+
+  test("a body that is not JSON is named as such", async () => {
+    const res = await app.request("/api/models", { method: "POST", headers: { "content-type": "text/plain" }, body: "models=1" });
+    expect(res.status).toBe(400);
+    const body = await res.json();
+    expect(body.error.code).toBe("VALIDATION_ERROR");
+    expect(body.error.details).toContain("must be JSON");
+  });
+});

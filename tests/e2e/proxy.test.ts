@@ -323,6 +323,34 @@ describe("queue, limits, swap, TTL", () => {
     expect(srv.services.requests.snapshot().errors).toBe(0);
   });
 
+  test("a model whose start is still making room cannot be deleted, and nothing wedges", async () => {
+    await boot({ maxLoadedModels: 1 });
+    for (const id of ["alpha", "beta", "gamma"]) register(id);
+    await client.completions.create({ model: "alpha", prompt: "x", max_tokens: 1 });
+    const call = (method: string, path: string) => fetch(`${srv.url}${path}`, { method }).then((r) => r.status);
+    const [start, del, other] = await Promise.all([
+      call("POST", "/api/models/beta/start"),
+      call("DELETE", "/api/models/beta"),
+      call("POST", "/api/models/gamma/start"),
+    ]);
+    expect(start).toBe(200);
+    expect(del).toBe(409);
+    expect(other).toBe(200);
+    // Later starts still work.
+    expect(await call("POST", "/api/models/alpha/start")).toBe(200);
+    expect(status("alpha")).toBe("running");
+  });
+
+  test("a start that fails before any process runs still explains itself in details", async () => {
+    await boot();
+    const row = register("gone");
+    rmSync(row.path);
+    const res = await fetch(`${srv.url}/api/models/gone/start`, { method: "POST" });
+    expect(res.status).toBe(503);
+    const body = await res.json();
+    expect(body.error.details).toContain("not found");
+  });
+
   test("a model idle for its TTL is stopped", async () => {
     await boot();
     register("alpha", { idleTimeoutSeconds: 1 });
