@@ -54,6 +54,8 @@ export class ModelPool {
   private admission: Promise<void> = Promise.resolve();
   /** Admissions queued on the chain and not yet through it (0 = the fast path may start at once). */
   private admissionsPending = 0;
+  /** Running models chosen for eviction while busy: new requests for them queue until the swap. */
+  private draining = new Set<string>();
   /** Woken whenever some model's inFlight drops to 0 (eviction waits on this). */
   private idleWaiters: Array<() => void> = [];
 
@@ -107,7 +109,8 @@ export class ModelPool {
       const rt = this.supervisorOf().runtimeOf(modelId);
       const running = rt?.state === "running" && rt.baseUrl;
       // Fast path: running, a free slot, and nobody queued ahead of us (FIFO fairness).
-      if (running && slots.inFlight < maxInFlight && slots.queue.length === 0) {
+      const open = !this.draining.has(modelId);
+      if (running && open && slots.inFlight < maxInFlight && slots.queue.length === 0) {
         return this.grant(modelId, slots, rt.baseUrl!);
       }
       if (slots.queue.length >= cfg.maxQueuedRequests) {
@@ -128,7 +131,7 @@ export class ModelPool {
       }
       // Re-check from the top: the model may have been stopped again while we were woken.
       const after = this.supervisorOf().runtimeOf(modelId);
-      if (after?.state === "running" && after.baseUrl && slots.inFlight < maxInFlight) {
+      if (after?.state === "running" && after.baseUrl && !this.draining.has(modelId) && slots.inFlight < maxInFlight) {
         return this.grant(modelId, slots, after.baseUrl);
       }
     }
@@ -187,6 +190,12 @@ export class ModelPool {
         );
       }
     });
+  }
+
+  /** Wakes every waiter of a model so each re-checks (used when it stops or stops draining). */
+  private wakeAll(modelId: string): void {
+    const slots = this.slots.get(modelId);
+    if (slots) for (const w of [...slots.queue]) w.resolve();
   }
 
   private wakeNext(slots: ModelSlots): void {
@@ -258,6 +267,16 @@ export class ModelPool {
 
   private async makeRoomFor(modelId: string): Promise<void> {
     const max = this.config().maxLoadedModels;
+    let drained: string | undefined;
+    try {
+      await this.makeRoom(modelId, max, (id) => (drained = id));
+    } finally {
+      // Whatever happened, a model we drained but did not stop takes requests again.
+      if (drained && this.draining.delete(drained)) this.wakeAll(drained);
+    }
+  }
+
+  private async makeRoom(modelId: string, max: number, onDrain: (id: string) => void): Promise<void> {
     for (;;) {
       const loaded = this.loadedModels(modelId);
       if (loaded.length < max) return;
@@ -268,16 +287,35 @@ export class ModelPool {
       const candidates = [
         ...crashed,
         ...loaded
-          .filter((id) => this.supervisorOf().runtimeOf(id)?.state === "running" && this.inFlight(id) === 0 && this.queued(id) === 0)
+          .filter(
+            (id) =>
+              this.supervisorOf().runtimeOf(id)?.state === "running" &&
+              this.inFlight(id) === 0 &&
+              // A drained model's queue waits for this swap; it does not keep the model up.
+              (this.queued(id) === 0 || this.draining.has(id)),
+          )
           .sort((a, b) => (this.slots.get(a)?.lastUsed ?? 0) - (this.slots.get(b)?.lastUsed ?? 0)),
       ];
       const victim = candidates[0];
       if (victim) {
         this.log?.info(`Stopping ${victim} to make room for ${modelId} (maxLoadedModels ${max})`);
         await this.supervisorOf().stop(victim);
+        // Requests that queued for it while it drained now (re)load it, behind this admission.
+        if (this.draining.delete(victim)) this.wakeAll(victim);
         continue;
       }
-      // Every loaded model is busy: wait until one of them goes idle, then look again.
+      // Every loaded model is busy. Drain the least recently used one: its requests in flight
+      // finish, new ones queue behind this swap, so steady traffic to it cannot starve us.
+      if (![...this.draining].some((id) => loaded.includes(id))) {
+        const busiest = loaded
+          .filter((id) => this.supervisorOf().runtimeOf(id)?.state === "running")
+          .sort((a, b) => (this.slots.get(a)?.lastUsed ?? 0) - (this.slots.get(b)?.lastUsed ?? 0))[0];
+        if (busiest) {
+          this.draining.add(busiest);
+          onDrain(busiest);
+          this.log?.info(`Draining ${busiest} to make room for ${modelId}: new requests for it wait until the swap`);
+        }
+      }
       await new Promise<void>((resolve) => {
         this.idleWaiters.push(resolve);
         // A load elsewhere may finish or fail instead; re-check now and then as a safety net.

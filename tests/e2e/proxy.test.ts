@@ -351,6 +351,34 @@ describe("queue, limits, swap, TTL", () => {
     expect(body.error.details).toContain("not found");
   });
 
+  test("steady traffic to one model cannot starve a request for another (the busy one is drained)", async () => {
+    await boot({ maxLoadedModels: 1 });
+    register("alpha", { extraArgs: ["--fake-token-delay-ms", "50"] });
+    register("beta");
+    await srv.services.supervisor.start("alpha");
+    // Two request loops, offset by half a request (~400 ms each), keep alpha busy at every moment
+    // for at most 6 s. (The offset shapes the load; it is not a wait for readiness.)
+    const until = Date.now() + 6000;
+    let betaAnsweredAt = 0;
+    let alphaServed = 0;
+    const loop = async (offsetMs: number) => {
+      await Bun.sleep(offsetMs);
+      while (Date.now() < until && !betaAnsweredAt) {
+        const r = await client.completions.create({ model: "alpha", prompt: "x", max_tokens: 8 });
+        if (r.choices.length === 1) alphaServed++;
+      }
+    };
+    const loops = [loop(0), loop(200)];
+    await waitFor(() => alphaServed >= 2, "alpha traffic to flow");
+    const beta = await client.completions.create({ model: "beta", prompt: "x", max_tokens: 1 });
+    betaAnsweredAt = Date.now();
+    expect(beta.choices).toHaveLength(1);
+    // Served while alpha's traffic was still going, not after it died down.
+    expect(betaAnsweredAt).toBeLessThan(until);
+    await Promise.all(loops);
+    expect(srv.services.requests.snapshot().errors).toBe(0);
+  }, 20_000);
+
   test("a model idle for its TTL is stopped", async () => {
     await boot();
     register("alpha", { idleTimeoutSeconds: 1 });
