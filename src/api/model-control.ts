@@ -40,6 +40,7 @@ export function modelControlRoutes(s: Services) {
     .post("/:id/stop", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       currentModel(s, id);
+      s.pool.cancelPendingStart(id); // a start still waiting for room must not run after this stop
       await s.supervisor.stop(id); // idempotent: stopping a stopped model is a success
       return ok(c, currentModel(s, id), { message: "Model stopped" });
     });

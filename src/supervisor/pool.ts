@@ -81,6 +81,19 @@ export class ModelPool {
     return s;
   }
 
+  /** Stops asked for models whose start is still waiting for admission (see cancelPendingStart). */
+  private stopRequested = new Set<string>();
+
+  /**
+   * Called by a stop: a start of this model still waiting for room (not yet handed to the
+   * supervisor) is cancelled instead of starting after the stop. Returns true if there was one.
+   */
+  cancelPendingStart(modelId: string): boolean {
+    if (!this.starting.has(modelId) || this.admitted.has(modelId)) return false;
+    this.stopRequested.add(modelId);
+    return true;
+  }
+
   /** A start of this model was accepted and has not finished (it may still be making room). */
   isStarting(modelId: string): boolean {
     return this.starting.has(modelId);
@@ -228,7 +241,10 @@ export class ModelPool {
         this.admissionsPending++;
         const turn = this.admission.then(async () => {
           try {
+            // A stop that arrived while we queued for admission wins: do not start at all.
+            if (this.stopRequested.delete(modelId)) throw new ApiError("SERVICE_UNAVAILABLE", `Start of ${modelId} cancelled by a stop`);
             await this.makeRoomFor(modelId);
+            if (this.stopRequested.delete(modelId)) throw new ApiError("SERVICE_UNAVAILABLE", `Start of ${modelId} cancelled by a stop`);
             this.admitted.add(modelId);
             startPromise = this.supervisorOf().start(modelId);
             // Let the supervisor register the load before the next admission counts loaded models.
@@ -247,7 +263,11 @@ export class ModelPool {
         this.noteStarted(modelId);
         return rt;
       },
-    ).finally(() => { this.starting.delete(modelId); this.admitted.delete(modelId); });
+    ).finally(() => {
+      this.starting.delete(modelId);
+      this.admitted.delete(modelId);
+      this.stopRequested.delete(modelId);
+    });
     this.starting.set(modelId, tracked);
     return tracked;
   }
@@ -278,6 +298,7 @@ export class ModelPool {
 
   private async makeRoom(modelId: string, max: number, onDrain: (id: string) => void): Promise<void> {
     for (;;) {
+      if (this.stopRequested.has(modelId)) return; // cancelled: evict nobody for it
       const loaded = this.loadedModels(modelId);
       if (loaded.length < max) return;
       // Least recently used first; never one with requests in flight or waiting, nor one

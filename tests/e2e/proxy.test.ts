@@ -379,6 +379,24 @@ describe("queue, limits, swap, TTL", () => {
     expect(srv.services.requests.snapshot().errors).toBe(0);
   }, 20_000);
 
+  test("a stop cancels a start that is still waiting for room, and evicts nobody for it", async () => {
+    await boot({ maxLoadedModels: 1 });
+    register("alpha", { extraArgs: ["--fake-token-delay-ms", "30"] });
+    register("beta");
+    const stream = await client.chat.completions.create({ model: "alpha", messages: [{ role: "user", content: "x" }], max_tokens: 15, stream: true });
+    const quick = await fetch(`${srv.url}/api/models/beta/start?wait=false`, { method: "POST" });
+    expect(quick.status).toBe(202);
+    expect(srv.services.pool.isStarting("beta")).toBe(true);
+    const stopped = await fetch(`${srv.url}/api/models/beta/stop`, { method: "POST" });
+    expect(stopped.status).toBe(200);
+    let tokens = 0;
+    for await (const c of stream) if (c.choices[0]?.delta?.content) tokens++;
+    expect(tokens).toBe(15);
+    await waitFor(() => !srv.services.pool.isStarting("beta"), "the cancelled start to settle");
+    expect(status("beta")).toBe("stopped");
+    expect(status("alpha")).toBe("running");
+  });
+
   test("a model idle for its TTL is stopped", async () => {
     await boot();
     register("alpha", { idleTimeoutSeconds: 1 });
