@@ -23,6 +23,8 @@ export interface HistoryPoint {
   cpu: number;
   memory: number;
   gpu?: number;
+  /** GPU memory used, % (beyond the reference; present when `gpu` is). */
+  gpuMemory?: number;
   requests: number;
   responseTime: number;
   tokensPerSecond: number;
@@ -211,6 +213,7 @@ export class MetricsHistory {
           responseTimeWeighted: sql<number>`coalesce(${t.responseTimeAvg} * ${t.requests}, 0)`,
           completionTokens: t.completionTokens,
           minutes: sql<number>`1`,
+          gpuMemory: t.gpuMemAvg,
         })
         .from(t)
         .where(window)
@@ -233,6 +236,7 @@ export class MetricsHistory {
         responseTimeWeighted: sql<number>`coalesce(sum(${t.responseTimeAvg} * ${t.requests}), 0)`,
         completionTokens: sql<number>`sum(${t.completionTokens})`,
         minutes: sql<number>`count(*)`,
+        gpuMemory: sql<number | null>`avg(${t.gpuMemAvg})`,
       })
       .from(t)
       .where(window)
@@ -254,12 +258,12 @@ export class MetricsHistory {
     // Positional rows (.values()) skip the per-row object mapping: at 1m over 7 days that is
     // 10,080 rows, and the mapping cost more than the query.
     const rows = this.statementFor(resolution).values({ start: minuteOf(start), end }) as unknown as Array<
-      [bucket: number, cpu: number, memory: number, gpu: number | null, requests: number, responseTimeWeighted: number, completionTokens: number, minutes: number]
+      [bucket: number, cpu: number, memory: number, gpu: number | null, requests: number, responseTimeWeighted: number, completionTokens: number, minutes: number, gpuMemory: number | null]
     >;
 
     const metrics: HistoryPoint[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
-      const [bucket, cpu, memory, gpu, requests, rtWeighted, completionTokens, minutes] = rows[i]!;
+      const [bucket, cpu, memory, gpu, requests, rtWeighted, completionTokens, minutes, gpuMemory] = rows[i]!;
       const p: HistoryPoint = {
         timestamp: new Date(bucket).toISOString(),
         cpu: round2(cpu),
@@ -270,6 +274,7 @@ export class MetricsHistory {
         tokensPerSecond: round2(completionTokens / (minutes * 60)),
       };
       if (gpu !== null) p.gpu = round2(gpu);
+      if (gpuMemory !== null) p.gpuMemory = round2(gpuMemory);
       metrics[i] = p;
     }
 

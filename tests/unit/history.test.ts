@@ -96,10 +96,12 @@ describe("bucketed queries", () => {
 
   test("gpu appears only in buckets that had GPU data", () => {
     const b = minuteOf(NOW) - 60 * MIN;
-    seed([row(b, { gpuUtilAvg: 50 }), row(b + 1 * MIN, { gpuUtilAvg: 70 }), row(b + 30 * MIN)]);
+    seed([row(b, { gpuUtilAvg: 50, gpuMemAvg: 20 }), row(b + 1 * MIN, { gpuUtilAvg: 70, gpuMemAvg: 30 }), row(b + 30 * MIN)]);
     const pts = history.query(2, "15m").metrics;
-    expect(pts[0]).toMatchObject({ gpu: 60 });
+    expect(pts[0]).toMatchObject({ gpu: 60, gpuMemory: 25 });
     expect(pts[1]).not.toHaveProperty("gpu");
+    expect(pts[1]).not.toHaveProperty("gpuMemory");
+    expect(history.query(2, "1m").metrics[1]).toMatchObject({ gpu: 70, gpuMemory: 30 });
   });
 
   test("rows outside the window are left out; an empty window has a zero summary", () => {
