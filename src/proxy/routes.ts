@@ -1,4 +1,5 @@
 import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../http/errors";
 import type { ModelRow } from "../db/schema";
 import { listModels } from "../models/view";
@@ -34,9 +35,11 @@ export interface ProxyOptions {
   loadingCommentAfterMs: number;
   /** Interval between `: loading <model> Ns` comments. */
   loadingCommentEveryMs: number;
+  /** Largest request body accepted for a model (images in base64 make chat bodies large). */
+  maxBodyBytes: number;
 }
 
-export const DEFAULT_PROXY_OPTIONS: ProxyOptions = { loadingCommentAfterMs: 2000, loadingCommentEveryMs: 5000 };
+export const DEFAULT_PROXY_OPTIONS: ProxyOptions = { loadingCommentAfterMs: 2000, loadingCommentEveryMs: 5000, maxBodyBytes: 100 * 1024 * 1024 };
 
 const encoder = new TextEncoder();
 
@@ -115,8 +118,14 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     return c.json({ id: row.id, object: "model", created: Math.floor(Date.parse(row.createdAt) / 1000), owned_by: "llama-async-proxy" });
   });
 
+  // Bodies are read whole (the `model` field decides where they go): bound them.
+  const limit = bodyLimit({
+    maxSize: options.maxBodyBytes,
+    onError: (c) =>
+      c.json({ error: { message: `Request body too large (limit ${options.maxBodyBytes} bytes)`, type: "invalid_request_error", code: "request_too_large" } }, 413),
+  });
   for (const path of MODEL_ROUTED_PATHS) {
-    app.post(path, (c) => handleModelRequest(c, path));
+    app.post(path, limit, (c) => handleModelRequest(c, path));
   }
 
   async function handleModelRequest(c: Context, path: string): Promise<Response> {
@@ -149,7 +158,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
   }
 
   // Raw passthrough to one model's own server (its web UI, /props, /slots, /metrics ...).
-  app.all("/upstream/:id/*", async (c) => {
+  app.all("/upstream/:id/*", limit, async (c) => {
     const id = c.req.param("id");
     const row = s.registry.resolve(id);
     if (!row) return c.json({ error: { message: `Unknown model '${id}'`, type: "invalid_request_error", code: "model_not_found" } }, 404);

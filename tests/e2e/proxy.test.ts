@@ -48,7 +48,7 @@ async function boot(config: Record<string, unknown> = {}) {
     environment: "test",
     quiet: true,
     databasePath: ":memory:",
-    proxy: { loadingCommentAfterMs: 150, loadingCommentEveryMs: 100 },
+    proxy: { loadingCommentAfterMs: 150, loadingCommentEveryMs: 100, maxBodyBytes: 256 * 1024 },
   });
   await configure({
     serverPath: FAKE,
@@ -145,6 +145,16 @@ describe("routing and on-demand loading", () => {
     const res = await fetch(`${srv.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{oops" });
     expect(res.status).toBe(400);
     expect((await res.json()).error.type).toBe("invalid_request_error");
+  });
+
+  test("a body over the limit is a 413 in OpenAI's shape, before any model is loaded", async () => {
+    await boot();
+    register("alpha");
+    const big = JSON.stringify({ model: "alpha", prompt: "x".repeat(300 * 1024) });
+    const res = await fetch(`${srv.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: big });
+    expect(res.status).toBe(413);
+    expect((await res.json()).error.code).toBe("request_too_large");
+    expect(status("alpha")).toBe("stopped");
   });
 
   test("GET /v1/models lists every model in OpenAI's list shape with our status", async () => {
