@@ -62,6 +62,14 @@ function pidFileChildren(): PidFileChild[] {
 }
 
 async function healthyChild(notPid?: number): Promise<PidFileChild> {
+  // On a timeout, say what the proxies printed: the cause is in their logs, not in the pidfile.
+  return waitForChild(notPid).catch((err) => {
+    const logs = [...proxyLogs.values()].map((lines, i) => `--- proxy ${i + 1}:\n${lines.slice(-40).join("\n")}`).join("\n");
+    throw new Error(`${(err as Error).message}\n${logs}`);
+  });
+}
+
+function waitForChild(notPid?: number): Promise<PidFileChild> {
   return waitFor(async () => {
     const child = pidFileChildren().find((c) => c.pid !== notPid);
     if (!child) return undefined;
