@@ -11,17 +11,13 @@ import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
-import { errorBody } from "./http/envelope";
+import { errorBody, fail } from "./http/envelope";
 import { ApiError } from "./http/errors";
+import { openAiError, openAiType } from "./http/openai";
 import { MODEL_ROUTED_PATHS, proxyRoutes } from "./proxy/routes";
 import type { Services } from "./services";
 
 const isOpenAiPath = (path: string) => path.startsWith("/v1/") || path === "/v1";
-
-/** The OpenAI error shape that /v1 clients parse. */
-export function openAiError(message: string, type: string, code: string | number | null) {
-  return { error: { message, type, code } };
-}
 
 /** The API routes, chained so their types flow into the typed client (src/client.ts). */
 export function apiRoutes(s: Services) {
@@ -90,9 +86,9 @@ export function createApp(s: Services) {
   app.onError((err, c) => {
     const openai = isOpenAiPath(c.req.path);
     if (err instanceof ApiError) {
+      if (!openai) return fail(c, err);
       if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
-      if (openai) return c.json(openAiError(err.details ? `${err.message}: ${err.details}` : err.message, openAiType(err.code), err.code.toLowerCase()), err.status);
-      return c.json(errorBody(err.code, err.message, err.details), err.status);
+      return c.json(openAiError(err.details ? `${err.message}: ${err.details}` : err.message, openAiType(err.code), err.code.toLowerCase()), err.status);
     }
     if (err instanceof HTTPException && err.status < 500) {
       // Hono's own 4xx (e.g. "Malformed JSON in request body" from the json validator).
@@ -107,14 +103,4 @@ export function createApp(s: Services) {
   });
 
   return app;
-}
-
-function openAiType(code: ApiError["code"]): string {
-  switch (code) {
-    case "RATE_LIMITED": return "rate_limit_exceeded";
-    case "NOT_FOUND": return "invalid_request_error";
-    case "VALIDATION_ERROR": return "invalid_request_error";
-    case "SERVICE_UNAVAILABLE": return "unavailable_error";
-    default: return "server_error";
-  }
 }

@@ -67,7 +67,7 @@ export const uptimeSeconds = (s: Services) => Math.floor((Date.now() - s.started
 export function healthRoutes(s: Services) {
   return new Hono().get("/", async (c) => {
     // Before the collector's first sample (it starts after listening), take one now.
-    if (!s.collector.latest()) await s.collector.sampleNow().catch(() => null);
+    await s.collector.current();
     const health = buildHealth(s);
     // 503 when unhealthy, per the reference; the body is still the success envelope with the
     // full report, so monitors see *why*.

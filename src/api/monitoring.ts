@@ -28,8 +28,7 @@ export const historyQuerySchema = z.object({
 export function monitoringRoutes(s: Services) {
   return new Hono()
     .get("/", async (c) => {
-      // The latest sample; before the collector's first one, take it now (same code path).
-      const sample = s.collector.latest() ?? (await s.collector.sampleNow().catch(() => null));
+      const sample = await s.collector.current();
       if (!sample) throw unavailable("Monitoring service unavailable", "No metrics sample could be taken");
       return ok(c, sample);
     })

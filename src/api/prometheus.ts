@@ -5,7 +5,7 @@ import type { Services } from "../services";
 
 /** Everything GET /metrics exposes, gathered from the services that own it. */
 export async function prometheusText(s: Services): Promise<string> {
-  const sample = s.collector.latest() ?? (await s.collector.sampleNow().catch(() => null));
+  const sample = await s.collector.current();
   return renderPrometheus({
     version: s.version,
     sample,

@@ -183,10 +183,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     // (its first status event), with a 1 s cap; the table then follows the load live.
     // Through the pool, like a proxied request: with maxLoadedModels reached it first stops the
     // least recently used idle model (a swap) instead of overfilling the machine.
-    const starting = s.pool.ensureStarted(id).then((r) => {
-      s.pool.noteStarted(id);
-      return r;
-    });
+    const starting = s.pool.ensureStarted(id); // (the pool marks it used for LRU and idle TTL)
     let failure: unknown = null;
     let unsubscribe = () => {};
     await Promise.race([

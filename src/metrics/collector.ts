@@ -93,6 +93,11 @@ export class MetricsCollector {
     return this.intervalMs;
   }
 
+  /** The latest sample; before the first one, one taken now (null if even that fails). */
+  async current(): Promise<SystemMetrics | null> {
+    return this.last ?? (await this.sampleNow().catch(() => null));
+  }
+
   /** Takes one sample at once; concurrent callers share it. */
   sampleNow(): Promise<SystemMetrics> {
     return (this.inProgress ??= this.takeSample().finally(() => (this.inProgress = null)));

@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { realpathSync, statSync } from "node:fs";
 import { basename, sep } from "node:path";
 import type { Db } from "../db/client";
-import { models, type ModelRow, type ModelSettings, type NewModelRow } from "../db/schema";
+import { models, type ModelRow, type NewModelRow } from "../db/schema";
 import type { EventBus } from "../events";
 import type { FoundModel } from "./discover";
 
@@ -130,17 +130,6 @@ export class ModelRegistry {
     );
     if (row) this.bus?.emit("models.changed", { reason: "updated", ids: [id] });
     return row;
-  }
-
-  updateSettings(id: string, settings: ModelSettings): ModelRow | undefined {
-    return this.update(id, { settings });
-  }
-
-  /** `base`, or `base-2`, `base-3`, ... whichever is free (ids of discovered models never collide). */
-  uniqueId(base: string, taken: Set<string> = new Set()): string {
-    let id = base;
-    for (let n = 2; this.get(id) || taken.has(id); n++) id = `${base.slice(0, 112)}-${n}`;
-    return id;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { ApiError } from "../http/errors";
+import { openAiError, openAiType } from "../http/openai";
 import type { ModelRow } from "../db/schema";
 import { listModels } from "../models/view";
 import type { Services } from "../services";
@@ -70,19 +71,13 @@ export function selectModel(s: Services, requested: unknown): ModelRow {
 
 /** Client-facing error body for /v1 and native routes (OpenAI shape). */
 function openAiErrorResponse(err: ApiError): Response {
-  const type =
-    err.code === "RATE_LIMITED" ? "rate_limit_exceeded"
-    : err.code === "SERVICE_UNAVAILABLE" ? "unavailable_error"
-    : err.code === "NOT_FOUND" ? "invalid_request_error"
-    : err.code === "VALIDATION_ERROR" ? "invalid_request_error"
-    : "server_error";
   const code = err.code === "NOT_FOUND" ? "model_not_found" : err.code.toLowerCase();
   const message = err.details ? `${err.message}: ${err.details}` : err.message;
-  return Response.json({ error: { message, type, code } }, { status: err.status, headers: err.headers });
+  return Response.json(openAiError(message, openAiType(err.code), code), { status: err.status, headers: err.headers });
 }
 
 const sseError = (message: string, type: string, code: string | number) =>
-  encoder.encode(`data: ${JSON.stringify({ error: { message, type, code } })}\n\n`);
+  encoder.encode(`data: ${JSON.stringify(openAiError(message, type, code))}\n\n`);
 
 export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions = DEFAULT_PROXY_OPTIONS) {
   const app = new Hono();
@@ -328,7 +323,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
             if (cancelled) return endStat({ status: 499, error: false });
             const apiErr = toApiError(err);
             endStat({ status: apiErr.status, error: true });
-            enqueue(sseError(apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message, apiErr.code === "RATE_LIMITED" ? "rate_limit_exceeded" : "unavailable_error", apiErr.status));
+            enqueue(sseError(apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message, openAiType(apiErr.code), apiErr.status));
             close();
           },
         );

@@ -90,10 +90,6 @@ export class RequestStats {
     return m;
   }
 
-  activeFor(modelId: string): number {
-    return this.models.get(modelId)?.active ?? 0;
-  }
-
   snapshot(): RequestStatsSnapshot {
     const derive = (s: ModelRequestStats) => ({
       averageResponseTime: s.total ? Math.round(s.totalDurationMs / s.total) : 0,

@@ -31,8 +31,8 @@ export interface RealtimeSources {
   log: Logger;
   /** When set, required on every /llamaproxws request (?key=, Authorization, X-API-Key, cookie). */
   apiKey?: string;
-  /** The current SystemMetrics when no collector has emitted "metrics.sample" yet. */
-  metrics(): SystemMetrics;
+  /** The collector's latest SystemMetrics (null before its first sample). */
+  metrics(): SystemMetrics | null;
   models(): Model[];
   recentLogs(limit: number): LogEntry[];
   /** True while any model is loading: log lines then go out within logsBatchMs. */
@@ -65,7 +65,6 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
   private readonly members: Record<Topic, Set<Connection>> = { metrics: new Set(), models: new Set(), logs: new Set() };
   private timers: ReturnType<typeof setInterval>[] = [];
   private unlisten: (() => void)[] = [];
-  private latestSample?: { metrics: SystemMetrics; at: number };
   /** When metrics_update last went out (sample-driven or timer-driven). */
   private lastMetricsPublish = 0;
   private pendingLogs: LogEntry[] = [];
@@ -129,8 +128,7 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     this.unlisten.push(
       // A new sample goes out at once, so clients see it when it is taken (not up to one hub
       // interval later); the hub's own timer only fills in when no collector is sampling.
-      bus.on("metrics.sample", (metrics) => {
-        this.latestSample = { metrics, at: Date.now() };
+      bus.on("metrics.sample", () => {
         this.lastMetricsPublish = Date.now();
         this.publishMetrics();
       }),
@@ -304,7 +302,10 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
           ok: true as const,
           reply: { type: "subscribed", data: { type: topic, subscriptions: [...conn.subscriptions] } },
           // The current state straight away, so a new page is not empty until the next tick.
-          after: () => conn.sendEvent(UPDATE_EVENT[topic], state),
+          // (Metrics before the collector's first sample: nothing yet; the first sample follows.)
+          after: () => {
+            if (state !== null) conn.sendEvent(UPDATE_EVENT[topic], state);
+          },
         };
       }
       case "unsubscribe": {
@@ -321,18 +322,12 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     const timestamp = new Date().toISOString();
     switch (topic) {
       case "metrics":
-        return this.currentMetrics();
+        return this.src.metrics();
       case "models":
         return { models: this.src.models(), timestamp };
       case "logs":
         return { logs: this.src.recentLogs(this.options.logsTail), timestamp };
     }
-  }
-
-  private currentMetrics(): SystemMetrics {
-    // A collector that has spoken in the last five minutes is the source of truth.
-    if (this.latestSample && Date.now() - this.latestSample.at < 300_000) return this.latestSample.metrics;
-    return this.src.metrics();
   }
 
   // ---- broadcasting -----------------------------------------------------------------------
@@ -357,7 +352,8 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
   private publishMetrics(): void {
     if (this.members.metrics.size === 0) return;
     try {
-      this.broadcast("metrics", this.currentMetrics());
+      const metrics = this.src.metrics();
+      if (metrics) this.broadcast("metrics", metrics);
     } catch (err) {
       this.src.log.error(`realtime: metrics update failed: ${(err as Error).message}`);
     }
