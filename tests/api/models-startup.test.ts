@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startServer, type RunningServer } from "../../src/server";
 import { writeModel } from "../fixtures/gguf-writer";
+import { waitFor } from "../helpers/services";
 
 let running: RunningServer | undefined;
 let dir: string | undefined;
@@ -15,15 +16,6 @@ afterEach(async () => {
 });
 
 /** Polls until `check` returns a value or the deadline passes (no fixed sleeps). */
-async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
 
 function setup(basePath: (d: string) => string) {
   dir = realpathSync(mkdtempSync(join(tmpdir(), "models-startup-")));

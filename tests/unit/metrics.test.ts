@@ -9,17 +9,10 @@ import { CpuSampler, parseProcStat, readDisk, readMemory } from "../../src/metri
 import type { SystemMetrics } from "../../src/metrics/types";
 import { createServices, shutdownServices, type Services } from "../../src/services";
 import type { ModelRuntimeInfo, SupervisorApi } from "../../src/supervisor/types";
+import { waitFor } from "../helpers/services";
 
 const LLAMA_METRICS = readFileSync("/work/shared/fixtures/llama-server/metrics.txt", "utf8");
 
-/** Polls `cond` until it holds or the deadline passes (no fixed sleeps). */
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
-}
 
 describe("system readings agree with the machine's own tools", () => {
   test("memory matches `free -b` (used = total - available)", async () => {
@@ -239,6 +232,6 @@ describe("MetricsCollector", () => {
     s.config.update({ ...s.config.get(), metricsIntervalSeconds: 1 });
     expect(s.collector.interval).toBe(1000);
     // With a 1 s interval, two more samples arrive within a few seconds (not in an hour).
-    await waitFor(() => count >= 3, 8000);
+    await waitFor(() => count >= 3, "three samples", 8000);
   });
 });

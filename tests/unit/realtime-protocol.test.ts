@@ -3,6 +3,7 @@ import type { HubContext } from "../../src/realtime/connection";
 import { decodePayload, encodePayload, readBodyCapped } from "../../src/realtime/engineio";
 import { encodePlain, parsePlainMessage, PlainConnection, type CommandContext } from "../../src/realtime/plain";
 import { decodeSocketIoPacket, encodeSocketIoEvent } from "../../src/realtime/socketio";
+import { waitFor } from "../helpers/services";
 
 describe("plain protocol parsing", () => {
   test("subscribe, unsubscribe and ping become commands; requestId is kept", () => {
@@ -90,13 +91,6 @@ describe("Engine.IO payloads", () => {
   });
 });
 
-async function waitUntil(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe("per-connection rate limit", () => {
   function connection(rate: number, burst: number) {
@@ -137,7 +131,7 @@ describe("per-connection rate limit", () => {
     expect(notice.data.retryIn).toBeLessThanOrEqual(500);
     // The socket stops being read until a token is back, then reads again.
     expect(reading.paused).toBe(1);
-    await waitUntil(() => reading.resumed === 1);
+    await waitFor(() => reading.resumed === 1, "reading to resume", 3000);
     expect(conn.admit()).toBe(true);
     conn.close(1000, "done");
   });
