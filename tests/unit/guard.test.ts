@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { checkRequest, HostAllowList, splitHostPort, type GuardInput } from "../../src/http/guard";
+import { checkRequest, HostAllowList, splitHostPort, type GuardInput, type RefusalReason } from "../../src/http/guard";
 
 // The request guard's decision as a table: (policy, request) -> allowed or the reason refused.
 const PORT = 3000;
@@ -12,7 +12,7 @@ function req(method: string, path: string, headers: Record<string, string>): Gua
 }
 const JSON_TYPE = { "content-type": "application/json" };
 
-type Row = [string, HostAllowList, GuardInput, string | null];
+type Row = [string, HostAllowList, GuardInput, RefusalReason | null];
 const rows: Row[] = [
   // rule 1: Host
   ["loopback name", loopback, req("GET", "/api/config", { host: "localhost:3000" }), null],
