@@ -16,6 +16,7 @@ import { RealtimeHub } from "./realtime/hub";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
 import { Supervisor } from "./supervisor/supervisor";
+import type { StartupTimings } from "./startup";
 import { APP_VERSION } from "./version";
 
 /** What main.ts learned from flags and environment. */
@@ -36,6 +37,8 @@ export interface RuntimeOptions {
   proxy?: Partial<ProxyOptions>;
   /** /llamaproxws intervals and limits (tests make them small). */
   realtime?: Partial<RealtimeOptions>;
+  /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
+  startup?: StartupTimings;
 }
 
 /**
@@ -73,8 +76,11 @@ export function createServices(options: RuntimeOptions): Services {
   const logs = new LogBuffer(5000, bus);
   const log = new Logger(logs, options.logLevel, "proxy", options.quiet ?? false);
   const config = new ConfigStore(options.configPath, log, bus);
+  options.startup?.mark("config");
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
+  options.startup?.mark("database + migrations");
   const registry = new ModelRegistry(db, bus);
+  options.startup?.mark("registry");
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
   const pool = new ModelPool(() => services.supervisor, registry, () => config.get(), log, bus);
   const requests = new RequestStats(bus);
@@ -87,6 +93,7 @@ export function createServices(options: RuntimeOptions): Services {
     startedAt,
     history: new MetricsHistory(db, () => config.get().historyRetentionHours),
   });
+  options.startup?.mark("supervisor, pool, collector");
   const services: Services = {
     options,
     version: APP_VERSION,
@@ -106,6 +113,7 @@ export function createServices(options: RuntimeOptions): Services {
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
   };
+  options.startup?.mark("realtime hub");
   return services;
 }
 
