@@ -31,17 +31,16 @@ export function modelControlRoutes(s: Services) {
       if (wait === "false" || wait === "0") {
         // The outcome shows up in the model's status (and the log); nobody awaits this promise.
         // Through the pool, so maxLoadedModels applies as it does for proxied requests.
-        s.pool.ensureStarted(id).catch(() => {});
+        s.pool.start(id).catch(() => {});
         return ok(c, currentModel(s, id), { status: 202, message: "Model start requested" });
       }
-      await s.pool.ensureStarted(id); // throws ApiError (503 with the reason and log tail) on failure
+      await s.pool.start(id); // throws ApiError (503 with the reason and log tail) on failure
       return ok(c, currentModel(s, id), { message: "Model started" });
     })
     .post("/:id/stop", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       currentModel(s, id);
-      s.pool.cancelPendingStart(id); // a start still waiting for room must not run after this stop
-      await s.supervisor.stop(id); // idempotent: stopping a stopped model is a success
+      await s.pool.stop(id); // idempotent; also cancels a start still waiting for room
       return ok(c, currentModel(s, id), { message: "Model stopped" });
     });
 }

@@ -22,7 +22,7 @@ import {
   type ChildExit,
 } from "./process";
 import { ModelState } from "./state";
-import type { ModelRuntimeInfo, SupervisorApi } from "./types";
+import type { LaunchPlan, ModelRuntimeInfo, SupervisorApi } from "./types";
 
 export interface SupervisorDeps {
   registry: Pick<ModelRegistry, "get" | "list">;
@@ -80,6 +80,8 @@ interface Slot {
   busy: number;
   /** Failed background health checks in a row (see checkRunning). */
   healthFailures?: number;
+  /** The owner's launch plan (placement args and env) of the current start. */
+  plan?: LaunchPlan;
 }
 
 /**
@@ -112,11 +114,13 @@ export class Supervisor implements SupervisorApi {
 
   // ---------------------------------------------------------------- public API
 
-  async start(modelId: string): Promise<ModelRuntimeInfo> {
+  async start(modelId: string, plan?: LaunchPlan): Promise<ModelRuntimeInfo> {
     const model = this.deps.registry.get(modelId);
     if (!model) throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${modelId}"`);
     if (this.shuttingDown) throw new ApiError("SERVICE_UNAVAILABLE", "The proxy is shutting down");
     const slot = this.slotOf(modelId);
+    // The placement applies to this load and to its crash restarts, until the next start.
+    if (plan && !slot.load && !(slot.state.state === "running" && slot.proc)) slot.plan = plan;
     // A manual start is a fresh intent: forget earlier crash counts and any pending restart.
     slot.wanted = true;
     if (slot.restartTimer) {
@@ -163,15 +167,6 @@ export class Supervisor implements SupervisorApi {
 
   lastHealthCheck(): string | null {
     return this.lastCheck;
-  }
-
-  /** Starts every model flagged autoStart; failures are logged, not thrown. */
-  autoStart(): void {
-    for (const row of this.deps.registry.list()) {
-      if (!row.settings?.autoStart) continue;
-      this.deps.log.info(`Auto-starting model ${row.id}`);
-      this.start(row.id).catch((err) => this.deps.log.error(`Auto-start of ${row.id} failed: ${(err as Error).message}`));
-    }
   }
 
   /**
@@ -284,14 +279,19 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = buildServerArgs(cfg, toLaunchSpec(model), host, port);
+        args = buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args);
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
       const command = [binary.path!, ...args];
       let proc: LlamaServerProcess;
       try {
-        proc = new LlamaServerProcess({ command, baseUrl: `http://${connectHost(host)}:${port}`, onLine: this.modelLog(slot.id) });
+        proc = new LlamaServerProcess({
+          command,
+          baseUrl: `http://${connectHost(host)}:${port}`,
+          onLine: this.modelLog(slot.id),
+          ...(slot.plan && Object.keys(slot.plan.env).length ? { env: { ...process.env, ...slot.plan.env } } : {}),
+        });
       } catch (err) {
         this.ports.release(port);
         return this.failLoad(slot, `Cannot execute ${binary.path}: ${(err as Error).message}`, undefined, automatic);
@@ -516,6 +516,7 @@ export class Supervisor implements SupervisorApi {
       ...(memoryUsage !== undefined ? { memoryUsage } : {}),
       ...(slot.contextSize !== undefined && state === "running" ? { contextSize: slot.contextSize } : {}),
       ...(slot.error && state === "error" ? { error: slot.error } : {}),
+      ...(slot.plan && state !== "stopped" ? { placement: slot.plan.placement } : {}),
       restarts: slot.restarts,
       ...(slot.restartTimer ? { restartPending: true } : {}),
     };
