@@ -82,7 +82,7 @@ export function createServices(options: RuntimeOptions): Services {
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
-  const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log });
+  const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
   const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
   const requests = new RequestStats(bus);
   const cpu = new CpuSampler();

@@ -5,7 +5,6 @@
  * what a model needs and what the devices can give; the API shows its views.
  */
 import { statSync } from "node:fs";
-import { and, eq } from "drizzle-orm";
 import type { LlamaServerConfig } from "../config/schema";
 import type { Db } from "../db/client";
 import { modelMemory, type MeasuredDevice, type ModelRow } from "../db/schema";
@@ -51,6 +50,7 @@ export interface MemoryDeps {
   /** The GPU reader (the collector's): null/undefined when GPUs are not read at all. */
   gpu?: () => GpuReader | undefined;
   log?: Logger;
+  bus?: import("../events").EventBus;
   /** MemAvailable source (tests). */
   memAvailable?: () => number | undefined;
 }
@@ -59,7 +59,17 @@ export class MemoryService {
   private facts = new Map<string, FactsEntry>();
   private refreshed = false;
 
-  constructor(private readonly deps: MemoryDeps) {}
+  constructor(private readonly deps: MemoryDeps) {
+    // What llama-server reported is kept per model and settings (the supervisor announces it).
+    deps.bus?.on("model.memory", (m) => {
+      if (!m.settingsKey) return;
+      try {
+        this.record(m.modelId, m.settingsKey, m.devices, new Date(m.at));
+      } catch (err) {
+        deps.log?.warn(`Could not store the memory report of ${m.modelId}: ${(err as Error).message}`);
+      }
+    });
+  }
 
   /** Header facts of a model, read once per file version (path + size + mtime). */
   factsOf(row: Pick<ModelRow, "path" | "mmprojPath">): { facts?: ModelMemoryFacts; error?: string } {
@@ -99,9 +109,17 @@ export class MemoryService {
     return facts ? estimateMemory(facts, this.settingsOf(row, override), this.gpusPresent()) : undefined;
   }
 
+  /** Every stored measurement, by model id + settings key (read once; record() keeps it current). */
+  private measuredCache?: Map<string, MeasuredMemory>;
+
   measured(modelId: string, key: string): MeasuredMemory | undefined {
-    const r = this.deps.db.select().from(modelMemory).where(and(eq(modelMemory.modelId, modelId), eq(modelMemory.settingsKey, key))).get();
-    return r ? { totalBytes: r.totalBytes, devices: r.devices, measuredAt: r.measuredAt } : undefined;
+    if (!this.measuredCache) {
+      this.measuredCache = new Map();
+      for (const r of this.deps.db.select().from(modelMemory).all()) {
+        this.measuredCache.set(`${r.modelId}\0${r.settingsKey}`, { totalBytes: r.totalBytes, devices: r.devices, measuredAt: r.measuredAt });
+      }
+    }
+    return this.measuredCache.get(`${modelId}\0${key}`);
   }
 
   /** Keeps what llama-server reported for `row` with its settings at launch (`key`). */
@@ -110,6 +128,8 @@ export class MemoryService {
     if (totalBytes <= 0) return;
     const row = { modelId, settingsKey: key, totalBytes, devices, measuredAt: at.toISOString() };
     this.deps.db.insert(modelMemory).values(row).onConflictDoUpdate({ target: [modelMemory.modelId, modelMemory.settingsKey], set: row }).run();
+    this.measured(modelId, key); // make sure the cache is loaded before updating it
+    this.measuredCache!.set(`${modelId}\0${key}`, { totalBytes, devices, measuredAt: row.measuredAt });
   }
 
   keyOf(row: ModelRow, override: SettingsOverride = {}): string {
@@ -137,7 +157,17 @@ export class MemoryService {
     return { gpuBytes: e!.gpuBytes, hostBytes: e!.hostBytes, gpuLayerBytes: e!.gpuLayerBytes };
   }
 
-  view(row: ModelRow): ModelMemoryView {
+  /**
+   * `lazy`: only use facts already read; schedule reading the others in the background (a list
+   * of 1,000 discovered models must not read 1,000 headers with their tensor infos at once).
+   */
+  view(row: ModelRow, lazy = false): ModelMemoryView {
+    const cached = this.facts.get(row.path);
+    if (lazy && !cached) {
+      this.readLater(row);
+      const m = this.measured(row.id, this.keyOf(row));
+      return m ? { measuredBytes: m.totalBytes, measuredAt: m.measuredAt, measuredDevices: m.devices } : { unavailable: "estimate pending" };
+    }
     const { facts, error } = this.factsOf(row);
     const m = this.measured(row.id, this.keyOf(row));
     const e = facts ? estimateMemory(facts, this.settingsOf(row), this.gpusPresent()) : undefined;
@@ -149,6 +179,28 @@ export class MemoryService {
         : {}),
       ...(!e && error ? { unavailable: error } : {}),
     };
+  }
+
+  private backlog = new Map<string, Pick<ModelRow, "path" | "mmprojPath">>();
+  private draining = false;
+
+  /** Reads headers one at a time, yielding to the event loop between files. */
+  private readLater(row: Pick<ModelRow, "path" | "mmprojPath">): void {
+    if (this.backlog.size > 10_000) return;
+    this.backlog.set(row.path, { path: row.path, mmprojPath: row.mmprojPath });
+    if (this.draining) return;
+    this.draining = true;
+    const step = () => {
+      const next = this.backlog.entries().next();
+      if (next.done) {
+        this.draining = false;
+        return;
+      }
+      this.backlog.delete(next.value[0]);
+      this.factsOf(next.value[1]);
+      setTimeout(step, 0);
+    };
+    setTimeout(step, 0);
   }
 
   /**

@@ -21,6 +21,7 @@ import {
   LoadDeadlineError,
   type ChildExit,
 } from "./process";
+import { MemoryReportParser, isTraceNoise } from "../memory/report";
 import { ModelState } from "./state";
 import type { LaunchPlan, ModelRuntimeInfo, SupervisorApi } from "./types";
 
@@ -238,9 +239,30 @@ export class Supervisor implements SupervisorApi {
     return this.timings.stopGraceMs ?? this.config().stopTimeoutSeconds * 1000;
   }
 
-  private modelLog(modelId: string) {
-    const source = `llama-server:${modelId}`;
-    return (line: string) => this.deps.logs.append(levelOfLine(line), source, line);
+  private modelLog(slot: Slot, report: MemoryReportParser) {
+    const source = `llama-server:${slot.id}`;
+    return (line: string) => {
+      const memory = report.line(line);
+      // The breakdown table comes at verbosity 4 (-lv 4) with other trace output: keep its
+      // lines out of the ring buffer (they are stored as the model's measurement instead), and
+      // every other trace-only line too, so the console's log view stays as readable as at -lv 3.
+      if (memory && line.includes("common_memory_breakdown_print")) return;
+      if (isTraceNoise(line)) return;
+      this.deps.logs.append(levelOfLine(line), source, line);
+    };
+  }
+
+  /** Announces what llama-server reported it allocated (the memory service stores it). */
+  private announceMemory(slot: Slot, report: MemoryReportParser): void {
+    const devices = report.devices();
+    if (!devices.length) return;
+    this.deps.bus?.emit("model.memory", {
+      modelId: slot.id,
+      ...(slot.plan?.memoryKey ? { settingsKey: slot.plan.memoryKey } : {}),
+      devices,
+      totalBytes: report.totalBytes(),
+      at: new Date().toISOString(),
+    });
   }
 
   /** The load itself; runs inside the model's queue. */
@@ -284,12 +306,13 @@ export class Supervisor implements SupervisorApi {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
       const command = [binary.path!, ...args];
+      const report = new MemoryReportParser();
       let proc: LlamaServerProcess;
       try {
         proc = new LlamaServerProcess({
           command,
           baseUrl: `http://${connectHost(host)}:${port}`,
-          onLine: this.modelLog(slot.id),
+          onLine: this.modelLog(slot, report),
           ...(slot.plan && Object.keys(slot.plan.env).length ? { env: { ...process.env, ...slot.plan.env } } : {}),
         });
       } catch (err) {
@@ -300,7 +323,11 @@ export class Supervisor implements SupervisorApi {
       slot.port = port;
       this.pidFile.add({ modelId: slot.id, pid: proc.pid, startTime: readStartTime(proc.pid), port, command, startedAt: new Date().toISOString() });
       this.deps.log.info(`Starting llama-server for ${slot.id} on port ${port} (pid ${proc.pid})`, { command });
-      void proc.exited.then((exit) => this.onExit(slot, proc, exit));
+      void proc.exited.then((exit) => {
+        // At exit llama-server prints its breakdown table (at -lv 4): the most exact figure.
+        if (report.hasTable()) this.announceMemory(slot, report);
+        this.onExit(slot, proc, exit);
+      });
 
       try {
         await proc.waitReady(Math.max(1, deadlineMs - (performance.now() - t0)), signal, this.timings.healthPollMs);
@@ -341,6 +368,7 @@ export class Supervisor implements SupervisorApi {
         return this.failLoad(slot, `llama-server exited right after becoming ready (${describeExit(exit)})`, { proc, exit }, automatic);
       }
       slot.state.set("running", undefined);
+      this.announceMemory(slot, report);
       this.deps.log.info(`Model ${slot.id} is ready on port ${port} after ${Math.round(performance.now() - t0)} ms`);
       return this.info(slot);
     }

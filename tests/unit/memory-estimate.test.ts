@@ -6,7 +6,7 @@ import { GgufError, GgufType, ggmlTensorBytes, readGgufHeaderSync } from "../../
 import { factsFromHeaders, readMemoryFacts, swaPattern, type ModelMemoryFacts } from "../../src/memory/facts";
 import { DEFAULT_MEMORY_SETTINGS, effectiveContext, estimateMemory, kvBytesPerLayer, maxContextWithin, type MemorySettings } from "../../src/memory/estimate";
 import { applyExtraArgs, memorySettingsOf, settingsKey } from "../../src/memory/settings";
-import { ggufBytes, writeGguf, type WriteValue } from "../fixtures/gguf-writer";
+import { ggufBytes, llamaModel, writeGguf, type LlamaShape } from "../fixtures/gguf-writer";
 
 let dir: string;
 beforeAll(() => {
@@ -15,43 +15,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A llama-shaped header with real tensor infos (what make-tiny-gguf.py writes, without data). */
-function llamaHeader(o: { layers: number; embd: number; heads: number; kvHeads: number; vocab?: number; ctx?: number; f16?: boolean; extra?: Record<string, WriteValue>; arch?: string }) {
-  const arch = o.arch ?? "llama";
-  const vocab = o.vocab ?? 32000;
-  const ff = o.embd * 2;
-  const hd = o.embd / o.heads;
-  const wt = o.f16 ? 1 : 0;
-  const tensors: { name: string; dims: number[]; type: number }[] = [
-    { name: "token_embd.weight", dims: [o.embd, vocab], type: wt },
-    { name: "output_norm.weight", dims: [o.embd], type: 0 },
-    { name: "output.weight", dims: [o.embd, vocab], type: wt },
-  ];
-  for (let i = 0; i < o.layers; i++) {
-    const p = `blk.${i}.`;
-    tensors.push(
-      { name: p + "attn_norm.weight", dims: [o.embd], type: 0 },
-      { name: p + "attn_q.weight", dims: [o.embd, o.embd], type: wt },
-      { name: p + "attn_k.weight", dims: [o.embd, o.kvHeads * hd], type: wt },
-      { name: p + "attn_v.weight", dims: [o.embd, o.kvHeads * hd], type: wt },
-      { name: p + "attn_output.weight", dims: [o.embd, o.embd], type: wt },
-      { name: p + "ffn_norm.weight", dims: [o.embd], type: 0 },
-      { name: p + "ffn_gate.weight", dims: [o.embd, ff], type: wt },
-      { name: p + "ffn_up.weight", dims: [o.embd, ff], type: wt },
-      { name: p + "ffn_down.weight", dims: [ff, o.embd], type: wt },
-    );
-  }
-  const metadata: Record<string, WriteValue> = {
-    "general.architecture": arch,
-    [`${arch}.context_length`]: o.ctx ?? 2048,
-    [`${arch}.embedding_length`]: o.embd,
-    [`${arch}.block_count`]: o.layers,
-    [`${arch}.feed_forward_length`]: ff,
-    [`${arch}.attention.head_count`]: o.heads,
-    [`${arch}.attention.head_count_kv`]: o.kvHeads,
-    ...o.extra,
-  };
-  return readGgufHeaderSync(ggufBytes({ metadata, tensors }), { tensors: true, smallArrays: true });
-}
+const llamaHeader = (o: LlamaShape) => readGgufHeaderSync(ggufBytes(llamaModel(o)), { tensors: true, smallArrays: true });
 
 const S = (over: Partial<MemorySettings> = {}): MemorySettings => ({ ...DEFAULT_MEMORY_SETTINGS, ...over });
 
