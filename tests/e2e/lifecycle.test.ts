@@ -57,7 +57,7 @@ describe("memory decides what runs", () => {
   test("a model that can never fit is refused with the numbers (503), nothing is evicted", async () => {
     h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 60, ctx_size: 512 } });
     addShaped(h, "big", SMALL);
-    const res = await createApp(h.services).request("/api/models/big/start", { method: "POST" });
+    const res = await createApp(h.services).request("/api/models/big/start", { method: "POST", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(503);
     const body = (await res.json()) as any;
     expect(body.error.code).toBe("SERVICE_UNAVAILABLE");
@@ -123,6 +123,17 @@ describe("GET /api/models/:id/fit", () => {
       expect(r.body.error.code).toBe("VALIDATION_ERROR");
     }
     expect((await get(h, "/api/models/nope/fit")).status).toBe(404);
+  });
+
+  test("behind the same Host rules as every route: a forged Host is refused", async () => {
+    h = await makeHarness();
+    addShaped(h, "a", SMALL);
+    const app = createApp(h.services);
+    const forged = await app.request("/api/models/a/fit", { headers: { host: "evil.example:3000" } });
+    expect(forged.status).toBe(403);
+    const viaUrl = await app.request("http://rebind.evil.example/api/models/a/fit");
+    expect(viaUrl.status).toBe(403);
+    expect((await app.request("/api/models/a/fit", { headers: { host: "127.0.0.1:3000" } })).status).toBe(200);
   });
 });
 
