@@ -31,6 +31,10 @@ export interface AppEvents {
     completionTokens?: number;
     error: boolean;
   };
+  /** The live request queue changed (src/activity/tracker.ts): a request arrived, got a slot, ended or was cancelled. */
+  "requests.changed": { reason: "begin" | "running" | "end" | "cancel"; id: string; model: string };
+  /** Finished requests were written to the activity log (one event per batch). */
+  "activity.recorded": { entries: import("./activity/log").ActivityEntry[] };
   /** The metrics collector took a sample. */
   "metrics.sample": import("./metrics/types").SystemMetrics;
 }

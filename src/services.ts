@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import { ActivityLog, type ActivityOptions } from "./activity/log";
+import { RequestTracker } from "./activity/tracker";
 import { ConfigStore } from "./config/store";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
@@ -36,6 +38,8 @@ export interface RuntimeOptions {
   proxy?: Partial<ProxyOptions>;
   /** /llamaproxws intervals and limits (tests make them small). */
   realtime?: Partial<RealtimeOptions>;
+  /** Activity log batching (tests flush sooner). */
+  activity?: Partial<ActivityOptions>;
 }
 
 /**
@@ -60,6 +64,10 @@ export interface Services {
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
+  /** The live request queue (queued, loading, in flight) and cancel. */
+  tracker: RequestTracker;
+  /** Every finished proxied request, batched into SQLite. */
+  activity: ActivityLog;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
@@ -78,6 +86,8 @@ export function createServices(options: RuntimeOptions): Services {
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
   const pool = new ModelPool(() => services.supervisor, registry, () => config.get(), log, bus);
   const requests = new RequestStats(bus);
+  const activity = new ActivityLog(db, () => config.get(), log.child("activity"), bus, options.activity);
+  const tracker = new RequestTracker(bus, (row) => activity.add(row));
   const cpu = new CpuSampler();
   const startedAt = new Date();
   const collector = new MetricsCollector({
@@ -102,6 +112,8 @@ export function createServices(options: RuntimeOptions): Services {
     pool,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
+    tracker,
+    activity,
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
@@ -116,6 +128,8 @@ export async function shutdownServices(s: Services): Promise<void> {
   await s.collector.stop();
   s.hub.close();
   await s.supervisor.stopAll();
+  // After the children stopped: the requests they were serving have ended and are in the batch.
+  s.activity.close();
   try {
     closeDatabase(s.db);
   } catch {
