@@ -35,6 +35,8 @@ export interface AppEvents {
   "requests.changed": { reason: "begin" | "running" | "end" | "cancel"; id: string; model: string };
   /** Finished requests were written to the activity log (one event per batch). */
   "activity.recorded": { entries: import("./activity/log").ActivityEntry[] };
+  /** llama-server reported what it allocated for a model (load-time buffer lines or its breakdown table). */
+  "model.memory": { modelId: string; settingsKey?: string; devices: import("./db/schema").MeasuredDevice[]; totalBytes: number; at: string };
   /** The metrics collector took a sample. */
   "metrics.sample": import("./metrics/types").SystemMetrics;
 }

@@ -5,6 +5,7 @@ import { ConfigStore } from "./config/store";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
+import { HostAllowList } from "./http/guard";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
 import { MetricsCollector } from "./metrics/collector";
@@ -14,6 +15,7 @@ import { ModelRegistry } from "./models/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
+import { MemoryService } from "./memory/service";
 import { RealtimeHub } from "./realtime/hub";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
@@ -30,6 +32,8 @@ export interface RuntimeOptions {
   environment: string;
   /** Required on /api and /v1 when set (Authorization: Bearer <key> or X-API-Key). */
   apiKey?: string;
+  /** Host names accepted besides loopback and the bound address (--allowed-hosts, ALLOWED_HOSTS). */
+  allowedHosts?: string[];
   /** Do not print log lines to stderr (tests). */
   quiet?: boolean;
   /** ":memory:" for tests; default <dataDir>/llama-async-proxy.db */
@@ -59,8 +63,13 @@ export interface Services {
   cpu: CpuSampler;
   /** Owns every llama-server child process. */
   supervisor: SupervisorApi;
-  /** Which models run: load on demand, queue, LRU eviction, idle TTL. */
+  /**
+   * The one owner of model lifecycles (start, stop, restart, requests): plans by memory, evicts,
+   * queues, idle TTL. Everything that starts or stops a model goes through it.
+   */
   pool: ModelPool;
+  /** Memory estimates, measured figures and device budgets. */
+  memory: MemoryService;
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
@@ -72,6 +81,8 @@ export interface Services {
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
   hub: RealtimeHub;
+  /** Which Host / Origin values the request guard accepts (src/http/guard.ts). */
+  hosts: HostAllowList;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -84,7 +95,8 @@ export function createServices(options: RuntimeOptions): Services {
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
-  const pool = new ModelPool(() => services.supervisor, registry, () => config.get(), log, bus);
+  const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
+  const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
   const requests = new RequestStats(bus);
   const activity = new ActivityLog(db, () => config.get(), log.child("activity"), bus, options.activity);
   const tracker = new RequestTracker(bus, (row) => activity.add(row));
@@ -110,6 +122,7 @@ export function createServices(options: RuntimeOptions): Services {
     cpu,
     supervisor,
     pool,
+    memory,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
     tracker,
@@ -117,6 +130,12 @@ export function createServices(options: RuntimeOptions): Services {
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
+    hosts: new HostAllowList({
+      allowedHosts: options.allowedHosts ?? [],
+      boundHost: options.host,
+      port: () => services.server.port,
+      allowedOrigins: options.realtime?.allowedOrigins ?? [],
+    }),
   };
   return services;
 }
@@ -127,7 +146,7 @@ export async function shutdownServices(s: Services): Promise<void> {
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
   s.hub.close();
-  await s.supervisor.stopAll();
+  await s.pool.stopAll(); // beforeStop hooks, then every child
   // After the children stopped: the requests they were serving have ended and are in the batch.
   s.activity.close();
   try {
