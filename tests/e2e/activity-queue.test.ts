@@ -117,9 +117,9 @@ test("bad query parameters: the envelope names them", async () => {
   }
   expect((await api("/api/activity/export?format=xml")).body.error?.details).toContain("format must be csv or ndjson");
   expect((await api("/api/activity/summary?hours=0")).status).toBe(400);
-  const cancelUnknown = await api("/api/requests/does-not-exist/cancel", { method: "POST" });
+  const cancelUnknown = await api("/api/requests/does-not-exist/cancel", { method: "POST", headers: { "content-type": "application/json" } });
   expect(cancelUnknown.status).toBe(404);
-  expect((await api("/api/requests/bad%20id/cancel", { method: "POST" })).status).toBe(400);
+  expect((await api("/api/requests/bad%20id/cancel", { method: "POST", headers: { "content-type": "application/json" } })).status).toBe(400);
 });
 
 test("cancel: a queued request gets an OpenAI error, a running stream an SSE error event, and llama-server stops", async () => {
@@ -140,7 +140,7 @@ test("cancel: a queued request gets an OpenAI error, a running stream an SSE err
   const queued = await waitFor(async () => (await live()).find((r) => r.id === "waiting-one"), "the queued request");
   expect(queued).toMatchObject({ state: "queued", position: 1 });
 
-  const c1 = await api<{ cancelled: boolean }>("/api/requests/waiting-one/cancel", { method: "POST" });
+  const c1 = await api<{ cancelled: boolean }>("/api/requests/waiting-one/cancel", { method: "POST", headers: { "content-type": "application/json" } });
   expect(c1.body.data.cancelled).toBe(true);
   const q = await queuedRes;
   expect(q.status).toBe(499);
@@ -152,7 +152,7 @@ test("cancel: a queued request gets an OpenAI error, a running stream an SSE err
   const reader = s.body!.getReader();
   const first = await reader.read(); // the stream is flowing
   expect(first.done).toBe(false);
-  await api("/api/requests/long-stream/cancel", { method: "POST" });
+  await api("/api/requests/long-stream/cancel", { method: "POST", headers: { "content-type": "application/json" } });
   let rest = "";
   for (;;) {
     const { value, done } = await reader.read();
