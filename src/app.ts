@@ -12,6 +12,7 @@ import { healthRoutes } from "./api/health";
 import { importRoutes } from "./api/import";
 import { activityRoutes } from "./api/activity";
 import { requestRoutes } from "./api/requests";
+import { modelRestartRoutes } from "./api/model-restart";
 import { statusRoutes } from "./api/status";
 import { requireAuth } from "./http/auth";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
@@ -42,7 +43,8 @@ export function apiRoutes(s: Services) {
     .route("/monitoring", monitoringRoutes(s))
     .route("/import", importRoutes(s))
     .route("/activity", activityRoutes(s))
-    .route("/requests", requestRoutes(s));
+    .route("/requests", requestRoutes(s))
+    .route("/models", modelRestartRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;
