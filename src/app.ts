@@ -10,6 +10,7 @@ import { prometheusRoutes } from "./api/prometheus";
 import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
 import { statusRoutes } from "./api/status";
+import { peerRoutes } from "./peers/routes";
 import { requireApiKey } from "./http/auth";
 import { errorBody, fail } from "./http/envelope";
 import { ApiError } from "./http/errors";
@@ -28,7 +29,8 @@ export function apiRoutes(s: Services) {
     .route("/models", modelControlRoutes(s))
     .route("/status", statusRoutes(s))
     .route("/logs", logsRoutes(s))
-    .route("/monitoring", monitoringRoutes(s));
+    .route("/monitoring", monitoringRoutes(s))
+    .route("/peers", peerRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;

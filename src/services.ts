@@ -9,6 +9,8 @@ import { MetricsCollector } from "./metrics/collector";
 import { MetricsHistory } from "./metrics/history";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
+import { loadInstanceId } from "./peers/instance";
+import { PeerRegistry, type PeerTimings } from "./peers/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
@@ -36,6 +38,8 @@ export interface RuntimeOptions {
   proxy?: Partial<ProxyOptions>;
   /** /llamaproxws intervals and limits (tests make them small). */
   realtime?: Partial<RealtimeOptions>;
+  /** Peer health-check and back-off timings (tests make them small). */
+  peers?: Partial<PeerTimings>;
 }
 
 /**
@@ -64,6 +68,10 @@ export interface Services {
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
   hub: RealtimeHub;
+  /** Random id of this instance (per data dir): the loop guard in the Via header of peer requests. */
+  instanceId: string;
+  /** Other hosts /v1 requests are routed to by model: their health, models and back-off. */
+  peers: PeerRegistry;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -87,6 +95,8 @@ export function createServices(options: RuntimeOptions): Services {
     startedAt,
     history: new MetricsHistory(db, () => config.get().historyRetentionHours),
   });
+  const instanceId = loadInstanceId(options.dataDir);
+  const peers = new PeerRegistry({ config, log: log.child("peers"), bus, instanceId }, options.peers);
   const services: Services = {
     options,
     version: APP_VERSION,
@@ -105,6 +115,8 @@ export function createServices(options: RuntimeOptions): Services {
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
+    instanceId,
+    peers,
   };
   return services;
 }
@@ -112,6 +124,7 @@ export function createServices(options: RuntimeOptions): Services {
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
 export async function shutdownServices(s: Services): Promise<void> {
   s.pool.close();
+  s.peers.close();
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
   s.hub.close();

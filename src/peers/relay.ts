@@ -1,0 +1,109 @@
+import { openAiError } from "../http/openai";
+import { downstreamResponseHeaders, passThrough, upstreamRequestHeaders } from "../proxy/forward";
+import { fetchUpstream } from "../proxy/routes";
+import type { Services } from "../services";
+import { describeFetchError } from "./registry";
+import type { Route } from "./resolver";
+
+/** Statuses with which a peer says "not me, not now" before sending anything: try the next host. */
+const TRY_NEXT = new Set([502, 503, 504]);
+
+export interface PeerRequest {
+  /** The client's request (headers, abort signal). */
+  raw: Request;
+  /** Path and query to send, as the client sent them. */
+  path: string;
+  /** The body, already read (the `model` field was needed to route it). */
+  body: string;
+  /** Parsed body (for `stream`). */
+  streaming: boolean;
+}
+
+/**
+ * Sends a request to the peers of `routes` in order and relays the first answer, streamed through
+ * unbuffered by the proxy's own passThrough (client aborts cancel the peer request, a peer that
+ * dies mid-stream ends the client's stream with an SSE error event).
+ *
+ * A peer that cannot be reached is put in back-off and the next route is tried; so is a peer that
+ * answers 502/503/504 (nothing has reached the client yet, so retrying cannot duplicate output).
+ * Returns null when the next route is this instance: the caller serves the request locally.
+ */
+export async function relayToPeers(s: Services, routes: Route[], req: PeerRequest): Promise<Response | null> {
+  const failures: string[] = [];
+  for (let i = 0; i < routes.length; i++) {
+    const route = routes[i]!;
+    if (route.kind === "local") return null;
+    if (req.raw.signal.aborted) return new Response(null, { status: 499 });
+    const url = s.peers.urlOf(route.peer);
+    if (!url) continue; // removed from the config meanwhile
+    const stat = s.requests.begin(route.modelId, req.path);
+    const endPeer = s.peers.beginRequest(route.peer, route.modelId);
+    const started = performance.now();
+    const upstreamAbort = new AbortController();
+    const onClientAbort = () => upstreamAbort.abort(new Error("client disconnected"));
+    req.raw.signal.addEventListener("abort", onClientAbort, { once: true });
+    const cleanup = () => req.raw.signal.removeEventListener("abort", onClientAbort);
+    const headers = s.peers.requestHeaders(route.peer, upstreamRequestHeaders(req.raw.headers), req.raw.headers.get("via"));
+    let upstream: Response;
+    try {
+      upstream = await fetchUpstream(url + req.path, { method: "POST", headers, body: req.body }, upstreamAbort.signal);
+    } catch (err) {
+      cleanup();
+      if (upstreamAbort.signal.aborted) {
+        endPeer({ ok: true });
+        stat.end({ status: 499, error: false });
+        return new Response(null, { status: 499 });
+      }
+      const message = describeFetchError(err, 0);
+      endPeer({ ok: false });
+      stat.end({ status: 502, error: true });
+      s.peers.reportUnreachable(route.peer, message);
+      failures.push(`${route.peer}: ${message}`);
+      continue;
+    }
+    const hasNext = i + 1 < routes.length;
+    if (TRY_NEXT.has(upstream.status) && hasNext) {
+      cleanup();
+      endPeer({ ok: false });
+      stat.end({ status: upstream.status, error: true });
+      failures.push(`${route.peer}: answered ${upstream.status}`);
+      await upstream.body?.cancel().catch(() => {});
+      continue;
+    }
+    const status = upstream.status;
+    const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
+    const respHeaders = downstreamResponseHeaders(upstream.headers, isSse || req.streaming);
+    respHeaders.set("x-llama-proxy-peer", route.peer);
+    if (!upstream.body) {
+      cleanup();
+      endPeer({ ok: status < 500 });
+      stat.end({ status });
+      return new Response(null, { status, headers: respHeaders });
+    }
+    let ttftMs: number | undefined;
+    const body = passThrough(
+      upstream.body,
+      {
+        onFirstChunk: () => (ttftMs = performance.now() - started),
+        onEnd: (o) => {
+          cleanup();
+          endPeer({ ok: !o.failed && status < 500 });
+          stat.end({
+            status: o.aborted ? 499 : o.failed ? 502 : status,
+            error: o.failed || status >= 400,
+            ttftMs,
+            promptTokens: o.promptTokens,
+            completionTokens: o.completionTokens,
+            generationMs: o.generationMs,
+          });
+        },
+      },
+      { sse: isSse, upstreamAbort },
+    );
+    return new Response(body, { status, headers: respHeaders });
+  }
+  return Response.json(
+    openAiError(`No peer could serve the request: ${failures.join("; ") || "no peer left"}`, "server_error", "peer_unavailable"),
+    { status: 502 },
+  );
+}
