@@ -1,6 +1,6 @@
 import { openAiError } from "../http/openai";
-import { downstreamResponseHeaders, passThrough, upstreamRequestHeaders } from "../proxy/forward";
-import { fetchUpstream } from "../proxy/routes";
+import { upstreamRequestHeaders } from "../proxy/forward";
+import { fetchUpstream, streamResponse } from "../proxy/relay";
 import type { Services } from "../services";
 import { describeFetchError } from "./registry";
 import type { Route } from "./resolver";
@@ -21,7 +21,7 @@ export interface PeerRequest {
 
 /**
  * Sends a request to the peers of `routes` in order and relays the first answer, streamed through
- * unbuffered by the proxy's own passThrough (client aborts cancel the peer request, a peer that
+ * unbuffered by the proxy's own relay (streamResponse) (client aborts cancel the peer request, a peer that
  * dies mid-stream ends the client's stream with an SSE error event).
  *
  * A peer that cannot be reached is put in back-off and the next route is tried; so is a peer that
@@ -30,13 +30,22 @@ export interface PeerRequest {
  */
 export async function relayToPeers(s: Services, routes: Route[], req: PeerRequest): Promise<Response | null> {
   const failures: string[] = [];
+  // One request, one statistics entry, however many peers it takes (a fall-back to this
+  // instance is counted there, as a request of its own, after this one ended as failed).
+  let stat: ReturnType<Services["requests"]["begin"]> | undefined;
   for (let i = 0; i < routes.length; i++) {
     const route = routes[i]!;
-    if (route.kind === "local") return null;
-    if (req.raw.signal.aborted) return new Response(null, { status: 499 });
+    if (route.kind === "local") {
+      stat?.end({ status: 502, error: true });
+      return null;
+    }
+    if (req.raw.signal.aborted) {
+      stat?.end({ status: 499, error: false });
+      return new Response(null, { status: 499 });
+    }
     const url = s.peers.urlOf(route.peer);
     if (!url) continue; // removed from the config meanwhile
-    const stat = s.requests.begin(route.modelId, req.path);
+    stat ??= s.requests.begin(route.modelId, req.path);
     const endPeer = s.peers.beginRequest(route.peer, route.modelId);
     const started = performance.now();
     const upstreamAbort = new AbortController();
@@ -56,7 +65,6 @@ export async function relayToPeers(s: Services, routes: Route[], req: PeerReques
       }
       const message = describeFetchError(err, 0);
       endPeer({ ok: false });
-      stat.end({ status: 502, error: true });
       s.peers.reportUnreachable(route.peer, message);
       failures.push(`${route.peer}: ${message}`);
       continue;
@@ -65,43 +73,24 @@ export async function relayToPeers(s: Services, routes: Route[], req: PeerReques
     if (TRY_NEXT.has(upstream.status) && hasNext) {
       cleanup();
       endPeer({ ok: false });
-      stat.end({ status: upstream.status, error: true });
       failures.push(`${route.peer}: answered ${upstream.status}`);
       await upstream.body?.cancel().catch(() => {});
       continue;
     }
     const status = upstream.status;
-    const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
-    const respHeaders = downstreamResponseHeaders(upstream.headers, isSse || req.streaming);
-    respHeaders.set("x-llama-proxy-peer", route.peer);
-    if (!upstream.body) {
-      cleanup();
-      endPeer({ ok: status < 500 });
-      stat.end({ status });
-      return new Response(null, { status, headers: respHeaders });
-    }
-    let ttftMs: number | undefined;
-    const body = passThrough(
-      upstream.body,
-      {
-        onFirstChunk: () => (ttftMs = performance.now() - started),
-        onEnd: (o) => {
-          cleanup();
-          endPeer({ ok: !o.failed && status < 500 });
-          stat.end({
-            status: o.aborted ? 499 : o.failed ? 502 : status,
-            error: o.failed || status >= 400,
-            ttftMs,
-            promptTokens: o.promptTokens,
-            completionTokens: o.completionTokens,
-            generationMs: o.generationMs,
-          });
-        },
+    return streamResponse(upstream, {
+      started,
+      streaming: req.streaming,
+      upstreamAbort,
+      endStat: (o) => stat!.end(o),
+      done: (failed) => {
+        cleanup();
+        endPeer({ ok: !failed && status < 500 });
       },
-      { sse: isSse, upstreamAbort },
-    );
-    return new Response(body, { status, headers: respHeaders });
+      headers: { "x-llama-proxy-peer": route.peer },
+    });
   }
+  stat?.end({ status: 502, error: true });
   return Response.json(
     openAiError(`No peer could serve the request: ${failures.join("; ") || "no peer left"}`, "server_error", "peer_unavailable"),
     { status: 502 },
