@@ -10,7 +10,8 @@ export async function startOnPeer(s: Pick<Services, "peers">, id: string, wait: 
   const found = s.peers.productModel(id);
   if (!found) return undefined;
   const url = s.peers.urlOf(found.peer)!;
-  const headers = s.peers.requestHeaders(found.peer, new Headers(), null);
+  // JSON content type even without a body: the peer's request guard refuses any other POST.
+  const headers = s.peers.requestHeaders(found.peer, new Headers({ "content-type": "application/json" }), null);
   let res: Response;
   try {
     res = await fetch(`${url}/api/models/${encodeURIComponent(id)}/start${wait ? "" : "?wait=false"}`, { method: "POST", headers, redirect: "manual" });

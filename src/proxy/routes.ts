@@ -13,6 +13,7 @@ import type { ModelPool } from "../supervisor/pool";
 import { upstreamRequestHeaders } from "./forward";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./options";
 import { forward as relayForward, type ForwardArgs, type RelayDeps } from "./relay";
+import { hasRewrite, rewriteBody } from "./rewrite";
 
 /** POST endpoints routed to a model chosen by the body's `model` field. */
 export const MODEL_ROUTED_PATHS = [
@@ -129,7 +130,6 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     } catch {
       return openAiErrorResponse(new ApiError("VALIDATION_ERROR", "The request body must be a JSON object"));
     }
-    const streaming = body.stream === true;
     const url = new URL(raw.url);
     // The seam to the peers: "local" continues below; "peer" is relayed to another host (null
     // back from the relay: every peer before us in the order failed, so this instance serves it).
@@ -137,7 +137,8 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     try {
       const target = resolveModelTarget(s, body.model, raw.headers.get("via"), (m) => selectModel(s, m));
       if (target.kind === "peer") {
-        const answer = await relayToPeers(s, target.routes, { raw, path: url.pathname + url.search, body: text, streaming });
+        // Sent as it came: the peer applies its own rewrite rules for its own models.
+        const answer = await relayToPeers(s, target.routes, { raw, path: url.pathname + url.search, body: text, streaming: body.stream === true });
         if (answer) return answer;
         const fallback = target.routes.find((r) => r.kind === "local");
         if (!fallback || fallback.kind !== "local") throw new ApiError("SERVICE_UNAVAILABLE", "No host could serve the request");
@@ -146,12 +147,19 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     } catch (err) {
       return openAiErrorResponse(err as ApiError);
     }
+    // The model's rewrite rules (defaults/overrides/strip); the body is re-serialised only when
+    // they changed something, so requests to models without rules are forwarded byte for byte.
+    const rules = model.settings.rewrite;
+    const rewritten = hasRewrite(rules) ? rewriteBody(body, rules) : null;
+    if (rewritten?.changed.length) body = rewritten.body;
+    const sent = rewritten?.changed.length ? JSON.stringify(body) : text;
+    const streaming = body.stream === true;
     const stat = s.requests.begin(model.id, path);
     const started = performance.now();
     return forward({
       c, model, streaming, stat, started,
       upstreamPath: url.pathname + url.search,
-      init: { method: "POST", headers: upstreamRequestHeaders(raw.headers), body: text },
+      init: { method: "POST", headers: upstreamRequestHeaders(raw.headers), body: sent },
       onDone: () => touch(model.id),
     });
   }

@@ -44,7 +44,7 @@ describe("peers and rpcWorkers in POST /api/config", () => {
     expect(t.services.config.get().peers).toHaveLength(1);
     const listed = (await (await t.app.request("/api/peers")).json()).data;
     expect(listed.peers).toEqual([expect.objectContaining({ name: "b", url: "http://10.0.0.2:3000", state: "unknown", priority: 2, models: [] })]);
-    expect((await t.app.request("/api/peers/nope/check", { method: "POST" })).status).toBe(404);
+    expect((await t.app.request("/api/peers/nope/check", jsonRequest("POST", ""))).status).toBe(404);
   });
 });
 
@@ -54,5 +54,18 @@ describe("instance id", () => {
     expect(id).toMatch(/^lap-[0-9a-f]{16}$/);
     expect(readFileSync(join(t.dir, "instance-id"), "utf8").trim()).toBe(id);
     expect(loadInstanceId(t.dir)).toBe(id);
+  });
+});
+
+describe("the request guard covers the peer routes", () => {
+  test("a forged Host is refused on /api/peers, on its check and on /v1/models (which lists peers)", async () => {
+    for (const [path, init] of [
+      ["http://evil.example/api/peers", {}],
+      ["http://evil.example/api/peers/b/check", jsonRequest("POST", "")],
+      ["http://evil.example/v1/models", {}],
+    ] as const) {
+      const res = await t.app.request(path, { ...init, headers: { ...((init as RequestInit).headers ?? {}), host: "evil.example" } });
+      expect(res.status).toBe(403);
+    }
   });
 });

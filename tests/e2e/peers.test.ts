@@ -255,14 +255,14 @@ describe("another instance of this product as a peer", () => {
     const b = await instance([{ id: "beta" }], { apiKey: "peer-secret-123" });
     const a = await instance([]);
     await peer(a, [{ name: "b", srv: b, apiKey: "peer-secret-123" }]);
-    const res = await fetch(`${a.url}/api/models/beta/start`, { method: "POST" });
+    const res = await fetch(`${a.url}/api/models/beta/start`, { method: "POST", headers: { "content-type": "application/json" } });
     const body = await res.json();
     expect(res.status).toBe(200);
     expect(body.data).toMatchObject({ id: "beta", status: "running", peer: "b" });
     expect(b.services.supervisor.runtimeOf("beta")?.state).toBe("running");
     await waitFor(async () => (await (await fetch(`${a.url}/api/peers`)).json()).data.peers[0].models[0].status === "running", "A to show beta running on b");
     // A model nobody has is still a 404 envelope.
-    const missing = await fetch(`${a.url}/api/models/ghost/start`, { method: "POST" });
+    const missing = await fetch(`${a.url}/api/models/ghost/start`, { method: "POST", headers: { "content-type": "application/json" } });
     expect(missing.status).toBe(404);
     expect((await missing.json()).error.code).toBe("NOT_FOUND");
   }, 20_000);
