@@ -267,3 +267,21 @@ describe("another instance of this product as a peer", () => {
     expect((await missing.json()).error.code).toBe("NOT_FOUND");
   }, 20_000);
 });
+
+describe("console", () => {
+  test("the dashboard shows each peer's state, latency, models and last error", async () => {
+    const b = await instance([{ id: "beta" }]);
+    const a = await instance([]);
+    await peer(a, [{ name: "b", srv: b }, { name: "gone" }]);
+    const html = await (await fetch(`${a.url}/ui/dashboard`)).text();
+    const row = (name: string) => html.slice(html.indexOf(`data-peer="${name}"`), html.indexOf("</tr>", html.indexOf(`data-peer="${name}"`)));
+    expect(html).toContain('id="peers-heading"');
+    expect(row("b")).toContain(">up<");
+    expect(row("b")).toMatch(/\d+ ms/);
+    expect(row("b")).toContain("beta");
+    expect(row("b")).toContain("stopped");
+    expect(row("gone")).toContain(">down<");
+    expect(row("gone")).toContain("http://127.0.0.1:1");
+    expect(row("gone")).toContain('class="reason"');
+  }, 20_000);
+});
