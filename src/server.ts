@@ -46,7 +46,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
-  services.supervisor.autoStart?.();
+  services.pool.autoStart();
   // Peers are checked in the background from now on (the first round at once).
   services.peers.start();
   // One scan of config.basePath in the background: startup never waits for a slow disk.

@@ -15,6 +15,7 @@ import { PeerRegistry, type PeerTimings } from "./peers/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
+import { MemoryService } from "./memory/service";
 import { RealtimeHub } from "./realtime/hub";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
@@ -62,8 +63,13 @@ export interface Services {
   cpu: CpuSampler;
   /** Owns every llama-server child process. */
   supervisor: SupervisorApi;
-  /** Which models run: load on demand, queue, LRU eviction, idle TTL. */
+  /**
+   * The one owner of model lifecycles (start, stop, restart, requests): plans by memory, evicts,
+   * queues, idle TTL. Everything that starts or stops a model goes through it.
+   */
   pool: ModelPool;
+  /** Memory estimates, measured figures and device budgets. */
+  memory: MemoryService;
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
@@ -89,7 +95,8 @@ export function createServices(options: RuntimeOptions): Services {
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
-  const pool = new ModelPool(() => services.supervisor, registry, () => config.get(), log, bus);
+  const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
+  const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
   const requests = new RequestStats(bus);
   const cpu = new CpuSampler();
   const startedAt = new Date();
@@ -115,6 +122,7 @@ export function createServices(options: RuntimeOptions): Services {
     cpu,
     supervisor,
     pool,
+    memory,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
     collector,
@@ -139,7 +147,7 @@ export async function shutdownServices(s: Services): Promise<void> {
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
   s.hub.close();
-  await s.supervisor.stopAll();
+  await s.pool.stopAll(); // beforeStop hooks, then every child
   try {
     closeDatabase(s.db);
   } catch {
