@@ -32,8 +32,8 @@ async function instance(models: Array<{ id: string; args?: string[] }>, opts: { 
     databasePath: ":memory:",
     apiKey: opts.apiKey,
     // Checks are driven by the tests (checkAll), so a background round never races an assertion;
-    // back-off short enough to see it end.
-    peers: { checkIntervalMs: 60_000, checkTimeoutMs: 1000, backoffBaseMs: 400, backoffMaxMs: 800 },
+    // a back-off long enough to outlast a loaded machine's assertions.
+    peers: { checkIntervalMs: 60_000, checkTimeoutMs: 2000, backoffBaseMs: 20_000, backoffMaxMs: 40_000 },
   });
   running.push(srv);
   srv.services.config.update({
