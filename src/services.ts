@@ -20,6 +20,7 @@ import { RealtimeHub } from "./realtime/hub";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
 import { Supervisor } from "./supervisor/supervisor";
+import type { StartupTimings } from "./startup";
 import { APP_VERSION } from "./version";
 
 /** What main.ts learned from flags and environment. */
@@ -44,6 +45,8 @@ export interface RuntimeOptions {
   realtime?: Partial<RealtimeOptions>;
   /** Peer health-check and back-off timings (tests make them small). */
   peers?: Partial<PeerTimings>;
+  /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
+  startup?: StartupTimings;
 }
 
 /**
@@ -92,8 +95,11 @@ export function createServices(options: RuntimeOptions): Services {
   const logs = new LogBuffer(5000, bus);
   const log = new Logger(logs, options.logLevel, "proxy", options.quiet ?? false);
   const config = new ConfigStore(options.configPath, log, bus);
+  options.startup?.mark("config");
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
+  options.startup?.mark("database + migrations");
   const registry = new ModelRegistry(db, bus);
+  options.startup?.mark("registry");
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
   const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
   const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
@@ -109,6 +115,7 @@ export function createServices(options: RuntimeOptions): Services {
   });
   const instanceId = loadInstanceId(options.dataDir);
   const peers = new PeerRegistry({ config, log: log.child("peers"), bus, instanceId }, options.peers);
+  options.startup?.mark("supervisor, pool, collector");
   const services: Services = {
     options,
     version: APP_VERSION,
@@ -137,6 +144,7 @@ export function createServices(options: RuntimeOptions): Services {
       allowedOrigins: options.realtime?.allowedOrigins ?? [],
     }),
   };
+  options.startup?.mark("realtime hub");
   return services;
 }
 
