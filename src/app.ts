@@ -10,6 +10,8 @@ import { prometheusRoutes } from "./api/prometheus";
 import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
 import { importRoutes } from "./api/import";
+import { activityRoutes } from "./api/activity";
+import { requestRoutes } from "./api/requests";
 import { statusRoutes } from "./api/status";
 import { peerRoutes } from "./peers/routes";
 import { requireApiKey } from "./http/auth";
@@ -40,6 +42,8 @@ export function apiRoutes(s: Services) {
     .route("/logs", logsRoutes(s))
     .route("/monitoring", monitoringRoutes(s))
     .route("/import", importRoutes(s))
+    .route("/activity", activityRoutes(s))
+    .route("/requests", requestRoutes(s))
     .route("/peers", peerRoutes(s));
 }
 

@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import { ActivityLog, type ActivityOptions } from "./activity/log";
+import { RequestTracker } from "./activity/tracker";
 import { ConfigStore } from "./config/store";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
@@ -45,6 +47,8 @@ export interface RuntimeOptions {
   realtime?: Partial<RealtimeOptions>;
   /** Peer health-check and back-off timings (tests make them small). */
   peers?: Partial<PeerTimings>;
+  /** Activity log batching (tests flush sooner). */
+  activity?: Partial<ActivityOptions>;
   /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
   startup?: StartupTimings;
 }
@@ -76,6 +80,10 @@ export interface Services {
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
+  /** The live request queue (queued, loading, in flight) and cancel. */
+  tracker: RequestTracker;
+  /** Every finished proxied request, batched into SQLite. */
+  activity: ActivityLog;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
@@ -104,6 +112,8 @@ export function createServices(options: RuntimeOptions): Services {
   const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
   const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
   const requests = new RequestStats(bus);
+  const activity = new ActivityLog(db, () => config.get(), log.child("activity"), bus, options.activity);
+  const tracker = new RequestTracker(bus, (row) => activity.add(row));
   const cpu = new CpuSampler();
   const startedAt = new Date();
   const collector = new MetricsCollector({
@@ -132,6 +142,8 @@ export function createServices(options: RuntimeOptions): Services {
     memory,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
+    tracker,
+    activity,
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
@@ -156,6 +168,8 @@ export async function shutdownServices(s: Services): Promise<void> {
   await s.collector.stop();
   s.hub.close();
   await s.pool.stopAll(); // beforeStop hooks, then every child
+  // After the children stopped: the requests they were serving have ended and are in the batch.
+  s.activity.close();
   try {
     closeDatabase(s.db);
   } catch {

@@ -1,6 +1,8 @@
 import { openAiError } from "../http/openai";
 import { upstreamRequestHeaders } from "../proxy/forward";
-import { fetchUpstream, streamResponse } from "../proxy/relay";
+import { cancelledResponse, fetchUpstream, streamResponse } from "../proxy/relay";
+import type { RequestOutcome } from "../proxy/stats";
+import { CancelledError, type RequestHandle } from "../activity/tracker";
 import type { Services } from "../services";
 import { describeFetchError } from "./registry";
 import type { Route } from "./resolver";
@@ -17,6 +19,8 @@ export interface PeerRequest {
   body: string;
   /** Parsed body (for `stream`). */
   streaming: boolean;
+  /** The request's live-queue / activity entry (src/activity/tracker.ts). */
+  track?: RequestHandle;
 }
 
 /**
@@ -30,28 +34,40 @@ export interface PeerRequest {
  */
 export async function relayToPeers(s: Services, routes: Route[], req: PeerRequest): Promise<Response | null> {
   const failures: string[] = [];
-  // One request, one statistics entry, however many peers it takes (a fall-back to this
-  // instance is counted there, as a request of its own, after this one ended as failed).
+  // One request, one statistics entry and one activity row, however many peers it takes (a
+  // fall-back to this instance is counted there, as a request of its own, after this one failed).
   let stat: ReturnType<Services["requests"]["begin"]> | undefined;
+  const end = (o: RequestOutcome) => {
+    stat?.end(o);
+    req.track?.finish(o);
+  };
+  // An operator's cancel (live queue) aborts like a client disconnect, with a CancelledError.
+  const cancel = req.track?.signal;
   for (let i = 0; i < routes.length; i++) {
     const route = routes[i]!;
     if (route.kind === "local") {
-      stat?.end({ status: 502, error: true });
+      end({ status: 502, error: true, message: `every peer failed: ${failures.join("; ")}; served here instead` });
       return null;
     }
-    if (req.raw.signal.aborted) {
-      stat?.end({ status: 499, error: false });
-      return new Response(null, { status: 499 });
+    if (req.raw.signal.aborted || cancel?.aborted) {
+      end({ status: 499, error: false, message: "client disconnected" });
+      return cancel?.reason instanceof CancelledError ? cancelledResponse(cancel.reason) : new Response(null, { status: 499 });
     }
     const url = s.peers.urlOf(route.peer);
     if (!url) continue; // removed from the config meanwhile
     stat ??= s.requests.begin(route.modelId, req.path);
+    req.track?.leased();
     const endPeer = s.peers.beginRequest(route.peer, route.modelId);
     const started = performance.now();
     const upstreamAbort = new AbortController();
     const onClientAbort = () => upstreamAbort.abort(new Error("client disconnected"));
+    const onCancel = () => upstreamAbort.abort(cancel!.reason);
     req.raw.signal.addEventListener("abort", onClientAbort, { once: true });
-    const cleanup = () => req.raw.signal.removeEventListener("abort", onClientAbort);
+    cancel?.addEventListener("abort", onCancel, { once: true });
+    const cleanup = () => {
+      req.raw.signal.removeEventListener("abort", onClientAbort);
+      cancel?.removeEventListener("abort", onCancel);
+    };
     const headers = s.peers.requestHeaders(route.peer, upstreamRequestHeaders(req.raw.headers), req.raw.headers.get("via"));
     let upstream: Response;
     try {
@@ -60,8 +76,9 @@ export async function relayToPeers(s: Services, routes: Route[], req: PeerReques
       cleanup();
       if (upstreamAbort.signal.aborted) {
         endPeer({ ok: true });
-        stat.end({ status: 499, error: false });
-        return new Response(null, { status: 499 });
+        const reason = upstreamAbort.signal.reason;
+        end({ status: 499, error: false, message: reason instanceof CancelledError ? reason.message : "client disconnected" });
+        return reason instanceof CancelledError ? cancelledResponse(reason) : new Response(null, { status: 499 });
       }
       const message = describeFetchError(err, 0);
       endPeer({ ok: false });
@@ -82,7 +99,9 @@ export async function relayToPeers(s: Services, routes: Route[], req: PeerReques
       started,
       streaming: req.streaming,
       upstreamAbort,
-      endStat: (o) => stat!.end(o),
+      endStat: end,
+      track: req.track,
+      upstreamName: `peer ${route.peer}`,
       done: (failed) => {
         cleanup();
         endPeer({ ok: !failed && status < 500 });
@@ -90,9 +109,7 @@ export async function relayToPeers(s: Services, routes: Route[], req: PeerReques
       headers: { "x-llama-proxy-peer": route.peer },
     });
   }
-  stat?.end({ status: 502, error: true });
-  return Response.json(
-    openAiError(`No peer could serve the request: ${failures.join("; ") || "no peer left"}`, "server_error", "peer_unavailable"),
-    { status: 502 },
-  );
+  const message = `No peer could serve the request: ${failures.join("; ") || "no peer left"}`;
+  end({ status: 502, error: true, message });
+  return Response.json(openAiError(message, "server_error", "peer_unavailable"), { status: 502 });
 }
