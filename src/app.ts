@@ -12,6 +12,7 @@ import { healthRoutes } from "./api/health";
 import { importRoutes } from "./api/import";
 import { activityRoutes } from "./api/activity";
 import { requestRoutes } from "./api/requests";
+import { modelRestartRoutes } from "./api/model-restart";
 import { statusRoutes } from "./api/status";
 import { peerRoutes } from "./peers/routes";
 import { requireApiKey } from "./http/auth";
@@ -44,6 +45,7 @@ export function apiRoutes(s: Services) {
     .route("/import", importRoutes(s))
     .route("/activity", activityRoutes(s))
     .route("/requests", requestRoutes(s))
+    .route("/models", modelRestartRoutes(s))
     .route("/peers", peerRoutes(s));
 }
 

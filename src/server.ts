@@ -51,6 +51,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
   services.activity.start();
+  services.reloader.start();
   services.pool.autoStart();
   // Peers are checked in the background from now on (the first round at once).
   services.peers.start();

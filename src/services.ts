@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { ActivityLog, type ActivityOptions } from "./activity/log";
 import { RequestTracker } from "./activity/tracker";
 import { ConfigStore } from "./config/store";
+import { ConfigReloader } from "./config/reload";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
@@ -84,6 +85,8 @@ export interface Services {
   tracker: RequestTracker;
   /** Every finished proxied request, batched into SQLite. */
   activity: ActivityLog;
+  /** Hot reload of the config file (watcher, SIGHUP); started by startServer. */
+  reloader: ConfigReloader;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
@@ -144,6 +147,7 @@ export function createServices(options: RuntimeOptions): Services {
     requests,
     tracker,
     activity,
+    reloader: undefined as unknown as ConfigReloader,
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
@@ -157,6 +161,8 @@ export function createServices(options: RuntimeOptions): Services {
     }),
   };
   options.startup?.mark("realtime hub");
+  // Reads services.pool/supervisor when it acts, so a supervisor swapped in by tests is the one used.
+  services.reloader = new ConfigReloader(services);
   return services;
 }
 
@@ -170,6 +176,7 @@ export async function shutdownServices(s: Services): Promise<void> {
   await s.pool.stopAll(); // beforeStop hooks, then every child
   // After the children stopped: the requests they were serving have ended and are in the batch.
   s.activity.close();
+  s.reloader.stop();
   try {
     closeDatabase(s.db);
   } catch {
