@@ -6,6 +6,7 @@ import { ConfigReloader } from "./config/reload";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
+import { Authenticator } from "./http/auth";
 import { HostAllowList } from "./http/guard";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
@@ -95,6 +96,8 @@ export interface Services {
   instanceId: string;
   /** Other hosts /v1 requests are routed to by model: their health, models and back-off. */
   peers: PeerRegistry;
+  /** The API key and the console's login sessions: who may call us (src/http/auth.ts). */
+  auth: Authenticator;
   /** Which Host / Origin values the request guard accepts (src/http/guard.ts). */
   hosts: HostAllowList;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
@@ -153,6 +156,7 @@ export function createServices(options: RuntimeOptions): Services {
     hub: new RealtimeHub(options.realtime),
     instanceId,
     peers,
+    auth: new Authenticator(options.apiKey),
     hosts: new HostAllowList({
       allowedHosts: options.allowedHosts ?? [],
       boundHost: options.host,

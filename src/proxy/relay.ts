@@ -4,6 +4,7 @@
 // endpoints, the raw /upstream passthrough) shares one path; proxy/routes.ts only parses and picks
 // the model.
 import type { Context } from "hono";
+import { addChildAuth } from "../supervisor/child-keys";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { openAiError, openAiErrorResponse, openAiType } from "../http/openai";
@@ -283,6 +284,8 @@ function loadingStream(
  * never reached the server, so it is sent again once, on a fresh connection.
  */
 export async function fetchUpstream(url: string, init: { method: string; headers: Headers; body?: string | ArrayBuffer }, signal: AbortSignal): Promise<Response> {
+  // The child's own key (the client's credentials were dropped by upstreamRequestHeaders).
+  addChildAuth(url, init.headers);
   try {
     return await fetch(url, { ...init, signal, redirect: "manual" });
   } catch (err) {
