@@ -14,6 +14,7 @@ import { activityRoutes } from "./api/activity";
 import { requestRoutes } from "./api/requests";
 import { modelRestartRoutes } from "./api/model-restart";
 import { statusRoutes } from "./api/status";
+import { peerRoutes } from "./peers/routes";
 import { requireAuth } from "./http/auth";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
 import { errorBody, fail } from "./http/envelope";
@@ -44,7 +45,8 @@ export function apiRoutes(s: Services) {
     .route("/import", importRoutes(s))
     .route("/activity", activityRoutes(s))
     .route("/requests", requestRoutes(s))
-    .route("/models", modelRestartRoutes(s));
+    .route("/models", modelRestartRoutes(s))
+    .route("/peers", peerRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;

@@ -62,6 +62,8 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   services.activity.start();
   services.reloader.start();
   services.pool.autoStart();
+  // Peers are checked in the background from now on (the first round at once).
+  services.peers.start();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);
 
