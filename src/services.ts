@@ -8,6 +8,8 @@ import type { LogLevel } from "./logs/types";
 import { MetricsCollector } from "./metrics/collector";
 import { MetricsHistory } from "./metrics/history";
 import { CpuSampler } from "./metrics/system";
+import { KvCacheService } from "./kvcache/service";
+import { KvCacheStore } from "./kvcache/store";
 import { ModelRegistry } from "./models/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
 import { RequestStats } from "./proxy/stats";
@@ -57,6 +59,8 @@ export interface Services {
   supervisor: SupervisorApi;
   /** Which models run: load on demand, queue, LRU eviction, idle TTL. */
   pool: ModelPool;
+  /** Saved KV caches: slots saved when a model stops, restored when its conversation returns. */
+  kvcache: KvCacheService;
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
@@ -75,7 +79,11 @@ export function createServices(options: RuntimeOptions): Services {
   const config = new ConfigStore(options.configPath, log, bus);
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
-  const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
+  const kvcache = new KvCacheService({ store: new KvCacheStore(join(options.dataDir, "kv-cache"), log.child("kvcache")), config: () => config.get(), log: log.child("kvcache") });
+  const supervisor = new Supervisor({
+    registry, config, logs, log, bus, dataDir: options.dataDir,
+    hooks: { launchArgs: (m, bin) => kvcache.launchArgs(m, bin), beforeStop: (id, url, signal) => kvcache.beforeStop(id, url, signal) },
+  });
   const pool = new ModelPool(() => services.supervisor, registry, () => config.get(), log, bus);
   const requests = new RequestStats(bus);
   const cpu = new CpuSampler();
@@ -100,6 +108,7 @@ export function createServices(options: RuntimeOptions): Services {
     cpu,
     supervisor,
     pool,
+    kvcache,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
     collector,

@@ -15,6 +15,8 @@ export interface ModelSettings {
   autoStart?: boolean;
   /** Stop after this many idle seconds (0 = never; absent = global default). */
   idleTimeoutSeconds?: number;
+  /** false: never save or restore this model's KV cache across stops (absent = on). */
+  kvCache?: boolean;
 }
 
 /** The model registry: registered models and those found by discovery. */

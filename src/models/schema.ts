@@ -46,6 +46,8 @@ export const modelSettingsSchema = z.strictObject({
     .refine((a) => new Set(a.map((s) => s.toLowerCase())).size === a.length, "aliases must not repeat"),
   autoStart: z.boolean({ error: "autoStart must be true or false" }),
   idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
+  /** false: never save or restore this model's KV cache (global switch: kvCacheDiskMiB 0). */
+  kvCache: z.boolean({ error: "kvCache must be true or false" }),
 });
 
 /** PATCH: every setting optional; null removes an override (back to the global default). */

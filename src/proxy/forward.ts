@@ -36,6 +36,10 @@ export interface UsageFromTail {
   promptTokens?: number;
   completionTokens?: number;
   generationMs?: number;
+  /** llama-server's timings.cache_n: prompt tokens taken from the slot's KV cache. */
+  cacheN?: number;
+  /** llama-server's timings.prompt_n: prompt tokens it had to process. */
+  promptN?: number;
 }
 
 const lastNumber = (text: string, key: string): number | undefined => {
@@ -66,6 +70,8 @@ export function parseUsage(tail: string): UsageFromTail {
     const promptN = lastNumber(t, "prompt_n");
     const cacheN = lastNumber(t, "cache_n");
     out.generationMs = lastNumber(t, "predicted_ms");
+    if (cacheN !== undefined) out.cacheN = cacheN;
+    if (promptN !== undefined) out.promptN = promptN;
     out.completionTokens ??= predictedN;
     if (out.promptTokens === undefined && promptN !== undefined) out.promptTokens = promptN + (cacheN ?? 0);
   }
@@ -96,7 +102,7 @@ class TailWindow {
 
 export interface PassThroughHooks {
   /** Called once, when the stream has ended, failed or been cancelled by the client. */
-  onEnd(outcome: Omit<RequestOutcome, "status"> & { aborted: boolean; failed: boolean }): void;
+  onEnd(outcome: Omit<RequestOutcome, "status"> & UsageFromTail & { aborted: boolean; failed: boolean }): void;
   /** Called with the first body chunk (time to first token). */
   onFirstChunk?(): void;
 }

@@ -147,6 +147,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     return forward({
       c, model, streaming, stat, started,
       upstreamPath: url.pathname + url.search,
+      routedPath: path,
       init: { method: "POST", headers: upstreamRequestHeaders(raw.headers), body: text },
       onDone: () => touch(model.id),
     });
@@ -175,6 +176,8 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     stat: ReturnType<Services["requests"]["begin"]> | null;
     started: number;
     upstreamPath: string;
+    /** The model-routed endpoint (absent for /upstream passthrough, which is never rewritten). */
+    routedPath?: string;
     init: { method: string; headers: Headers; body?: string | ArrayBuffer };
     onDone?: () => void;
   }
@@ -227,10 +230,13 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     endStat: (o: Parameters<NonNullable<ForwardArgs["stat"]>["end"]>[0]) => void,
     cleanup: () => void,
   ): Promise<Response> {
+    const prepared = await beforeForward(a, lease, upstreamAbort.signal);
+    const init = prepared ? { ...a.init, body: prepared.body } : a.init;
     let upstream: Response;
     try {
-      upstream = await fetchUpstream(lease.baseUrl + a.upstreamPath, a.init, upstreamAbort.signal);
+      upstream = await fetchUpstream(lease.baseUrl + a.upstreamPath, init, upstreamAbort.signal);
     } catch (err) {
+      prepared?.done({ failed: true });
       lease.release();
       cleanup();
       const aborted = upstreamAbort.signal.aborted;
@@ -243,6 +249,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
     const status = upstream.status;
     if (!upstream.body) {
+      prepared?.done({ failed: true });
       lease.release();
       cleanup();
       endStat({ status });
@@ -255,6 +262,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       {
         onFirstChunk: () => (ttftMs = performance.now() - a.started),
         onEnd: (o) => {
+          prepared?.done({ cacheN: o.cacheN, promptN: o.promptN, failed: o.failed || o.aborted || status >= 400 });
           lease.release();
           cleanup();
           endStat({
@@ -271,6 +279,15 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       { sse: isSse, upstreamAbort },
     );
     return new Response(body, { status, headers: downstreamResponseHeaders(upstream.headers, isSse || a.streaming) });
+  }
+
+  /**
+   * Named seam before forwarding (lease held, model running): the KV cache may restore a saved
+   * prompt into a free slot and pin the request to it (`id_slot`). Null = forward as received.
+   */
+  async function beforeForward(a: ForwardArgs, lease: Lease, signal: AbortSignal) {
+    if (!a.routedPath || typeof a.init.body !== "string") return null;
+    return s.kvcache.prepareRequest({ modelId: a.model.id, baseUrl: lease.baseUrl, path: a.routedPath, body: a.init.body, signal });
   }
 
   /** The early-committed SSE response for a stream whose model is still loading. */

@@ -34,6 +34,19 @@ export interface SupervisorDeps {
   dataDir: string;
   /** Port allocation (tests inject one whose "is it free?" answer they control). */
   ports?: PortAllocator;
+  /** Small named hooks into the lifecycle (the KV cache uses both). */
+  hooks?: LifecycleHooks;
+}
+
+/** Work other modules do at fixed points of a model's life. A failing hook never fails the lifecycle. */
+export interface LifecycleHooks {
+  /** Extra llama-server arguments for this launch, appended after the model's own. */
+  launchArgs?(model: ModelRow, serverBinary: string): string[];
+  /**
+   * Runs after a running model is marked stopping and before its process is signalled. `signal`
+   * aborts at the stop's grace period; the stop goes ahead then whether or not the hook is done.
+   */
+  beforeStop?(modelId: string, baseUrl: string, signal: AbortSignal): Promise<void>;
 }
 
 /** Timings that are not part of the user config; tests shrink them. */
@@ -284,7 +297,7 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = buildServerArgs(cfg, toLaunchSpec(model), host, port);
+        args = [...buildServerArgs(cfg, toLaunchSpec(model), host, port), ...this.hookLaunchArgs(model, binary.path!)];
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
@@ -436,12 +449,45 @@ export class Supervisor implements SupervisorApi {
     const proc = slot.proc;
     slot.state.set("stopping", "stopping");
     const t0 = performance.now();
+    await this.runBeforeStop(slot.id, proc);
     const result = await proc.stop(this.stopGraceMs());
     this.forget(slot, proc);
     slot.loadedAt = undefined;
     slot.state.set("stopped");
     const how = result.killed ? "killed with SIGKILL after the grace period" : describeExit(result);
     this.deps.log.info(`Model ${slot.id} stopped in ${Math.round(performance.now() - t0)} ms (${how})`);
+  }
+
+  private hookLaunchArgs(model: ModelRow, serverBinary: string): string[] {
+    try {
+      return this.deps.hooks?.launchArgs?.(model, serverBinary) ?? [];
+    } catch (err) {
+      this.deps.log.warn(`Launch hook for ${model.id} failed (starting without it): ${(err as Error).message}`);
+      return [];
+    }
+  }
+
+  /**
+   * The beforeStop hook, bounded by the grace period twice over: the hook gets an AbortSignal that
+   * fires then, and we stop waiting then even if it ignores the signal (a hung HTTP call to a
+   * wedged child must not turn a stop into a hang).
+   */
+  private async runBeforeStop(modelId: string, proc: LlamaServerProcess): Promise<void> {
+    const hook = this.deps.hooks?.beforeStop;
+    const graceMs = this.stopGraceMs();
+    if (!hook || graceMs <= 0 || proc.processGone) return;
+    const signal = AbortSignal.timeout(graceMs);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        hook(modelId, proc.baseUrl, signal),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs + 50))),
+      ]);
+    } catch (err) {
+      this.deps.log.warn(`beforeStop hook for ${modelId} failed: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**

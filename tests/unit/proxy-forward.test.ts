@@ -95,7 +95,7 @@ describe("passThrough", () => {
 
 describe("parseUsage", () => {
   test("reads OpenAI usage and llama-server timings from a non-streamed body", () => {
-    expect(parseUsage(chatJson)).toEqual({ promptTokens: 29, completionTokens: 4, generationMs: 7.712 });
+    expect(parseUsage(chatJson)).toEqual({ promptTokens: 29, completionTokens: 4, generationMs: 7.712, cacheN: 28, promptN: 1 });
   });
   test("is empty when the body says nothing", () => {
     expect(parseUsage('{"tokens":[1,2,3]}')).toEqual({});
