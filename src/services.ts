@@ -11,7 +11,7 @@ import { CpuSampler } from "./metrics/system";
 import { KvCacheService } from "./kvcache/service";
 import { KvCacheStore } from "./kvcache/store";
 import { ModelRegistry } from "./models/registry";
-import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
+import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
 import { RealtimeHub } from "./realtime/hub";
