@@ -3,6 +3,7 @@ import { ConfigStore } from "./config/store";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
+import { HostAllowList } from "./http/guard";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
 import { MetricsCollector } from "./metrics/collector";
@@ -14,6 +15,7 @@ import { ModelRegistry } from "./models/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
+import { MemoryService } from "./memory/service";
 import { RealtimeHub } from "./realtime/hub";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
@@ -30,6 +32,8 @@ export interface RuntimeOptions {
   environment: string;
   /** Required on /api and /v1 when set (Authorization: Bearer <key> or X-API-Key). */
   apiKey?: string;
+  /** Host names accepted besides loopback and the bound address (--allowed-hosts, ALLOWED_HOSTS). */
+  allowedHosts?: string[];
   /** Do not print log lines to stderr (tests). */
   quiet?: boolean;
   /** ":memory:" for tests; default <dataDir>/llama-async-proxy.db */
@@ -57,10 +61,15 @@ export interface Services {
   cpu: CpuSampler;
   /** Owns every llama-server child process. */
   supervisor: SupervisorApi;
-  /** Which models run: load on demand, queue, LRU eviction, idle TTL. */
+  /**
+   * The one owner of model lifecycles (start, stop, restart, requests): plans by memory, evicts,
+   * queues, idle TTL. Everything that starts or stops a model goes through it.
+   */
   pool: ModelPool;
   /** Saved KV caches: slots saved when a model stops, restored when its conversation returns. */
   kvcache: KvCacheService;
+  /** Memory estimates, measured figures and device budgets. */
+  memory: MemoryService;
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
@@ -68,6 +77,8 @@ export interface Services {
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
   hub: RealtimeHub;
+  /** Which Host / Origin values the request guard accepts (src/http/guard.ts). */
+  hosts: HostAllowList;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -80,11 +91,12 @@ export function createServices(options: RuntimeOptions): Services {
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
   const registry = new ModelRegistry(db, bus);
   const kvcache = new KvCacheService({ store: new KvCacheStore(join(options.dataDir, "kv-cache"), log.child("kvcache")), config: () => config.get(), log: log.child("kvcache") });
-  const supervisor = new Supervisor({
-    registry, config, logs, log, bus, dataDir: options.dataDir,
-    hooks: { launchArgs: (m, bin) => kvcache.launchArgs(m, bin), beforeStop: (id, url, signal) => kvcache.beforeStop(id, url, signal) },
-  });
-  const pool = new ModelPool(() => services.supervisor, registry, () => config.get(), log, bus);
+  const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir, hooks: { launchArgs: (m, bin) => kvcache.launchArgs(m, bin) } });
+  const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
+  const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
+  // Before any stop of a running model (eviction, idle TTL, user, restart, shutdown): save its slots.
+  // Bounded by the stricter of the pool's hook deadline and the stop's grace period (stopTimeoutSeconds).
+  pool.onBeforeStop((id, ctx) => kvcache.beforeStop(id, ctx.baseUrl, AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, config.get().stopTimeoutSeconds * 1000))])));
   const requests = new RequestStats(bus);
   const cpu = new CpuSampler();
   const startedAt = new Date();
@@ -109,11 +121,18 @@ export function createServices(options: RuntimeOptions): Services {
     supervisor,
     pool,
     kvcache,
+    memory,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
+    hosts: new HostAllowList({
+      allowedHosts: options.allowedHosts ?? [],
+      boundHost: options.host,
+      port: () => services.server.port,
+      allowedOrigins: options.realtime?.allowedOrigins ?? [],
+    }),
   };
   return services;
 }
@@ -124,7 +143,7 @@ export async function shutdownServices(s: Services): Promise<void> {
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
   s.hub.close();
-  await s.supervisor.stopAll();
+  await s.pool.stopAll(); // beforeStop hooks, then every child
   try {
     closeDatabase(s.db);
   } catch {

@@ -72,6 +72,8 @@ export const modelSettingsSchema = z.strictObject({
   idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
   /** false: never save or restore this model's KV cache (global switch: kvCacheDiskMiB 0). */
   kvCache: z.boolean({ error: "kvCache must be true or false" }),
+  pinned: z.boolean({ error: "pinned must be true or false" }),
+  allowPartialOffload: z.boolean({ error: "allowPartialOffload must be true or false" }),
   rewrite: rewriteRulesSchema,
 });
 

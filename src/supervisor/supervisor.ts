@@ -21,8 +21,9 @@ import {
   LoadDeadlineError,
   type ChildExit,
 } from "./process";
+import { MemoryReportParser, isTraceNoise } from "../memory/report";
 import { ModelState } from "./state";
-import type { ModelRuntimeInfo, SupervisorApi } from "./types";
+import type { LaunchPlan, ModelRuntimeInfo, SupervisorApi } from "./types";
 
 export interface SupervisorDeps {
   registry: Pick<ModelRegistry, "get" | "list">;
@@ -34,19 +35,17 @@ export interface SupervisorDeps {
   dataDir: string;
   /** Port allocation (tests inject one whose "is it free?" answer they control). */
   ports?: PortAllocator;
-  /** Small named hooks into the lifecycle (the KV cache uses both). */
+  /** Small named hooks into process launches (the KV cache adds --slot-save-path). */
   hooks?: LifecycleHooks;
 }
 
-/** Work other modules do at fixed points of a model's life. A failing hook never fails the lifecycle. */
+/**
+ * Work other modules do when a process is launched. A failing hook never fails the launch.
+ * (Work before a stop hooks into the lifecycle owner instead: ModelPool.onBeforeStop.)
+ */
 export interface LifecycleHooks {
   /** Extra llama-server arguments for this launch, appended after the model's own. */
   launchArgs?(model: ModelRow, serverBinary: string): string[];
-  /**
-   * Runs after a running model is marked stopping and before its process is signalled. `signal`
-   * aborts at the stop's grace period; the stop goes ahead then whether or not the hook is done.
-   */
-  beforeStop?(modelId: string, baseUrl: string, signal: AbortSignal): Promise<void>;
 }
 
 /** Timings that are not part of the user config; tests shrink them. */
@@ -93,6 +92,8 @@ interface Slot {
   busy: number;
   /** Failed background health checks in a row (see checkRunning). */
   healthFailures?: number;
+  /** The owner's launch plan (placement args and env) of the current start. */
+  plan?: LaunchPlan;
 }
 
 /**
@@ -125,11 +126,13 @@ export class Supervisor implements SupervisorApi {
 
   // ---------------------------------------------------------------- public API
 
-  async start(modelId: string): Promise<ModelRuntimeInfo> {
+  async start(modelId: string, plan?: LaunchPlan): Promise<ModelRuntimeInfo> {
     const model = this.deps.registry.get(modelId);
     if (!model) throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${modelId}"`);
     if (this.shuttingDown) throw new ApiError("SERVICE_UNAVAILABLE", "The proxy is shutting down");
     const slot = this.slotOf(modelId);
+    // The placement applies to this load and to its crash restarts, until the next start.
+    if (plan && !slot.load && !(slot.state.state === "running" && slot.proc)) slot.plan = plan;
     // A manual start is a fresh intent: forget earlier crash counts and any pending restart.
     slot.wanted = true;
     if (slot.restartTimer) {
@@ -176,15 +179,6 @@ export class Supervisor implements SupervisorApi {
 
   lastHealthCheck(): string | null {
     return this.lastCheck;
-  }
-
-  /** Starts every model flagged autoStart; failures are logged, not thrown. */
-  autoStart(): void {
-    for (const row of this.deps.registry.list()) {
-      if (!row.settings?.autoStart) continue;
-      this.deps.log.info(`Auto-starting model ${row.id}`);
-      this.start(row.id).catch((err) => this.deps.log.error(`Auto-start of ${row.id} failed: ${(err as Error).message}`));
-    }
   }
 
   /**
@@ -256,9 +250,30 @@ export class Supervisor implements SupervisorApi {
     return this.timings.stopGraceMs ?? this.config().stopTimeoutSeconds * 1000;
   }
 
-  private modelLog(modelId: string) {
-    const source = `llama-server:${modelId}`;
-    return (line: string) => this.deps.logs.append(levelOfLine(line), source, line);
+  private modelLog(slot: Slot, report: MemoryReportParser) {
+    const source = `llama-server:${slot.id}`;
+    return (line: string) => {
+      const memory = report.line(line);
+      // The breakdown table comes at verbosity 4 (-lv 4) with other trace output: keep its
+      // lines out of the ring buffer (they are stored as the model's measurement instead), and
+      // every other trace-only line too, so the console's log view stays as readable as at -lv 3.
+      if (memory && line.includes("common_memory_breakdown_print")) return;
+      if (isTraceNoise(line)) return;
+      this.deps.logs.append(levelOfLine(line), source, line);
+    };
+  }
+
+  /** Announces what llama-server reported it allocated (the memory service stores it). */
+  private announceMemory(slot: Slot, report: MemoryReportParser): void {
+    const devices = report.devices();
+    if (!devices.length) return;
+    this.deps.bus?.emit("model.memory", {
+      modelId: slot.id,
+      ...(slot.plan?.memoryKey ? { settingsKey: slot.plan.memoryKey } : {}),
+      devices,
+      totalBytes: report.totalBytes(),
+      at: new Date().toISOString(),
+    });
   }
 
   /** The load itself; runs inside the model's queue. */
@@ -297,14 +312,20 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = [...buildServerArgs(cfg, toLaunchSpec(model), host, port), ...this.hookLaunchArgs(model, binary.path!)];
+        args = [...buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args), ...this.hookLaunchArgs(model, binary.path!)];
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
       const command = [binary.path!, ...args];
+      const report = new MemoryReportParser();
       let proc: LlamaServerProcess;
       try {
-        proc = new LlamaServerProcess({ command, baseUrl: `http://${connectHost(host)}:${port}`, onLine: this.modelLog(slot.id) });
+        proc = new LlamaServerProcess({
+          command,
+          baseUrl: `http://${connectHost(host)}:${port}`,
+          onLine: this.modelLog(slot, report),
+          ...(slot.plan && Object.keys(slot.plan.env).length ? { env: { ...process.env, ...slot.plan.env } } : {}),
+        });
       } catch (err) {
         this.ports.release(port);
         return this.failLoad(slot, `Cannot execute ${binary.path}: ${(err as Error).message}`, undefined, automatic);
@@ -313,7 +334,11 @@ export class Supervisor implements SupervisorApi {
       slot.port = port;
       this.pidFile.add({ modelId: slot.id, pid: proc.pid, startTime: readStartTime(proc.pid), port, command, startedAt: new Date().toISOString() });
       this.deps.log.info(`Starting llama-server for ${slot.id} on port ${port} (pid ${proc.pid})`, { command });
-      void proc.exited.then((exit) => this.onExit(slot, proc, exit));
+      void proc.exited.then((exit) => {
+        // At exit llama-server prints its breakdown table (at -lv 4): the most exact figure.
+        if (report.hasTable()) this.announceMemory(slot, report);
+        this.onExit(slot, proc, exit);
+      });
 
       try {
         await proc.waitReady(Math.max(1, deadlineMs - (performance.now() - t0)), signal, this.timings.healthPollMs);
@@ -354,6 +379,7 @@ export class Supervisor implements SupervisorApi {
         return this.failLoad(slot, `llama-server exited right after becoming ready (${describeExit(exit)})`, { proc, exit }, automatic);
       }
       slot.state.set("running", undefined);
+      this.announceMemory(slot, report);
       this.deps.log.info(`Model ${slot.id} is ready on port ${port} after ${Math.round(performance.now() - t0)} ms`);
       return this.info(slot);
     }
@@ -449,7 +475,6 @@ export class Supervisor implements SupervisorApi {
     const proc = slot.proc;
     slot.state.set("stopping", "stopping");
     const t0 = performance.now();
-    await this.runBeforeStop(slot.id, proc);
     const result = await proc.stop(this.stopGraceMs());
     this.forget(slot, proc);
     slot.loadedAt = undefined;
@@ -464,29 +489,6 @@ export class Supervisor implements SupervisorApi {
     } catch (err) {
       this.deps.log.warn(`Launch hook for ${model.id} failed (starting without it): ${(err as Error).message}`);
       return [];
-    }
-  }
-
-  /**
-   * The beforeStop hook, bounded by the grace period twice over: the hook gets an AbortSignal that
-   * fires then, and we stop waiting then even if it ignores the signal (a hung HTTP call to a
-   * wedged child must not turn a stop into a hang).
-   */
-  private async runBeforeStop(modelId: string, proc: LlamaServerProcess): Promise<void> {
-    const hook = this.deps.hooks?.beforeStop;
-    const graceMs = this.stopGraceMs();
-    if (!hook || graceMs <= 0 || proc.processGone) return;
-    const signal = AbortSignal.timeout(graceMs);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        hook(modelId, proc.baseUrl, signal),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs + 50))),
-      ]);
-    } catch (err) {
-      this.deps.log.warn(`beforeStop hook for ${modelId} failed: ${(err as Error).message}`);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -562,6 +564,7 @@ export class Supervisor implements SupervisorApi {
       ...(memoryUsage !== undefined ? { memoryUsage } : {}),
       ...(slot.contextSize !== undefined && state === "running" ? { contextSize: slot.contextSize } : {}),
       ...(slot.error && state === "error" ? { error: slot.error } : {}),
+      ...(slot.plan && state !== "stopped" ? { placement: slot.plan.placement } : {}),
       restarts: slot.restarts,
       ...(slot.restartTimer ? { restartPending: true } : {}),
     };

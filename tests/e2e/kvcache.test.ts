@@ -46,6 +46,8 @@ function register(id: string, settings: ModelSettings = {}, weights = `GGUF fake
   return srv.services.registry.insert([{ id, name: id, path, size: weights.length, family: "llama", format: "gguf", settings }])[0]!;
 }
 
+/** #11's guard: every state-changing /api request says it is JSON (CSRF defence). */
+const DEL = { method: "DELETE", headers: { "content-type": "application/json" } };
 const LONG = Array.from({ length: 300 }, (_, i) => `word${i % 17}`).join(" ");
 const turn1 = [{ role: "user", content: `Here is a document: ${LONG}. Summarise it.` }];
 
@@ -195,7 +197,7 @@ describe("KV cache across swaps", () => {
     register("alpha", { extraArgs: ["--fake-save-delay-ms", "20000"] });
     await chat("alpha", turn1);
     const t0 = performance.now();
-    await srv.services.supervisor.stop("alpha");
+    await srv.services.pool.stop("alpha");
     const ms = performance.now() - t0;
     expect(ms).toBeLessThan(2900); // 1 s for the save, at most 1 s of SIGTERM grace, slack
     expect(srv.services.kvcache.store.list("alpha")).toHaveLength(0);
@@ -209,7 +211,7 @@ describe("KV cache across swaps", () => {
     const rt = await srv.services.supervisor.start("alpha");
     expect(readFileSync(`/proc/${rt.pid}/cmdline`, "utf8")).not.toContain("--slot-save-path");
     await chat("alpha", turn1);
-    await srv.services.supervisor.stop("alpha");
+    await srv.services.pool.stop("alpha");
     expect(srv.services.kvcache.store.list()).toHaveLength(0);
 
     srv.services.config.update({ ...srv.services.config.get(), kvCacheDiskMiB: 0 });
@@ -230,13 +232,24 @@ describe("KV cache across swaps", () => {
     expect(body.data.entries).toHaveLength(1);
     expect(body.data.entries[0]).toMatchObject({ tokens: expect.any(Number), sizeBytes: expect.any(Number), hits: 0 });
     const id = body.data.entries[0].id;
-    expect((await fetch(`${srv.url}/api/models/alpha/kv-cache/nope`, { method: "DELETE" })).status).toBe(404);
+    expect((await fetch(`${srv.url}/api/models/alpha/kv-cache/nope`, DEL)).status).toBe(404);
     expect((await fetch(`${srv.url}/api/models/zzz/kv-cache`)).status).toBe(404);
-    const del = await fetch(`${srv.url}/api/models/alpha/kv-cache/${id}`, { method: "DELETE" });
+    const del = await fetch(`${srv.url}/api/models/alpha/kv-cache/${id}`, DEL);
     expect(del.status).toBe(200);
     expect(srv.services.kvcache.store.list("alpha")).toHaveLength(0);
     expect(readdirSync(srv.services.kvcache.store.dirOf("alpha"))).toEqual([]);
-    const all = await fetch(`${srv.url}/api/models/alpha/kv-cache`, { method: "DELETE" });
+    const all = await fetch(`${srv.url}/api/models/alpha/kv-cache`, DEL);
     expect((await all.json()).data).toEqual({ modelId: "alpha", deleted: 0 });
+  });
+
+  test("behind the same Host and Origin rules as every route: a forged Host or a cross-site DELETE is refused", async () => {
+    await boot();
+    register("alpha");
+    const u = new URL(srv.url);
+    const forged = await fetch(`${srv.url}/api/models/alpha/kv-cache`, { headers: { host: `evil.example:${u.port}` } });
+    expect(forged.status).toBe(403);
+    const cross = await fetch(`${srv.url}/api/models/alpha/kv-cache`, { ...DEL, headers: { ...DEL.headers, origin: "http://evil.example" } });
+    expect(cross.status).toBe(403);
+    expect((await fetch(`${srv.url}/api/models/alpha/kv-cache`)).status).toBe(200);
   });
 });
