@@ -20,6 +20,7 @@ import { RealtimeHub } from "./realtime/hub";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
 import { Supervisor } from "./supervisor/supervisor";
+import type { StartupTimings } from "./startup";
 import { APP_VERSION } from "./version";
 
 /** What main.ts learned from flags and environment. */
@@ -42,6 +43,8 @@ export interface RuntimeOptions {
   proxy?: Partial<ProxyOptions>;
   /** /llamaproxws intervals and limits (tests make them small). */
   realtime?: Partial<RealtimeOptions>;
+  /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
+  startup?: StartupTimings;
 }
 
 /**
@@ -88,8 +91,11 @@ export function createServices(options: RuntimeOptions): Services {
   const logs = new LogBuffer(5000, bus);
   const log = new Logger(logs, options.logLevel, "proxy", options.quiet ?? false);
   const config = new ConfigStore(options.configPath, log, bus);
+  options.startup?.mark("config");
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
+  options.startup?.mark("database + migrations");
   const registry = new ModelRegistry(db, bus);
+  options.startup?.mark("registry");
   const kvcache = new KvCacheService({ store: new KvCacheStore(join(options.dataDir, "kv-cache"), log.child("kvcache")), config: () => config.get(), log: log.child("kvcache") });
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir, hooks: { launchArgs: (m, bin) => kvcache.launchArgs(m, bin) } });
   const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
@@ -107,6 +113,7 @@ export function createServices(options: RuntimeOptions): Services {
     startedAt,
     history: new MetricsHistory(db, () => config.get().historyRetentionHours),
   });
+  options.startup?.mark("supervisor, pool, collector");
   const services: Services = {
     options,
     version: APP_VERSION,
@@ -134,6 +141,7 @@ export function createServices(options: RuntimeOptions): Services {
       allowedOrigins: options.realtime?.allowedOrigins ?? [],
     }),
   };
+  options.startup?.mark("realtime hub");
   return services;
 }
 
