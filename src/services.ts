@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import { ActivityLog, type ActivityOptions } from "./activity/log";
+import { RequestTracker } from "./activity/tracker";
 import { ConfigStore } from "./config/store";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
@@ -43,6 +45,8 @@ export interface RuntimeOptions {
   proxy?: Partial<ProxyOptions>;
   /** /llamaproxws intervals and limits (tests make them small). */
   realtime?: Partial<RealtimeOptions>;
+  /** Activity log batching (tests flush sooner). */
+  activity?: Partial<ActivityOptions>;
   /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
   startup?: StartupTimings;
 }
@@ -76,6 +80,10 @@ export interface Services {
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
+  /** The live request queue (queued, loading, in flight) and cancel. */
+  tracker: RequestTracker;
+  /** Every finished proxied request, batched into SQLite. */
+  activity: ActivityLog;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
@@ -104,6 +112,8 @@ export function createServices(options: RuntimeOptions): Services {
   // Bounded by the stricter of the pool's hook deadline and the stop's grace period (stopTimeoutSeconds).
   pool.onBeforeStop((id, ctx) => kvcache.beforeStop(id, ctx.baseUrl, AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, config.get().stopTimeoutSeconds * 1000))])));
   const requests = new RequestStats(bus);
+  const activity = new ActivityLog(db, () => config.get(), log.child("activity"), bus, options.activity);
+  const tracker = new RequestTracker(bus, (row) => activity.add(row));
   const cpu = new CpuSampler();
   const startedAt = new Date();
   const collector = new MetricsCollector({
@@ -131,6 +141,8 @@ export function createServices(options: RuntimeOptions): Services {
     memory,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
+    tracker,
+    activity,
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
@@ -152,6 +164,8 @@ export async function shutdownServices(s: Services): Promise<void> {
   await s.collector.stop();
   s.hub.close();
   await s.pool.stopAll(); // beforeStop hooks, then every child
+  // After the children stopped: the requests they were serving have ended and are in the batch.
+  s.activity.close();
   try {
     closeDatabase(s.db);
   } catch {
