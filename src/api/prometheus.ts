@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { requireApiKey } from "../http/auth";
+import { requireAuth } from "../http/auth";
 import { renderPrometheus } from "../metrics/prometheus";
 import type { Services } from "../services";
 
@@ -15,6 +15,7 @@ export async function prometheusText(s: Services): Promise<string> {
     registeredModels: s.registry.list().length,
     llamaServers: sample?.llamaServers ?? [],
     kvCache: { counters: s.kvcache.counters, ...s.kvcache.totals() },
+    peers: s.peers.snapshot(),
   });
 }
 
@@ -24,6 +25,6 @@ export async function prometheusText(s: Services): Promise<string> {
  */
 export function prometheusRoutes(s: Services) {
   return new Hono()
-    .use(requireApiKey(s.options.apiKey, "envelope"))
+    .use(requireAuth(s.auth, "envelope"))
     .get("/", async (c) => c.text(await prometheusText(s), 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }));
 }

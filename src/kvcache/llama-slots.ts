@@ -4,6 +4,7 @@
  * POST /apply-template, POST /tokenize. Every call carries a signal: a stop's deadline or a
  * request's own bound, never an unbounded wait on a busy child.
  */
+import { childAuthHeaders } from "../supervisor/child-keys";
 import type { SlotState } from "./decide";
 
 export class LlamaSlotsError extends Error {
@@ -17,7 +18,8 @@ export class LlamaSlotsError extends Error {
 }
 
 async function call<T>(url: string, init: RequestInit, signal: AbortSignal): Promise<T> {
-  const res = await fetch(url, { ...init, signal });
+  // Every child has its own API key (src/supervisor/child-keys.ts); only /health is public.
+  const res = await fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...childAuthHeaders(url) }, signal });
   const text = await res.text();
   let body: unknown;
   try {

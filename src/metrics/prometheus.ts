@@ -40,6 +40,8 @@ export interface PrometheusInput {
   llamaServers: LlamaServerMetrics[];
   /** Saved KV caches (src/kvcache): counters since start-up and what is on disk now. */
   kvCache?: { counters: KvCacheCounters; files: number; bytes: number };
+  /** Peers (src/peers/): health, latency, models, requests. */
+  peers?: import("../peers/registry").PeerSnapshot[];
 }
 
 /** Escapes a label value per the text exposition format (backslash, double quote, newline). */
@@ -148,6 +150,14 @@ export function renderPrometheus(input: PrometheusInput): string {
     out.family("llamaproxy_kv_cache_files", "gauge", "Saved KV cache files on disk.", [[{}, k.files]]);
     out.family("llamaproxy_kv_cache_bytes", "gauge", "Bytes of saved KV cache files on disk.", [[{}, k.bytes]]);
   }
+  const peers = [...(input.peers ?? [])].sort((a, b) => a.name.localeCompare(b.name));
+  out.family("llamaproxy_peer_up", "gauge", "1 when the peer answered its last health check and is not backing off.", peers.map((p) => [{ peer: p.name }, p.state === "up" && !p.backoffUntil ? 1 : 0]));
+  out.family("llamaproxy_peer_latency_seconds", "gauge", "Duration of the peer's last successful health check (GET /v1/models).", peers.filter((p) => p.latencyMs !== undefined).map((p) => [{ peer: p.name }, p.latencyMs! / 1000]));
+  out.family("llamaproxy_peer_models", "gauge", "Models the peer serves (after its models globs).", peers.map((p) => [{ peer: p.name }, p.models.length]));
+  out.family("llamaproxy_peer_requests_active", "gauge", "Requests in flight to the peer.", peers.map((p) => [{ peer: p.name }, p.inFlight]));
+  out.family("llamaproxy_peer_requests_total", "counter", "Requests relayed to the peer.", peers.map((p) => [{ peer: p.name }, p.requestsTotal]));
+  out.family("llamaproxy_peer_request_errors_total", "counter", "Requests relayed to the peer that failed.", peers.map((p) => [{ peer: p.name }, p.requestErrors]));
+  out.family("llamaproxy_peer_failures", "gauge", "Failures in a row (checks and requests) of the peer.", peers.map((p) => [{ peer: p.name }, p.failures]));
 
   if (sample) {
     out.family("llamaproxy_cpu_usage_percent", "gauge", "Machine CPU busy share since the previous sample.", [[{}, sample.cpu.usage]]);

@@ -4,12 +4,13 @@
 // endpoints, the raw /upstream passthrough) shares one path; proxy/routes.ts only parses and picks
 // the model.
 import type { Context } from "hono";
+import { addChildAuth } from "../supervisor/child-keys";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { openAiError, openAiErrorResponse, openAiType } from "../http/openai";
 import type { Lease, ModelPool } from "../supervisor/pool";
 import { CancelledError, type RequestHandle } from "../activity/tracker";
-import { downstreamResponseHeaders, passThrough } from "./forward";
+import { downstreamResponseHeaders, passThrough, type PassThroughHooks } from "./forward";
 import type { ProxyOptions } from "./options";
 import type { RequestOutcome, RequestStats } from "./stats";
 
@@ -147,46 +148,83 @@ async function relay(
       { status: 502 },
     );
   }
+  return streamResponse(upstream, {
+    started: a.started,
+    streaming: a.streaming,
+    upstreamAbort,
+    endStat,
+    track: a.track,
+    // The KV cache's check of its restore reads llama-server's own timings from the answer.
+    onOutcome: prepared ? (end, status) => prepared.done({ cacheN: end.cachedTokens, promptN: end.promptN, failed: end.failed || end.aborted || status >= 400 }) : undefined,
+    done: () => {
+      prepared?.done({ failed: true }); // no-op once onOutcome has reported (a body-less answer)
+      lease.release();
+      cleanup();
+      a.onDone?.();
+    },
+  });
+}
+
+/**
+ * The client's response for an upstream answer: the body streamed through unbuffered
+ * (passThrough), statistics recorded and `done` called exactly once at its end. Shared by the
+ * local relay and the peer relay (src/peers/relay.ts).
+ */
+export function streamResponse(
+  upstream: Response,
+  o: {
+    started: number;
+    streaming: boolean;
+    upstreamAbort: AbortController;
+    endStat: EndStat;
+    done: (failed: boolean) => void;
+    track?: RequestHandle | null;
+    /** Response headers to add (the peer relay names the peer). */
+    headers?: Record<string, string>;
+    /** Who closed a stream cut short, for the statistics ("llama-server", "peer b"). */
+    upstreamName?: string;
+    /** Hears how the answer ended (usage and timings from its tail), before `done`. */
+    onOutcome?: (end: Parameters<PassThroughHooks["onEnd"]>[0], status: number) => void;
+  },
+): Response {
+  const { endStat, upstreamAbort } = o;
   const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
   const status = upstream.status;
+  const headers = downstreamResponseHeaders(upstream.headers, upstream.body ? isSse || o.streaming : false);
+  for (const [k, v] of Object.entries(o.headers ?? {})) headers.set(k, v);
   if (!upstream.body) {
-    prepared?.done({ failed: true });
-    lease.release();
-    cleanup();
+    o.done(false);
     endStat({ status });
-    a.onDone?.();
-    return new Response(null, { status, headers: downstreamResponseHeaders(upstream.headers, false) });
+    return new Response(null, { status, headers });
   }
   let ttftMs: number | undefined;
   const body = passThrough(
     upstream.body,
     {
-      onFirstChunk: () => (ttftMs = performance.now() - a.started),
-      onChunk: a.track ? a.track.chunk : undefined,
+      onFirstChunk: () => (ttftMs = performance.now() - o.started),
+      onChunk: o.track ? o.track.chunk : undefined,
       abortedMessage: (reason) => (reason instanceof CancelledError ? reason.message : null),
-      onEnd: (o) => {
-        prepared?.done({ cacheN: o.cachedTokens, promptN: o.promptN, failed: o.failed || o.aborted || status >= 400 });
-        lease.release();
-        cleanup();
+      onEnd: (end) => {
+        o.onOutcome?.(end, status);
+        o.done(end.failed);
         const reason = upstreamAbort.signal.reason;
         endStat({
-          status: o.aborted ? 499 : o.failed ? 502 : status,
-          error: o.failed || status >= 400,
-          message: reason instanceof CancelledError ? reason.message : o.failed ? "llama-server closed the stream" : o.aborted ? "client disconnected" : undefined,
+          status: end.aborted ? 499 : end.failed ? 502 : status,
+          error: end.failed || status >= 400,
+          message: reason instanceof CancelledError ? reason.message : end.failed ? `${o.upstreamName ?? "llama-server"} closed the stream` : end.aborted ? "client disconnected" : undefined,
           ttftMs,
-          promptTokens: o.promptTokens,
-          cachedTokens: o.cachedTokens,
-          completionTokens: o.completionTokens,
-          generationMs: o.generationMs,
-          promptPerSecond: o.promptPerSecond,
-          predictedPerSecond: o.predictedPerSecond,
+          promptTokens: end.promptTokens,
+          cachedTokens: end.cachedTokens,
+          completionTokens: end.completionTokens,
+          generationMs: end.generationMs,
+          promptPerSecond: end.promptPerSecond,
+          predictedPerSecond: end.predictedPerSecond,
         });
-        a.onDone?.();
       },
     },
     { sse: isSse, upstreamAbort },
   );
-  return new Response(body, { status, headers: downstreamResponseHeaders(upstream.headers, isSse || a.streaming) });
+  return new Response(body, { status, headers });
 }
 
 /** The early-committed SSE response for a stream whose model is still loading. */
@@ -270,6 +308,8 @@ function loadingStream(
  * never reached the server, so it is sent again once, on a fresh connection.
  */
 export async function fetchUpstream(url: string, init: { method: string; headers: Headers; body?: string | ArrayBuffer }, signal: AbortSignal): Promise<Response> {
+  // The child's own key (the client's credentials were dropped by upstreamRequestHeaders).
+  addChildAuth(url, init.headers);
   try {
     return await fetch(url, { ...init, signal, redirect: "manual" });
   } catch (err) {
