@@ -217,8 +217,11 @@ export class KvCacheStore {
         // raced with a delete
       }
     }
-    if (dropped) this.log?.info(`KV cache: dropped ${dropped} stale file(s) or entries at start-up`);
-    this.save();
+    // Written only when something changed: start-up stays free of fsyncs on the common path.
+    if (dropped) {
+      this.log?.info(`KV cache: dropped ${dropped} stale file(s) or entries at start-up`);
+      this.save();
+    }
   }
 
   private save(): void {
