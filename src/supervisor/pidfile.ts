@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { writeFileAtomic } from "../config/store";
 
 /** A process identity that survives pid reuse: the pid plus its kernel start time. */
@@ -42,10 +43,27 @@ export function readCmdline(pid: number): string[] | null {
   }
 }
 
-/** True when `id` still names the same process (not a new one that reused the pid). */
+/** Field 3 of /proc/<pid>/stat: R, S, D, T, Z (zombie), X (dead)...; null when there is none. */
+export function readProcState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * True when `id` still names the same live process (not a new one that reused the pid). A zombie
+ * is dead: a proxy killed with -9 stays one until its parent reaps it (a shell, a test runner, a
+ * service manager may take a while), and a restart within that window used to take it for a
+ * live owner and leave its llama-servers running for good (finding 7 of #11).
+ */
 export function isSameProcessAlive(id: ProcessIdentity): boolean {
   const now = readStartTime(id.pid);
   if (now === null) return false;
+  const state = readProcState(id.pid);
+  if (state === "Z" || state === "X" || state === "x") return false;
   return id.startTime === null || now === id.startTime;
 }
 
@@ -74,19 +92,45 @@ export const selfIdentity = (): ProcessIdentity => ({ pid: process.pid, startTim
 export class PidFile {
   private children = new Map<number, ChildRecord>();
   private readonly owner = selfIdentity();
+  /** Where we write: the main file, or our own `llama-servers.<pid>.json` while another live proxy holds the main one. */
+  path: string;
 
-  constructor(readonly path: string) {}
+  constructor(readonly mainPath: string) {
+    this.path = mainPath;
+  }
 
   /** What a previous proxy left behind; null when there is no file or it is unreadable. */
-  readPrevious(): PidFileContent | null {
-    if (!existsSync(this.path)) return null;
+  readPrevious(path = this.path): PidFileContent | null {
+    if (!existsSync(path)) return null;
     try {
-      const parsed = JSON.parse(readFileSync(this.path, "utf8")) as PidFileContent;
-      if (!parsed || !Array.isArray(parsed.children)) return null;
+      const parsed = JSON.parse(readFileSync(path, "utf8")) as PidFileContent;
+      if (!parsed || !Array.isArray(parsed.children) || !parsed.owner) return null;
       return parsed;
     } catch {
       return null;
     }
+  }
+
+  /**
+   * Every pidfile in the folder: the main one and the per-pid ones of proxies that found the
+   * main file held by a live proxy. A pidfile is never overwritten while the entries it holds
+   * are not cleaned: each proxy writes only the file it owns.
+   */
+  allFiles(): string[] {
+    const dir = dirname(this.mainPath);
+    const stem = basename(this.mainPath).replace(/\.json$/, "");
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir).filter((n) => n.startsWith(`${stem}.`) && /^\d+\.json$/.test(n.slice(stem.length + 1)));
+    } catch {
+      // no folder yet
+    }
+    return [this.mainPath, ...names.map((n) => join(dir, n))];
+  }
+
+  /** Another live proxy holds the main file: keep ours apart instead of overwriting its list. */
+  useOwnFile(): void {
+    this.path = this.mainPath.replace(/\.json$/, `.${process.pid}.json`);
   }
 
   add(record: ChildRecord): void {

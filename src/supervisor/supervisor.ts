@@ -1,4 +1,4 @@
-import { accessSync, constants, readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { ConfigStore } from "../config/store";
 import type { ModelRow } from "../db/schema";
@@ -188,23 +188,32 @@ export class Supervisor implements SupervisorApi {
    * proxy recorded are touched. Returns how many were stopped.
    */
   async cleanupOrphans(): Promise<number> {
-    const previous = this.pidFile.readPrevious();
-    if (!previous) return 0;
-    if (previous.owner.pid !== process.pid && isSameProcessAlive(previous.owner)) {
-      this.deps.log.warn(`Another proxy (pid ${previous.owner.pid}) is using ${this.pidFile.path}; leaving its processes alone`);
-      return 0;
-    }
     let stopped = 0;
     const grace = this.stopGraceMs();
-    await Promise.all(
-      previous.children.map(async (child) => {
-        if (!isSameProcessAlive(child) || !cmdlineMatches(readCmdline(child.pid), child.command)) return;
-        this.deps.log.warn(`Stopping orphaned llama-server of ${child.modelId} (pid ${child.pid}, port ${child.port}) left by a previous run`);
-        await killOrphan(child, grace);
-        stopped++;
-      }),
-    );
-    this.pidFile.flush(); // replace the previous proxy's list with ours (empty so far)
+    // Every pidfile in the data dir (the main one, and per-pid ones of proxies that ran beside a
+    // live one). A file whose owner is alive (and not a zombie) is left alone, and if that is the
+    // main file we write our own beside it: nobody's entries are overwritten before they were
+    // cleaned. A file whose owner is dead: its children are stopped, then the file goes.
+    for (const path of this.pidFile.allFiles()) {
+      const previous = this.pidFile.readPrevious(path);
+      if (!previous) continue;
+      if (previous.owner.pid !== process.pid && isSameProcessAlive(previous.owner)) {
+        this.deps.log.warn(`Another proxy (pid ${previous.owner.pid}) is using ${path}; leaving its processes alone`);
+        if (path === this.pidFile.mainPath) this.pidFile.useOwnFile();
+        continue;
+      }
+      await Promise.all(
+        previous.children.map(async (child) => {
+          if (!isSameProcessAlive(child) || !cmdlineMatches(readCmdline(child.pid), child.command)) return;
+          this.deps.log.warn(`Stopping orphaned llama-server of ${child.modelId} (pid ${child.pid}, port ${child.port}) left by a previous run`);
+          await killOrphan(child, grace);
+          stopped++;
+        }),
+      );
+      // Cleaned: only now may the file go (ours is rewritten on our first spawn).
+      if (path !== this.pidFile.path) rmSync(path, { force: true });
+    }
+    this.pidFile.flush(); // our own list (empty so far) replaces the cleaned one
     return stopped;
   }
 

@@ -111,3 +111,62 @@ test("a child orphaned by kill -9 of the proxy is stopped by the next proxy; SIG
   expect(processesMentioning(dir)).toEqual([]);
   expect(existsSync(join(dir, "llama-servers.json"))).toBe(false);
 }, 60_000);
+
+/**
+ * Finding 7 of #11: after a kill -9 the dead proxy stays a zombie until its parent reaps it; a
+ * restart in that window took it for a live owner, cleaned nothing and then overwrote the
+ * pidfile, so the children were never cleaned. Here the parent is a holder that never reaps
+ * (python's Popen without wait), so the zombie lasts as long as the test needs.
+ */
+test("finding 7: orphans leak for good (a restart at once, while the killed proxy is a zombie)", async () => {
+  const holder = Bun.spawn(
+    ["python3", "-c", "import subprocess,sys,time\np=subprocess.Popen(sys.argv[1:])\nprint(p.pid,flush=True)\ntime.sleep(120)", process.execPath, "src/main.ts", "--port", "0", "--data-dir", dir, "--log-level", "debug"],
+    { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "ignore", env: { ...process.env, NODE_ENV: "test" } },
+  );
+  proxies.push(holder);
+  const reader = (holder.stdout as ReadableStream<Uint8Array>).getReader();
+  const proxyPid = Number(new TextDecoder().decode((await reader.read()).value).trim());
+  expect(proxyPid).toBeGreaterThan(0);
+  const orphan = await healthyChild();
+  process.kill(proxyPid, "SIGKILL");
+  const stateOf = () => readFileSync(`/proc/${proxyPid}/stat`, "utf8").split(") ")[1]!.split(" ")[0];
+  await waitFor(() => stateOf() === "Z", "the killed proxy to be a zombie", 5000);
+  expect(isAlive(orphan.pid)).toBe(true);
+
+  // Restart at once: the zombie owner counts as dead, its child is stopped.
+  const next = startProxy();
+  await waitFor(() => !isAlive(orphan.pid), "the orphan of the zombie proxy to be stopped", 15_000);
+  expect(stateOf()).toBe("Z"); // still a zombie: the cleanup did not wait for it to be reaped
+  const replacement = await healthyChild(orphan.pid);
+  expect(pidFileChildren().map((c) => c.pid)).toEqual([replacement.pid]);
+  expect(proxyLogs.get(next)!.some((l) => l.includes(`Stopping orphaned llama-server of tiny (pid ${orphan.pid}`))).toBe(true);
+
+  next.kill("SIGTERM");
+  await next.exited;
+  holder.kill("SIGKILL");
+  await holder.exited;
+  expect(processesMentioning(dir).filter((p) => p !== proxyPid)).toEqual([]);
+}, 60_000);
+
+test("a pidfile held by a live proxy is never overwritten: the second proxy keeps its own beside it", async () => {
+  const first = startProxy();
+  const child = await healthyChild();
+  const second = startProxy();
+  // The second proxy starts the autoStart model too, on another port, and lists it in its own file.
+  const own = join(dir, `llama-servers.${second.pid}.json`);
+  await waitFor(() => existsSync(own) && JSON.parse(readFileSync(own, "utf8")).children.length === 1, "the second proxy's own pidfile", 20_000);
+  expect(pidFileChildren().map((c) => c.pid)).toEqual([child.pid]);
+  expect(proxyLogs.get(second)!.some((l) => l.includes(`Another proxy (pid ${first.pid})`))).toBe(true);
+  // kill -9 the first: the next proxy cleans its child and leaves the second one's alone.
+  first.kill("SIGKILL");
+  await first.exited;
+  const secondsChild = JSON.parse(readFileSync(own, "utf8")).children[0].pid as number;
+  const third = startProxy();
+  await waitFor(() => !isAlive(child.pid), "the first proxy's orphan to be stopped", 15_000);
+  expect(isAlive(secondsChild)).toBe(true);
+  for (const p of [second, third]) {
+    p.kill("SIGTERM");
+    await p.exited;
+  }
+  expect(processesMentioning(dir)).toEqual([]);
+}, 90_000);
