@@ -1,5 +1,8 @@
 import type { Server } from "bun";
+import { dirname } from "node:path";
 import { createApp } from "./app";
+import { removeStaleTempFiles } from "./config/store";
+import { isSameProcessAlive } from "./supervisor/pidfile";
 import { errorBody } from "./http/envelope";
 import { checkRequest, guardInput, refusalResponse, SOCKET_PATH } from "./http/guard";
 import { startBackgroundDiscovery } from "./models/catalog";
@@ -19,6 +22,10 @@ export interface RunningServer {
 /** Builds the services and serves them; used by main.ts and by end-to-end tests (port 0). */
 export async function startServer(options: RuntimeOptions): Promise<RunningServer> {
   const t = options.startup;
+  // Temp files of atomic writes cut short by a kill -9 (config, pidfile) go before anything reads.
+  for (const dir of new Set([dirname(options.configPath), options.dataDir])) {
+    removeStaleTempFiles(dir, (pid) => isSameProcessAlive({ pid, startTime: null }));
+  }
   const services = createServices(options);
   // Before serving: children a kill -9'd predecessor left behind still hold ports and memory.
   await services.supervisor.cleanupOrphans?.();

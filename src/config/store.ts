@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { EventBus } from "../events";
@@ -28,6 +28,38 @@ export function getDefaultConfig(): LlamaServerConfig {
 export function validateConfig(config: Partial<LlamaServerConfig>): { valid: boolean; errors: string[] } {
   const result = llamaServerConfigSchema.safeParse({ ...getDefaultConfig(), ...config });
   return result.success ? { valid: true, errors: [] } : { valid: false, errors: describeIssues(result.error).split("; ") };
+}
+
+/** The temp files writeFileAtomic creates: `.<ms>-<pid>-<random>.tmp`. */
+const ATOMIC_TEMP = /^\.\d+-(\d+)-[a-z0-9]+\.tmp$/;
+
+/**
+ * Removes temp files a killed process (kill -9 between write and rename) left in `dir`: those of
+ * writeFileAtomic whose writer is no longer running. Called at start for the config's and the
+ * data folder. Returns how many went.
+ */
+export function removeStaleTempFiles(dir: string, isRunning: (pid: number) => boolean): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const m = ATOMIC_TEMP.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    // Ours (being written right now) or a live writer's: not stale.
+    if (pid === process.pid || isRunning(pid)) continue;
+    try {
+      rmSync(join(dir, name), { force: true });
+      removed++;
+    } catch {
+      // not ours to remove (permissions): leave it
+    }
+  }
+  return removed;
 }
 
 /**
