@@ -183,7 +183,7 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     // (src/http/guard.ts) before server.ts handed the request here.
     const isUpgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
     // A request that would add a client (not a poll or an upgrade probe of an existing session).
-    if (query.get("sid") === null && this.connections.size >= this.options.maxClients) {
+    if (query.get("sid") === null && this.connections.size - this.pendingCount >= this.options.maxClients) {
       const detail = `${this.options.maxClients} clients are connected`;
       if (eio !== null) return engineError({ code: 3, message: "Too many clients" }, 503, detail);
       return Response.json(errorBody("SERVICE_UNAVAILABLE", "Too many realtime clients", detail), { status: 503, headers: { "Retry-After": "5" } });
@@ -226,7 +226,10 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     if (transport !== "polling") return engineError(ENGINE_ERRORS.UNKNOWN_TRANSPORT);
     if (sid === null) {
       if (req.method !== "GET") return engineError(ENGINE_ERRORS.BAD_HANDSHAKE_METHOD);
+      const refusal = this.pendingRefusal(remote ?? "unknown");
+      if (refusal) return engineError({ code: 3, message: "Too many pending handshakes" }, 429, refusal);
       const session = this.newSession("polling", remote);
+      this.trackPending(session, remote ?? "unknown");
       session.openPolling();
       return session.handlePollGet(req);
     }
@@ -252,7 +255,44 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     return session;
   }
 
+  // ---- pending polling handshakes (finding 8 of #11) ----------------------------------------
+
+  /** Polling sessions that have not sent their Socket.IO CONNECT yet, by client address. */
+  private readonly pending = new Map<string, Set<SocketIoSession>>();
+  private pendingCount = 0;
+
+  private pendingRefusal(address: string): string | null {
+    const o = this.options;
+    if ((this.pending.get(address)?.size ?? 0) >= o.maxPendingHandshakesPerClient) return `${o.maxPendingHandshakesPerClient} handshakes from ${address} have not connected yet`;
+    if (this.pendingCount >= o.maxPendingHandshakes) return `${o.maxPendingHandshakes} handshakes have not connected yet`;
+    return null;
+  }
+
+  private trackPending(session: SocketIoSession, address: string): void {
+    let set = this.pending.get(address);
+    if (!set) this.pending.set(address, (set = new Set()));
+    set.add(session);
+    this.pendingCount++;
+    const untrack = () => {
+      if (!set.delete(session)) return;
+      this.pendingCount--;
+      if (set.size === 0 && this.pending.get(address) === set) this.pending.delete(address);
+    };
+    this.untrackPending.set(session, untrack);
+    session.onEstablished = untrack;
+    // A session that has not connected within the bound is closed: it would otherwise hold its
+    // place for pingInterval + pingTimeout (~45 s).
+    const timer = setTimeout(() => {
+      untrack();
+      if (!session.established) session.close(1000, "handshake not completed in time");
+    }, this.options.handshakeTimeoutMs);
+    timer.unref?.();
+  }
+
+  private readonly untrackPending = new WeakMap<Connection, () => void>();
+
   private forget(conn: Connection): void {
+    this.untrackPending.get(conn)?.();
     this.connections.delete(conn);
     if (conn instanceof SocketIoSession) this.sessions.delete(conn.id);
     for (const topic of TOPICS) this.members[topic].delete(conn);

@@ -62,6 +62,10 @@ export type SocketIoContext = EngineContext & CommandContext;
 /** A socket.io-client connection: an Engine.IO session speaking Socket.IO on namespace "/". */
 export class SocketIoSession extends EngineSession {
   private nspConnected = false;
+  /** The client sent its namespace CONNECT at least once: a real client, not a bare handshake. */
+  established = false;
+  /** Called once, at the first CONNECT (the hub stops counting the session as a pending handshake). */
+  onEstablished?: () => void;
 
   constructor(id: string, private readonly ctx: SocketIoContext, transport: "polling" | "websocket", remoteAddress?: string) {
     super(id, ctx, transport, remoteAddress);
@@ -104,6 +108,10 @@ export class SocketIoSession extends EngineSession {
     switch (type) {
       case SIO.CONNECT:
         this.nspConnected = true;
+        if (!this.established) {
+          this.established = true;
+          this.onEstablished?.();
+        }
         // socket.io-client 4 requires a sid in the CONNECT answer (it treats its absence as v2).
         this.sendPacket(`40${JSON.stringify({ sid: randomBytes(15).toString("base64url") })}`);
         return;

@@ -53,6 +53,16 @@ export interface RealtimeOptions {
   slowConsumerBytes: number;
   /** New connections beyond this many are refused with 503 (every client costs memory and a timer). */
   maxClients: number;
+  /**
+   * Engine.IO polling handshakes that have not connected yet (no Socket.IO CONNECT): at most
+   * this many per client address, and each one is closed after handshakeTimeoutMs. They do not
+   * count towards maxClients, so a flood of bare handshakes (an <img> is enough to make one)
+   * cannot lock WebSocket clients out (finding 8 of #11).
+   */
+  maxPendingHandshakesPerClient: number;
+  /** All addresses together (bounds memory whatever the number of addresses). */
+  maxPendingHandshakes: number;
+  handshakeTimeoutMs: number;
   /** Per-connection inbound rate: sustained messages per second and burst size. */
   rateLimitPerSecond: number;
   rateLimitBurst: number;
@@ -86,6 +96,9 @@ export const DEFAULT_REALTIME_OPTIONS: RealtimeOptions = {
   hardMaxMessageBytes: 1024 * 1024,
   slowConsumerBytes: 1024 * 1024,
   maxClients: 5000,
+  maxPendingHandshakesPerClient: 16,
+  maxPendingHandshakes: 256,
+  handshakeTimeoutMs: 10_000,
   rateLimitPerSecond: 20,
   rateLimitBurst: 40,
   floodCloseDrops: 5000,
