@@ -3,11 +3,15 @@ import { dirname } from "node:path";
 import { createApp } from "./app";
 import { removeStaleTempFiles } from "./config/store";
 import { isSameProcessAlive } from "./supervisor/pidfile";
+import { liftIdleTimeout, restoreIdleTimeout } from "./http/connection-timeout";
 import { errorBody } from "./http/envelope";
 import { checkRequest, guardInput, refusalResponse, SOCKET_PATH } from "./http/guard";
 import { startBackgroundDiscovery } from "./models/catalog";
 import { realtimeSources } from "./realtime/sources";
 import { createServices, shutdownServices, type RuntimeOptions, type Services } from "./services";
+
+/** Idle keep-alive connections are closed after this many seconds (nginx uses 75). */
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 60;
 
 export interface RunningServer {
   server: Server<unknown>;
@@ -33,6 +37,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   const app = createApp(services);
   t?.mark("routes");
   const { hub } = services;
+  const idleTimeout = options.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS;
   const server = Bun.serve({
     port: options.port,
     hostname: options.host,
@@ -47,7 +52,13 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
         if (refusal) return refusalResponse(refusal, url.searchParams.has("EIO") ? "engineio" : "envelope");
       }
       const answer = hub.handle(req, srv);
-      return answer === null ? app.fetch(req, srv) : answer;
+      if (answer !== null) return answer;
+      // A request being worked on may be silent for minutes (a model loading, a long prompt):
+      // no idle timeout while its handler runs; put back when it has answered, or when a
+      // streamed answer ends (src/http/connection-timeout.ts).
+      liftIdleTimeout(req, srv, idleTimeout);
+      const res = app.fetch(req, srv);
+      return res instanceof Promise ? res.then((r) => (restoreIdleTimeout(req), r)) : (restoreIdleTimeout(req), res);
     },
     websocket: hub.websocket,
     // Never Bun's development error page (it shows source lines and paths to whoever asks), and
@@ -58,8 +69,9 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
       services.log.error(`Unhandled error in a request handler: ${err.message}`, { stack: err.stack });
       return Response.json(errorBody("INTERNAL_ERROR", "Internal server error", "An unexpected error occurred; see the server log"), { status: 500 });
     },
-    // Streams from llama-server can pause for minutes while a model thinks.
-    idleTimeout: 0,
+    // Idle keep-alive and half-open connections are closed after this (they were kept for ever);
+    // requests in progress are exempt (see liftIdleTimeout above).
+    idleTimeout,
   });
   t?.mark("listen");
   services.server = { port: server.port!, host: options.host };

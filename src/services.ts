@@ -39,6 +39,8 @@ export interface RuntimeOptions {
   environment: string;
   /** Required on /api and /v1 when set (Authorization: Bearer <key> or X-API-Key). */
   apiKey?: string;
+  /** Seconds before an idle connection is closed (default 60; requests in progress are exempt). */
+  idleTimeoutSeconds?: number;
   /** Host names accepted besides loopback and the bound address (--allowed-hosts, ALLOWED_HOSTS). */
   allowedHosts?: string[];
   /** Do not print log lines to stderr (tests). */

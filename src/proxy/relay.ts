@@ -4,6 +4,7 @@
 // endpoints, the raw /upstream passthrough) shares one path; proxy/routes.ts only parses and picks
 // the model.
 import type { Context } from "hono";
+import { keepIdleTimeoutLifted } from "../http/connection-timeout";
 import { addChildAuth } from "../supervisor/child-keys";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
@@ -70,7 +71,11 @@ export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response
   const upstreamAbort = new AbortController();
   const onClientAbort = () => upstreamAbort.abort(new Error("client disconnected"));
   clientSignal.addEventListener("abort", onClientAbort, { once: true });
+  // The answer may stream long after this handler returned: its connection keeps no idle
+  // timeout until the stream has ended (src/http/connection-timeout.ts).
+  const restoreIdle = keepIdleTimeoutLifted(a.c.req.raw);
   const endStat: EndStat = (o) => {
+    restoreIdle();
     a.stat?.end(o);
     a.track?.finish(o);
   };

@@ -29,3 +29,46 @@ describe("finding 10: kill -9 leaves temp files that are never removed", () => {
     }
   });
 });
+
+describe("finding 10: half-open connections are never closed", () => {
+  test("an idle keep-alive connection is closed after idleTimeout; long silent requests are never cut", async () => {
+    const { connect } = await import("node:net");
+    const { resolve } = await import("node:path");
+    const d = mkdtempSync(join(tmpdir(), "lap-idle-"));
+    const srv = await startServer({ port: 0, host: "127.0.0.1", dataDir: d, configPath: join(d, "config.json"), logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:", idleTimeoutSeconds: 1 });
+    try {
+      // 1. Raw socket: one request, then silence. Closed by us within a few seconds.
+      const closedAfter = await new Promise<number>((done, reject) => {
+        const t0 = Date.now();
+        const sock = connect(srv.server.port!, "127.0.0.1", () => sock.write("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        sock.on("data", () => {});
+        sock.on("close", () => done(Date.now() - t0));
+        sock.on("error", reject);
+        setTimeout(() => reject(new Error("the idle connection was not closed within 10 s")), 10_000);
+      });
+      expect(closedAfter).toBeLessThan(10_000);
+
+      // 2. Requests that are silent longer than the idle bound still complete.
+      const FAKE = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
+      srv.services.config.update({ ...srv.services.config.get(), serverPath: FAKE, host: "127.0.0.1", port: 24000 + Math.floor(Math.random() * 8000), stopTimeoutSeconds: 2 });
+      const file = join(d, "slow.gguf");
+      writeFileSync(file, "GGUF fake");
+      srv.services.registry.insert([{ id: "slow", name: "slow", path: file, size: 9, family: "llama", format: "gguf", settings: { extraArgs: ["--fake-load-ms", "2500", "--fake-token-delay-ms", "700"] } }]);
+      const json = { "content-type": "application/json" };
+      // A load of 2.5 s behind POST /api/models/:id/start (no bytes until it runs).
+      const start = await fetch(`${srv.url}/api/models/slow/start`, { method: "POST", headers: json });
+      expect(start.status).toBe(200);
+      // A non-streaming generation of 4 x 700 ms: nothing is sent until it is done.
+      const chat = await fetch(`${srv.url}/v1/chat/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "slow", messages: [{ role: "user", content: "x" }], max_tokens: 4 }) });
+      expect(chat.status).toBe(200);
+      expect(((await chat.json()) as any).usage.completion_tokens).toBe(4);
+      // A stream (the relay keeps the timeout lifted until it ends).
+      const stream = await fetch(`${srv.url}/v1/chat/completions`, { method: "POST", headers: json, body: JSON.stringify({ model: "slow", messages: [{ role: "user", content: "x" }], max_tokens: 3, stream: true }) });
+      const text = await stream.text();
+      expect(text).toContain("data: [DONE]");
+    } finally {
+      await srv.stop();
+      rmSync(d, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
