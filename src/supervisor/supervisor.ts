@@ -8,6 +8,7 @@ import type { LogBuffer } from "../logs/buffer";
 import type { Logger } from "../logs/logger";
 import type { ModelRegistry } from "../models/registry";
 import { bindHost, buildServerArgs, connectHost, LaunchArgsError } from "./args";
+import { childAuthHeaders, newChildKey } from "./child-keys";
 import { checkServerBinary } from "./binary";
 import { GpuProcessMemory, readRssMb } from "./memory";
 import { cmdlineMatches, isSameProcessAlive, PidFile, readCmdline, readStartTime, type ChildRecord } from "./pidfile";
@@ -35,6 +36,17 @@ export interface SupervisorDeps {
   dataDir: string;
   /** Port allocation (tests inject one whose "is it free?" answer they control). */
   ports?: PortAllocator;
+  /** Small named hooks into process launches (the KV cache adds --slot-save-path). */
+  hooks?: LifecycleHooks;
+}
+
+/**
+ * Work other modules do when a process is launched. A failing hook never fails the launch.
+ * (Work before a stop hooks into the lifecycle owner instead: ModelPool.onBeforeStop.)
+ */
+export interface LifecycleHooks {
+  /** Extra llama-server arguments for this launch, appended after the model's own. */
+  launchArgs?(model: ModelRow, serverBinary: string): string[];
 }
 
 /** Timings that are not part of the user config; tests shrink them. */
@@ -315,7 +327,7 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args);
+        args = [...buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args), ...this.hookLaunchArgs(model, binary.path!)];
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
@@ -328,6 +340,7 @@ export class Supervisor implements SupervisorApi {
           baseUrl: `http://${connectHost(host)}:${port}`,
           onLine: this.modelLog(slot, report),
           ...(slot.plan && Object.keys(slot.plan.env).length ? { env: { ...process.env, ...slot.plan.env } } : {}),
+          apiKey: newChildKey(),
         });
       } catch (err) {
         this.ports.release(port);
@@ -486,6 +499,15 @@ export class Supervisor implements SupervisorApi {
     this.deps.log.info(`Model ${slot.id} stopped in ${Math.round(performance.now() - t0)} ms (${how})`);
   }
 
+  private hookLaunchArgs(model: ModelRow, serverBinary: string): string[] {
+    try {
+      return this.deps.hooks?.launchArgs?.(model, serverBinary) ?? [];
+    } catch (err) {
+      this.deps.log.warn(`Launch hook for ${model.id} failed (starting without it): ${(err as Error).message}`);
+      return [];
+    }
+  }
+
   /**
    * Background health check of running models: keeps /api/health's time fresh and catches a
    * llama-server that is alive but no longer answers (deadlocked, SIGSTOPped, swapping to death).
@@ -568,7 +590,7 @@ export class Supervisor implements SupervisorApi {
 /** n_ctx the server actually runs with (GET /props), or undefined when it does not say. */
 async function readContextSize(baseUrl: string): Promise<number | undefined> {
   try {
-    const res = await fetch(`${baseUrl}/props`, { signal: AbortSignal.timeout(1000) });
+    const res = await fetch(`${baseUrl}/props`, { headers: childAuthHeaders(baseUrl), signal: AbortSignal.timeout(1000) });
     if (!res.ok) return undefined;
     const props = (await res.json()) as { default_generation_settings?: { n_ctx?: unknown } };
     const n = props.default_generation_settings?.n_ctx;
