@@ -28,7 +28,27 @@ interface ModelSlots {
   lastUsed: number;
   lastReleased: number;
   idleTimer?: ReturnType<typeof setTimeout>;
+  /**
+   * The idle TTL the last finished request asked for (Ollama's keep_alive, seconds; Infinity =
+   * keep): it decides the idle period that follows. Undefined = the configured TTL.
+   */
+  keepAliveSeconds?: number;
+  /** Date.now() ms at which the armed idle timer stops the model; undefined when none is armed. */
+  idleDeadline?: number;
 }
+
+/** Per-request options of acquire(). */
+export interface AcquireOptions {
+  /**
+   * How long the model stays loaded once this request ends and nothing else runs (seconds;
+   * 0 = stop right after, Infinity = never stop for idleness). Absent = the configured idle TTL.
+   * The request that finishes last decides, as in Ollama's keep_alive.
+   */
+  keepAliveSeconds?: number;
+}
+
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface PoolOptions {
   /** Seconds a 429 tells clients to wait (Retry-After). */
@@ -112,7 +132,7 @@ export class ModelPool {
    * RATE_LIMITED when the model's queue is full, SERVICE_UNAVAILABLE when the load fails,
    * and rejects with the signal's reason when the client goes away while waiting.
    */
-  async acquire(modelId: string, signal?: AbortSignal, onWaiting?: () => void): Promise<Lease> {
+  async acquire(modelId: string, signal?: AbortSignal, onWaiting?: () => void, opts: AcquireOptions = {}): Promise<Lease> {
     const cfg = this.config();
     const slots = this.slotsOf(modelId);
     const maxInFlight = cfg.maxConcurrentRequests;
@@ -124,7 +144,7 @@ export class ModelPool {
       // Fast path: running, a free slot, and nobody queued ahead of us (FIFO fairness).
       const open = !this.draining.has(modelId);
       if (running && open && slots.inFlight < maxInFlight && slots.queue.length === 0) {
-        return this.grant(modelId, slots, rt.baseUrl!);
+        return this.grant(modelId, slots, rt.baseUrl!, opts);
       }
       if (slots.queue.length >= cfg.maxQueuedRequests) {
         const retry = String(this.options.retryAfterSeconds ?? 1);
@@ -145,16 +165,17 @@ export class ModelPool {
       // Re-check from the top: the model may have been stopped again while we were woken.
       const after = this.supervisorOf().runtimeOf(modelId);
       if (after?.state === "running" && after.baseUrl && !this.draining.has(modelId) && slots.inFlight < maxInFlight) {
-        return this.grant(modelId, slots, after.baseUrl);
+        return this.grant(modelId, slots, after.baseUrl, opts);
       }
     }
   }
 
-  private grant(modelId: string, slots: ModelSlots, baseUrl: string): Lease {
+  private grant(modelId: string, slots: ModelSlots, baseUrl: string, opts: AcquireOptions = {}): Lease {
     slots.inFlight++;
     slots.lastUsed = performance.now();
     if (slots.idleTimer) clearTimeout(slots.idleTimer);
     slots.idleTimer = undefined;
+    slots.idleDeadline = undefined;
     let released = false;
     return {
       modelId,
@@ -163,6 +184,7 @@ export class ModelPool {
         if (released) return;
         released = true;
         slots.inFlight--;
+        slots.keepAliveSeconds = opts.keepAliveSeconds;
         slots.lastReleased = performance.now();
         this.wakeNext(slots);
         if (slots.inFlight === 0) {
@@ -351,18 +373,48 @@ export class ModelPool {
     return own ?? this.config().idleTimeoutSeconds;
   }
 
+  /** Seconds a model stays up once idle: the last request's keep_alive, else its TTL (0 there = never). */
+  private idleSeconds(modelId: string, slots: ModelSlots): number {
+    if (slots.keepAliveSeconds !== undefined) return slots.keepAliveSeconds;
+    return this.ttlSeconds(modelId) || Infinity;
+  }
+
+  /**
+   * When the model will be stopped for idleness (Date.now() ms), or null for never. A model
+   * with requests in flight counts from now, as Ollama's /api/ps shows it.
+   */
+  idleExpiresAt(modelId: string): number | null {
+    const slots = this.slotsOf(modelId);
+    if (slots.idleDeadline !== undefined) return slots.idleDeadline;
+    const ttl = this.idleSeconds(modelId, slots);
+    return Number.isFinite(ttl) ? Date.now() + ttl * 1000 : null;
+  }
+
   private armIdleTimer(modelId: string, slots: ModelSlots): void {
-    const ttl = this.ttlSeconds(modelId);
-    if (!ttl) return;
+    const ttl = this.idleSeconds(modelId, slots);
     if (slots.idleTimer) clearTimeout(slots.idleTimer);
-    slots.idleTimer = setTimeout(() => {
+    slots.idleTimer = undefined;
+    slots.idleDeadline = undefined;
+    if (!Number.isFinite(ttl)) return;
+    const deadline = Date.now() + ttl * 1000;
+    slots.idleDeadline = deadline;
+    const fire = () => {
+      // setTimeout cannot wait longer than 2^31-1 ms (it would fire at once): wait in steps.
+      const left = deadline - Date.now();
+      if (left > 0) {
+        slots.idleTimer = setTimeout(fire, Math.min(left, MAX_TIMER_MS));
+        slots.idleTimer.unref?.();
+        return;
+      }
       slots.idleTimer = undefined;
+      slots.idleDeadline = undefined;
       const rt = this.supervisorOf().runtimeOf(modelId);
       if (slots.inFlight === 0 && slots.queue.length === 0 && rt?.state === "running") {
         this.log?.info(`Stopping ${modelId}: idle for ${ttl}s`);
         this.supervisorOf().stop(modelId).catch((err) => this.log?.warn(`Idle stop of ${modelId} failed: ${(err as Error).message}`));
       }
-    }, ttl * 1000);
+    };
+    slots.idleTimer = setTimeout(fire, Math.min(ttl * 1000, MAX_TIMER_MS));
     slots.idleTimer.unref?.();
   }
 
