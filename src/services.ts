@@ -9,7 +9,7 @@ import { MetricsCollector } from "./metrics/collector";
 import { MetricsHistory } from "./metrics/history";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
-import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/routes";
+import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
 import { RealtimeHub } from "./realtime/hub";

@@ -1,4 +1,4 @@
-import type { ErrorCode } from "./errors";
+import type { ApiError, ErrorCode } from "./errors";
 
 /** The OpenAI error shape that /v1 clients parse (they do not read our envelope). */
 export function openAiError(message: string, type: string, code: string | number | null) {
@@ -14,4 +14,11 @@ export function openAiType(code: ErrorCode): string {
     case "SERVICE_UNAVAILABLE": return "unavailable_error";
     default: return "server_error";
   }
+}
+
+/** Client-facing error response for /v1 and native routes (OpenAI shape). */
+export function openAiErrorResponse(err: ApiError): Response {
+  const code = err.code === "NOT_FOUND" ? "model_not_found" : err.code.toLowerCase();
+  const message = err.details ? `${err.message}: ${err.details}` : err.message;
+  return Response.json(openAiError(message, openAiType(err.code), code), { status: err.status, headers: err.headers });
 }

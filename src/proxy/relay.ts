@@ -1,0 +1,234 @@
+// The relay: a request that has chosen its model waits for a lease from the pool, goes to that
+// model's llama-server, and its response streams back with statistics recorded at the end. Plain
+// functions (no Hono app of their own) so that every route that forwards (the /v1 and native
+// endpoints, the raw /upstream passthrough) shares one path; proxy/routes.ts only parses and picks
+// the model.
+import type { Context } from "hono";
+import type { ModelRow } from "../db/schema";
+import { ApiError } from "../http/errors";
+import { openAiError, openAiErrorResponse, openAiType } from "../http/openai";
+import type { Lease, ModelPool } from "../supervisor/pool";
+import { downstreamResponseHeaders, passThrough } from "./forward";
+import type { ProxyOptions } from "./options";
+import type { RequestOutcome, RequestStats } from "./stats";
+
+/** What the relay needs from the rest of the process. */
+export interface RelayDeps {
+  pool: ModelPool;
+  /** Whether the model's server is up already (then no loading timer is armed). */
+  isRunning: (modelId: string) => boolean;
+  options: ProxyOptions;
+}
+
+type RequestStat = ReturnType<RequestStats["begin"]>;
+type EndStat = (o: RequestOutcome) => void;
+
+const encoder = new TextEncoder();
+
+const sseError = (message: string, type: string, code: string | number) =>
+  encoder.encode(`data: ${JSON.stringify(openAiError(message, type, code))}\n\n`);
+
+/** One request on its way to a model: what forward() needs from the route that took it. */
+export interface ForwardArgs {
+  c: Context;
+  model: ModelRow;
+  streaming: boolean;
+  /** The request's statistics entry (null for the raw /upstream passthrough, which is not counted). */
+  stat: RequestStat | null;
+  started: number;
+  upstreamPath: string;
+  init: { method: string; headers: Headers; body?: string | ArrayBuffer };
+  onDone?: () => void;
+}
+
+export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response> {
+  const clientSignal = a.c.req.raw.signal;
+  const upstreamAbort = new AbortController();
+  const onClientAbort = () => upstreamAbort.abort(new Error("client disconnected"));
+  clientSignal.addEventListener("abort", onClientAbort, { once: true });
+  const endStat: EndStat = (o) => a.stat?.end(o);
+
+  const leaseP = deps.pool.acquire(a.model.id, clientSignal);
+  leaseP.catch(() => {}); // handled below, whichever way we wait for it
+
+  // A streaming client waiting for a load gets an early 200 SSE response carrying keep-alive
+  // comments, so neither it nor a reverse proxy in between times out during a long load.
+  // (Only when the model is not running yet: the common case pays for no timer.)
+  if (a.streaming && a.stat && !deps.isRunning(a.model.id)) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const early = await Promise.race([
+      leaseP.then(() => "ready" as const, () => "ready" as const),
+      new Promise<"slow">((resolve) => (timer = setTimeout(() => resolve("slow"), deps.options.loadingCommentAfterMs))),
+    ]);
+    clearTimeout(timer);
+    if (early === "slow") return loadingStream(deps, a, leaseP, upstreamAbort, endStat);
+  }
+
+  let lease: Lease;
+  try {
+    lease = await leaseP;
+  } catch (err) {
+    clientSignal.removeEventListener("abort", onClientAbort);
+    if (clientSignal.aborted) {
+      // The client left while waiting: not a server error (499, as for a mid-stream abort).
+      endStat({ status: 499, error: false });
+      return new Response(null, { status: 499 });
+    }
+    const apiErr = toApiError(err);
+    endStat({ status: apiErr.status, error: true });
+    return openAiErrorResponse(apiErr);
+  }
+  return relay(a, lease, upstreamAbort, endStat, () => clientSignal.removeEventListener("abort", onClientAbort));
+}
+
+/** Sends the request upstream and relays the response; always releases the lease once. */
+async function relay(
+  a: ForwardArgs,
+  lease: Lease,
+  upstreamAbort: AbortController,
+  endStat: EndStat,
+  cleanup: () => void,
+): Promise<Response> {
+  let upstream: Response;
+  try {
+    upstream = await fetchUpstream(lease.baseUrl + a.upstreamPath, a.init, upstreamAbort.signal);
+  } catch (err) {
+    lease.release();
+    cleanup();
+    const aborted = upstreamAbort.signal.aborted;
+    endStat({ status: aborted ? 499 : 502, error: !aborted });
+    return Response.json(
+      { error: { message: `llama-server for ${a.model.id} did not answer: ${(err as Error).message}`, type: "server_error", code: "upstream_unavailable" } },
+      { status: 502 },
+    );
+  }
+  const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
+  const status = upstream.status;
+  if (!upstream.body) {
+    lease.release();
+    cleanup();
+    endStat({ status });
+    a.onDone?.();
+    return new Response(null, { status, headers: downstreamResponseHeaders(upstream.headers, false) });
+  }
+  let ttftMs: number | undefined;
+  const body = passThrough(
+    upstream.body,
+    {
+      onFirstChunk: () => (ttftMs = performance.now() - a.started),
+      onEnd: (o) => {
+        lease.release();
+        cleanup();
+        endStat({
+          status: o.aborted ? 499 : o.failed ? 502 : status,
+          error: o.failed || status >= 400,
+          ttftMs,
+          promptTokens: o.promptTokens,
+          completionTokens: o.completionTokens,
+          generationMs: o.generationMs,
+        });
+        a.onDone?.();
+      },
+    },
+    { sse: isSse, upstreamAbort },
+  );
+  return new Response(body, { status, headers: downstreamResponseHeaders(upstream.headers, isSse || a.streaming) });
+}
+
+/** The early-committed SSE response for a stream whose model is still loading. */
+function loadingStream(
+  deps: RelayDeps,
+  a: ForwardArgs,
+  leaseP: Promise<Lease>,
+  upstreamAbort: AbortController,
+  endStat: EndStat,
+): Response {
+  const since = performance.now();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let upstreamReader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let cancelled = false;
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const enqueue = (b: Uint8Array) => { if (!cancelled) try { controller.enqueue(b); } catch {} };
+      const close = () => { if (!cancelled) try { controller.close(); } catch {} };
+      const comment = () => {
+        const secs = Math.round((performance.now() - since) / 1000);
+        enqueue(encoder.encode(`: loading ${a.model.id} ${secs}s\n\n`));
+      };
+      comment();
+      timer = setInterval(comment, deps.options.loadingCommentEveryMs);
+      leaseP.then(
+        async (lease) => {
+          clearInterval(timer);
+          const res = await relay(a, lease, upstreamAbort, endStat, () => {});
+          if (!res.body) return close();
+          if (res.status >= 400) {
+            // Headers are gone already: report the upstream's error as an SSE error event.
+            const text = await res.text();
+            enqueue(encoder.encode(`data: ${text.trim() || JSON.stringify({ error: { message: `upstream status ${res.status}` } })}\n\n`));
+            return close();
+          }
+          upstreamReader = res.body.getReader();
+          try {
+            for (;;) {
+              const { value, done } = await upstreamReader.read();
+              if (done) break;
+              enqueue(value);
+            }
+            close();
+          } catch {
+            // Client cancelled (cancel() below) or the relay already reported the failure.
+            close();
+          }
+        },
+        (err) => {
+          clearInterval(timer);
+          if (cancelled) return endStat({ status: 499, error: false });
+          const apiErr = toApiError(err);
+          endStat({ status: apiErr.status, error: true });
+          enqueue(sseError(apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message, openAiType(apiErr.code), apiErr.status));
+          close();
+        },
+      );
+    },
+    cancel() {
+      cancelled = true;
+      clearInterval(timer);
+      upstreamAbort.abort(new Error("client disconnected"));
+      upstreamReader?.cancel().catch(() => {});
+    },
+  });
+  return new Response(stream, {
+    status: 200,
+    headers: { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" },
+  });
+}
+
+/**
+ * A pooled keep-alive connection that llama-server has already closed fails at once with
+ * ECONNRESET (cpp-httplib closes some connections right after a streamed response; Bun may pick
+ * such a socket before it sees the FIN: ~15% of back-to-back streams in bench runs). The request
+ * never reached the server, so it is sent again once, on a fresh connection.
+ */
+export async function fetchUpstream(url: string, init: { method: string; headers: Headers; body?: string | ArrayBuffer }, signal: AbortSignal): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, signal, redirect: "manual" });
+  } catch (err) {
+    if (signal.aborted || !isStaleConnection(err)) throw err;
+    return fetch(url, { ...init, signal, redirect: "manual", keepalive: false });
+  }
+}
+
+function isStaleConnection(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === "ECONNRESET" || /socket connection was closed unexpectedly/i.test(e?.message ?? "");
+}
+
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const message = (err as Error)?.message ?? String(err);
+  if ((err as Error)?.name === "AbortError" || /aborted|client disconnected/i.test(message)) {
+    return new ApiError("SERVICE_UNAVAILABLE", "Request cancelled while waiting for the model");
+  }
+  return new ApiError("SERVICE_UNAVAILABLE", "The model could not be started", message);
+}
