@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { except } from "hono/combine";
 import { HTTPException } from "hono/http-exception";
 import { consoleRoutes } from "./console/routes";
 import { modelControlRoutes } from "./api/model-control";
@@ -15,6 +16,7 @@ import { errorBody, fail } from "./http/envelope";
 import { ApiError } from "./http/errors";
 import { openAiError, openAiType } from "./http/openai";
 import { MODEL_ROUTED_PATHS, proxyRoutes } from "./proxy/routes";
+import { isOllamaPath, ollamaErrorBody, ollamaRoutes } from "./ollama/routes";
 import type { Services } from "./services";
 
 const isOpenAiPath = (path: string) => path.startsWith("/v1/") || path === "/v1";
@@ -40,20 +42,25 @@ export type ApiRoutes = ReturnType<typeof apiRoutes>;
 export function createApp(s: Services) {
   const app = new Hono();
 
-  app.use("/api/*", requireApiKey(s.options.apiKey, "envelope"));
+  // Ollama's routes share /api with the seed's (no path in common): they get the same key in
+  // Ollama's error shape, and their own body limits and body parsing (src/ollama/routes.ts).
+  const ollama = (c: { req: { path: string } }) => isOllamaPath(c.req.path);
+  const ollamaAuth = requireApiKey(s.options.apiKey, "ollama");
+  const apiAuth = requireApiKey(s.options.apiKey, "envelope");
+  app.use("/api/*", (c, next) => (ollama(c) ? ollamaAuth : apiAuth)(c, next));
   app.use(
     "/api/*",
-    bodyLimit({
+    except(ollama, bodyLimit({
       maxSize: 1024 * 1024,
       onError: (c) => c.json(errorBody("VALIDATION_ERROR", "Request body too large", "The limit is 1 MiB"), 400),
-    }),
+    })),
   );
 
   // Prometheus scrape endpoint, outside /api.
   app.route("/metrics", prometheusRoutes(s));
 
   // A body that is not JSON is named as such, instead of failing as "every field is missing".
-  app.use("/api/*", async (c, next) => {
+  app.use("/api/*", except(ollama, async (c, next) => {
     if (c.req.method === "POST" || c.req.method === "PUT" || c.req.method === "PATCH") {
       const type = c.req.header("content-type") ?? "";
       const length = c.req.header("content-length");
@@ -63,8 +70,9 @@ export function createApp(s: Services) {
       }
     }
     await next();
-  });
+  }));
 
+  app.route("/", ollamaRoutes(s));
   app.route("/api", apiRoutes(s));
   // The web console: pages, htmx fragments, /static/*. Its forms call /api in process.
   app.route("/", consoleRoutes(s, { fetch: (req) => app.fetch(req) }));
@@ -77,6 +85,7 @@ export function createApp(s: Services) {
   app.route("/", proxyRoutes(s, s.pool, s.proxyOptions));
 
   app.notFound((c) => {
+    if (isOllamaPath(c.req.path)) return c.json(ollamaErrorBody(`${c.req.method} ${c.req.path} is not an Ollama route`), 404);
     if (isOpenAiPath(c.req.path)) {
       return c.json(openAiError(`Unknown endpoint ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404);
     }
@@ -84,6 +93,11 @@ export function createApp(s: Services) {
   });
 
   app.onError((err, c) => {
+    if (isOllamaPath(c.req.path)) {
+      const status = err instanceof ApiError || (err instanceof HTTPException && err.status < 500) ? err.status : 500;
+      if (status === 500) s.log.error(`Unhandled error on ${c.req.method} ${c.req.path}: ${(err as Error).message}`, { stack: (err as Error).stack });
+      return c.json(ollamaErrorBody(status === 500 ? "internal server error" : err.message), status);
+    }
     const openai = isOpenAiPath(c.req.path);
     if (err instanceof ApiError) {
       if (!openai) return fail(c, err);

@@ -23,12 +23,13 @@ export function keyMatches(expected: string, given: string | undefined): boolean
  * Requires the API key when one is configured. Whoever can POST /api/config chooses which binary
  * we execute, so a proxy reachable from the network must not be open.
  */
-export function requireApiKey(apiKey: string | undefined, style: "envelope" | "openai"): MiddlewareHandler {
+export function requireApiKey(apiKey: string | undefined, style: "envelope" | "openai" | "ollama"): MiddlewareHandler {
   return async (c, next) => {
     if (!apiKey || keyMatches(apiKey, presentedKey(c.req.raw.headers))) return next();
     c.header("WWW-Authenticate", 'Bearer realm="llama-async-proxy"');
-    return style === "openai"
-      ? c.json({ error: { message: "Invalid or missing API key", type: "authentication_error", code: "invalid_api_key" } }, 401)
-      : c.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"), 401);
+    if (style === "openai") return c.json({ error: { message: "Invalid or missing API key", type: "authentication_error", code: "invalid_api_key" } }, 401);
+    // Ollama clients read `error` as a string (ollama-js shows it as the message).
+    if (style === "ollama") return c.json({ error: "unauthorized: invalid or missing API key (send Authorization: Bearer <key>)" }, 401);
+    return c.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"), 401);
   };
 }

@@ -14,9 +14,8 @@ import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { describeIssues } from "../http/validate";
 import { removeModel } from "../models/catalog";
-import type { RequestStats } from "../proxy/stats";
+import { forward, type ForwardArgs, type RelayDeps } from "../proxy/relay";
 import type { Services } from "../services";
-import type { AcquireOptions } from "../supervisor/pool";
 import { DurationError, parseKeepAlive, type KeepAlive } from "./duration";
 import { HeaderCache, psEntry, showEntry, tagEntry } from "./models";
 import { resolveOllamaName } from "./names";
@@ -46,23 +45,6 @@ export const OLLAMA_PATHS = [
 ] as const;
 const PATH_SET = new Set<string>(OLLAMA_PATHS);
 export const isOllamaPath = (path: string): boolean => PATH_SET.has(path) || path.startsWith("/api/blobs/");
-
-/** The request a route hands to the proxy's relay (the relay's ForwardArgs). */
-export interface RelayRequest {
-  c: Context;
-  model: ModelRow;
-  streaming: boolean;
-  stat: ReturnType<RequestStats["begin"]> | null;
-  started: number;
-  upstreamPath: string;
-  init: { method: string; headers: Headers; body?: string | ArrayBuffer };
-  /** Per-request pool options (keep_alive). */
-  acquire?: AcquireOptions;
-  /** Called when the lease is granted (the end of load_duration). */
-  onLease?: () => void;
-  onDone?: () => void;
-}
-export type Relay = (r: RelayRequest) => Promise<Response>;
 
 /** An error to answer in Ollama's shape. */
 export class OllamaError extends Error {
@@ -98,8 +80,11 @@ export const MODELS_FROM_FOLDER =
 const JSON_HEADERS = () => new Headers({ "content-type": "application/json" });
 const NDJSON_HEADERS = { "content-type": "application/x-ndjson", "cache-control": "no-cache", "x-accel-buffering": "no" };
 
-export function ollamaRoutes(s: Services, relay: Relay) {
+export function ollamaRoutes(s: Services) {
   const app = new Hono();
+  // The proxy's own relay, as /v1 uses it: the same pool, leases, queue and statistics.
+  const relayDeps: RelayDeps = { pool: s.pool, isRunning: (id) => s.supervisor.runtimeOf(id)?.state === "running", options: s.proxyOptions };
+  const relay = (a: ForwardArgs) => forward(relayDeps, a);
   const headers = new HeaderCache();
   const lastTouched = new Map<string, number>();
 

@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { openAiError, openAiErrorResponse, openAiType } from "../http/openai";
-import type { Lease, ModelPool } from "../supervisor/pool";
+import type { AcquireOptions, Lease, ModelPool } from "../supervisor/pool";
 import { downstreamResponseHeaders, passThrough } from "./forward";
 import type { ProxyOptions } from "./options";
 import type { RequestOutcome, RequestStats } from "./stats";
@@ -39,6 +39,10 @@ export interface ForwardArgs {
   upstreamPath: string;
   init: { method: string; headers: Headers; body?: string | ArrayBuffer };
   onDone?: () => void;
+  /** Per-request pool options (Ollama's keep_alive). */
+  acquire?: AcquireOptions;
+  /** Called once the lease is granted: the end of the wait for a load or a free slot. */
+  onLease?: () => void;
 }
 
 export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response> {
@@ -48,7 +52,8 @@ export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response
   clientSignal.addEventListener("abort", onClientAbort, { once: true });
   const endStat: EndStat = (o) => a.stat?.end(o);
 
-  const leaseP = deps.pool.acquire(a.model.id, clientSignal);
+  const leaseP = deps.pool.acquire(a.model.id, clientSignal, undefined, a.acquire);
+  if (a.onLease) leaseP.then(a.onLease, () => {});
   leaseP.catch(() => {}); // handled below, whichever way we wait for it
 
   // A streaming client waiting for a load gets an early 200 SSE response carrying keep-alive
