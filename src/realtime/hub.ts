@@ -178,11 +178,8 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
         headers: { "WWW-Authenticate": 'Bearer realm="llama-async-proxy"' },
       });
     }
-    if (!this.originAllowed(req)) {
-      const detail = `origin ${req.headers.get("origin")} is not allowed`;
-      if (eio !== null) return engineError(ENGINE_ERRORS.FORBIDDEN, 403, detail);
-      return Response.json(errorBody("FORBIDDEN", "Cross-origin connection refused", detail), { status: 403 });
-    }
+    // Host, Origin (null included) and Fetch Metadata were checked by the request guard
+    // (src/http/guard.ts) before server.ts handed the request here.
     const isUpgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
     // A request that would add a client (not a poll or an upgrade probe of an existing session).
     if (query.get("sid") === null && this.connections.size >= this.options.maxClients) {
@@ -237,19 +234,6 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     if (req.method === "GET") return session.handlePollGet(req);
     if (req.method === "POST") return session.handlePollPost(req);
     return engineError(ENGINE_ERRORS.BAD_REQUEST, 400, `method ${req.method}`);
-  }
-
-  /** Same-origin browsers, listed origins, and clients that send no Origin at all. */
-  private originAllowed(req: Request): boolean {
-    const origin = req.headers.get("origin");
-    if (!origin || origin === "null") return true;
-    const allowed = this.options.allowedOrigins;
-    if (allowed.includes("*") || allowed.includes(origin)) return true;
-    try {
-      return new URL(origin).host === req.headers.get("host");
-    } catch {
-      return false;
-    }
   }
 
   warn(message: string): void {
