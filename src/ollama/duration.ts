@@ -57,3 +57,6 @@ export function parseKeepAlive(value: unknown): KeepAlive | undefined {
 
 /** Durations in Ollama's answers are integer nanoseconds. */
 export const msToNs = (ms: number): number => Math.max(0, Math.round(ms * 1e6));
+
+/** The pool's keep-alive (supervisor/pool.ts AcquireOptions): -1 = keep loaded, else seconds. */
+export const poolKeepAlive = (k: KeepAlive | undefined): number | undefined => (k === undefined ? undefined : Number.isFinite(k) ? k : -1);

@@ -168,9 +168,25 @@ export function tagEntry(row: ModelRow, facts: HeaderFacts | null) {
 /** Far enough to mean "never" and still a valid date (Ollama shows 2318-... for keep_alive -1). */
 export const NEVER_EXPIRES = "2318-01-01T00:00:00Z";
 
-export function psEntry(row: ModelRow, rt: ModelRuntimeInfo, facts: HeaderFacts | null, expiresAt: number | null, gpuBytes?: number) {
+/**
+ * Ollama's size and size_vram: the bytes the lifecycle owner placed the model in (its estimate,
+ * or what llama-server reported last time, scaled), split into GPU and the rest; without a
+ * placement, the measured RSS (+ GPU) of the process, else the file size.
+ */
+export function memoryOf(row: Pick<ModelRow, "size">, rt: Pick<ModelRuntimeInfo, "placement" | "memoryUsage">): { size: number; sizeVram: number } {
+  const devices = rt.placement?.devices ?? [];
+  if (devices.length > 0) {
+    const size = devices.reduce((n, d) => n + d.bytes, 0);
+    const sizeVram = devices.filter((d) => d.id.startsWith("gpu")).reduce((n, d) => n + d.bytes, 0);
+    return { size: Math.round(size), sizeVram: Math.round(sizeVram) };
+  }
+  if (rt.memoryUsage !== undefined) return { size: Math.round(rt.memoryUsage * 1024 * 1024), sizeVram: 0 };
+  return { size: row.size, sizeVram: 0 };
+}
+
+export function psEntry(row: ModelRow, rt: ModelRuntimeInfo, facts: HeaderFacts | null, expiresAt: number | null) {
   const name = ollamaName(row.id);
-  const size = rt.memoryUsage !== undefined ? Math.round(rt.memoryUsage * 1024 * 1024) : row.size;
+  const { size, sizeVram } = memoryOf(row, rt);
   return {
     name,
     model: name,
@@ -178,7 +194,7 @@ export function psEntry(row: ModelRow, rt: ModelRuntimeInfo, facts: HeaderFacts 
     digest: modelDigest(row),
     details: detailsOf(row, facts),
     expires_at: expiresAt === null || !Number.isFinite(expiresAt) ? NEVER_EXPIRES : new Date(expiresAt).toISOString(),
-    size_vram: gpuBytes ?? 0,
+    size_vram: sizeVram,
     context_length: rt.contextSize ?? facts?.contextLength ?? 0,
   };
 }

@@ -16,7 +16,7 @@ import { describeIssues } from "../http/validate";
 import { removeModel } from "../models/catalog";
 import { forward, type ForwardArgs, type RelayDeps } from "../proxy/relay";
 import type { Services } from "../services";
-import { DurationError, parseKeepAlive, type KeepAlive } from "./duration";
+import { DurationError, parseKeepAlive, poolKeepAlive, type KeepAlive } from "./duration";
 import { HeaderCache, psEntry, showEntry, tagEntry } from "./models";
 import { resolveOllamaName } from "./names";
 import { OptionsError } from "./options";
@@ -146,7 +146,7 @@ export function ollamaRoutes(s: Services) {
 
   /** Empty prompt/messages: load the model (and set its keep_alive), as Ollama does. */
   async function load(c: Context, row: ModelRow, keepAlive: KeepAlive | undefined): Promise<void> {
-    const lease = await s.pool.acquire(row.id, c.req.raw.signal, undefined, { keepAliveSeconds: keepAlive });
+    const lease = await s.pool.acquire(row.id, c.req.raw.signal, undefined, { keepAliveSeconds: poolKeepAlive(keepAlive) });
     lease.release();
   }
 
@@ -203,7 +203,7 @@ export function ollamaRoutes(s: Services) {
       started,
       upstreamPath: up.path,
       init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(up.body) },
-      acquire: { keepAliveSeconds: keepAlive },
+      acquire: { keepAliveSeconds: poolKeepAlive(keepAlive) },
       onLease: () => (leasedAt = performance.now()),
       onDone: () => touch(row.id),
     });
@@ -298,7 +298,7 @@ export function ollamaRoutes(s: Services) {
       started,
       upstreamPath: up.path,
       init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(up.body) },
-      acquire: { keepAliveSeconds: keepAlive },
+      acquire: { keepAliveSeconds: poolKeepAlive(keepAlive) },
       onLease: () => (leasedAt = performance.now()),
       onDone: () => touch(row.id),
     });
