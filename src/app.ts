@@ -11,6 +11,9 @@ import { prometheusRoutes } from "./api/prometheus";
 import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
 import { importRoutes } from "./api/import";
+import { activityRoutes } from "./api/activity";
+import { requestRoutes } from "./api/requests";
+import { modelRestartRoutes } from "./api/model-restart";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
@@ -41,7 +44,10 @@ export function apiRoutes(s: Services) {
     .route("/status", statusRoutes(s))
     .route("/logs", logsRoutes(s))
     .route("/monitoring", monitoringRoutes(s))
-    .route("/import", importRoutes(s));
+    .route("/import", importRoutes(s))
+    .route("/activity", activityRoutes(s))
+    .route("/requests", requestRoutes(s))
+    .route("/models", modelRestartRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;

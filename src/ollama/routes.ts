@@ -14,7 +14,9 @@ import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { describeIssues } from "../http/validate";
 import { removeModel } from "../models/catalog";
+import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
 import { forward, type ForwardArgs, type RelayDeps } from "../proxy/relay";
+import { clientAddress, keyNameOf, withRequestId } from "../proxy/routes";
 import type { Services } from "../services";
 import { DurationError, parseKeepAlive, poolKeepAlive, type KeepAlive } from "./duration";
 import { HeaderCache, psEntry, showEntry, tagEntry } from "./models";
@@ -96,14 +98,35 @@ export function ollamaRoutes(s: Services) {
     s.registry.touch(id, new Date(now));
   };
 
-  /** Runs a handler; anything it throws is answered in Ollama's shape. */
-  const handle = (fn: (c: Context) => Promise<Response> | Response) => async (c: Context) => {
+  /** Who sent the request, for the activity log and the live queue (as the /v1 routes record it). */
+  const requestFacts = (c: Context, streaming: boolean) => ({
+    requestId: acceptRequestId(c.req.header("x-request-id")),
+    route: c.req.path,
+    streaming,
+    client: clientAddress(c),
+    keyName: keyNameOf(c, s),
+    sessionId: sessionIdOf(c.req.raw.headers, sessionHeaderNames(s.config.get().activitySessionHeaders)),
+  });
+  /** The model a request named, for the activity row of a request refused before it ran. */
+  const requestedModel = new WeakMap<Context, string>();
+
+  /**
+   * Runs a handler; anything it throws is answered in Ollama's shape. On the generating routes
+   * (`record`), a refused request gets its activity row like a refused /v1 request does.
+   */
+  const handle = (fn: (c: Context) => Promise<Response> | Response, record = false) => async (c: Context) => {
     try {
       return await fn(c);
     } catch (err) {
       const e = toOllamaError(err);
       if (e.status >= 500) s.log.error(`${c.req.method} ${c.req.path}: ${e.message}`, { stack: (err as Error)?.stack });
-      return ollamaErrorResponse(e);
+      const res = ollamaErrorResponse(e);
+      if (!record) return res;
+      const id = s.tracker.rejected(
+        { ...requestFacts(c, false), model: requestedModel.get(c)?.slice(0, 200) ?? null, rewritten: [] },
+        { status: e.status, error: true, message: e.message },
+      );
+      return withRequestId(res, id);
     }
   };
 
@@ -132,7 +155,8 @@ export function ollamaRoutes(s: Services) {
    * The model an Ollama name means. An empty name is "model is required" (400) on chat, show and
    * embeddings, and "model '' not found" (404) on generate, embed and delete, as Ollama answers.
    */
-  function resolve(requested: string, ifEmpty: "required" | "not-found" = "required"): ModelRow {
+  function resolve(requested: string, ifEmpty: "required" | "not-found" = "required", c?: Context): ModelRow {
+    if (c) requestedModel.set(c, requested);
     if (!requested.trim()) throw ifEmpty === "required" ? new OllamaError(400, "model is required") : new OllamaError(404, `model '${requested}' not found`);
     const row = resolveOllamaName(requested, (n) => s.registry.resolve(n));
     if (!row) throw new OllamaError(404, `model '${requested}' not found`);
@@ -195,11 +219,18 @@ export function ollamaRoutes(s: Services) {
     const started = performance.now();
     let leasedAt: number | undefined;
     const clock: RequestClock = { startedAt: started, now: () => performance.now(), loadMs: () => (leasedAt ?? started) - started };
+    const track = s.tracker.begin({
+      ...requestFacts(c, stream),
+      model: row.id,
+      rewritten: [],
+      modelRunning: s.supervisor.runtimeOf(row.id)?.state === "running",
+    });
     const res = await relay({
       c,
       model: row,
       streaming: stream,
       stat: s.requests.begin(row.id, `/api/${endpoint}`),
+      track,
       started,
       upstreamPath: up.path,
       init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(up.body) },
@@ -207,14 +238,18 @@ export function ollamaRoutes(s: Services) {
       onLease: () => (leasedAt = performance.now()),
       onDone: () => touch(row.id),
     });
-    if (res.status === 499 || !res.body) return res;
+    return withRequestId(await translateAnswer(res, endpoint, model, clock, stream), track.id);
+  }
+
+  async function translateAnswer(res: Response, endpoint: OllamaEndpoint, model: string, clock: RequestClock, stream: boolean): Promise<Response> {
+    if (!res.body) return res; // 499: the client is gone
     if (res.status >= 400) return ollamaErrorResponse(await upstreamError(res));
     if (stream) {
       return new Response(sseToNdjson(res.body, new OllamaTranslator(endpoint, model, clock)), { status: 200, headers: NDJSON_HEADERS });
     }
     const translator = new OllamaTranslator(endpoint, model, clock, true);
     const errors = translator.push(await res.json());
-    if (errors.length && "error" in errors[0]!) throw new OllamaError(500, String(errors[0]!.error));
+    if (errors.length && "error" in errors[0]!) return ollamaErrorResponse(new OllamaError(500, String(errors[0]!.error)));
     return Response.json(translator.finish());
   }
 
@@ -256,7 +291,7 @@ export function ollamaRoutes(s: Services) {
   app.post("/api/chat", inferenceLimit, handle(async (c) => {
     const req = await body(c, chatRequestSchema);
     const keepAlive = parseKeepAlive(req.keep_alive);
-    const row = resolve(req.model);
+    const row = resolve(req.model, "required", c);
     if (!req.messages || req.messages.length === 0) {
       if (keepAlive === 0) {
         unload(row);
@@ -267,12 +302,12 @@ export function ollamaRoutes(s: Services) {
     }
     const stream = req.stream ?? true;
     return generate(c, "chat", req.model, row, chatToUpstream(req, stream), stream, keepAlive);
-  }));
+  }, true));
 
   app.post("/api/generate", inferenceLimit, handle(async (c) => {
     const req = await body(c, generateRequestSchema);
     const keepAlive = parseKeepAlive(req.keep_alive);
-    const row = resolve(req.model, "not-found");
+    const row = resolve(req.model, "not-found", c);
     if (!req.prompt && !req.suffix && !(req.images && req.images.length)) {
       if (keepAlive === 0) {
         unload(row);
@@ -283,18 +318,25 @@ export function ollamaRoutes(s: Services) {
     }
     const stream = req.stream ?? true;
     return generate(c, "generate", req.model, row, generateToUpstream(req, stream), stream, keepAlive);
-  }));
+  }, true));
 
   /** /v1/embeddings through the relay; returns the vectors in input order and the prompt token count. */
   async function embed(c: Context, endpoint: string, row: ModelRow, inputs: string[], keepAlive: KeepAlive | undefined) {
     const started = performance.now();
     let leasedAt: number | undefined;
     const up = embedToUpstream(inputs);
+    const track = s.tracker.begin({
+      ...requestFacts(c, false),
+      model: row.id,
+      rewritten: [],
+      modelRunning: s.supervisor.runtimeOf(row.id)?.state === "running",
+    });
     const res = await relay({
       c,
       model: row,
       streaming: false,
       stat: s.requests.begin(row.id, endpoint),
+      track,
       started,
       upstreamPath: up.path,
       init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(up.body) },
@@ -302,11 +344,12 @@ export function ollamaRoutes(s: Services) {
       onLease: () => (leasedAt = performance.now()),
       onDone: () => touch(row.id),
     });
-    if (res.status === 499) throw new OllamaError(499 as ContentfulStatusCode, "request canceled");
+    if (res.status === 499 && !res.body) throw new OllamaError(499 as ContentfulStatusCode, "request canceled");
     if (res.status >= 400) throw await upstreamError(res);
     const json = (await res.json()) as { data?: { index?: number; embedding?: number[] }[]; usage?: { prompt_tokens?: number } };
     const data = [...(json.data ?? [])].sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
     return {
+      requestId: track.id,
       vectors: data.map((d) => d.embedding ?? []),
       promptTokens: json.usage?.prompt_tokens,
       totalMs: performance.now() - started,
@@ -317,7 +360,7 @@ export function ollamaRoutes(s: Services) {
   app.post("/api/embed", inferenceLimit, handle(async (c) => {
     const req = await body(c, embedRequestSchema);
     const keepAlive = parseKeepAlive(req.keep_alive);
-    const row = resolve(req.model, "not-found");
+    const row = resolve(req.model, "not-found", c);
     const inputs = embedInputs(req.input);
     if (inputs.length === 0) {
       await load(c, row, keepAlive);
@@ -326,26 +369,26 @@ export function ollamaRoutes(s: Services) {
     const r = await embed(c, "/api/embed", row, inputs, keepAlive);
     const dims = req.dimensions ?? 0;
     const embeddings = dims > 0 ? r.vectors.map((v) => truncateAndNormalize(v, dims)) : r.vectors;
-    return c.json({
+    return withRequestId(c.json({
       model: req.model,
       embeddings,
       total_duration: Math.round(r.totalMs * 1e6),
       ...(r.loadMs > 0 ? { load_duration: Math.round(r.loadMs * 1e6) } : {}),
       ...(r.promptTokens ? { prompt_eval_count: r.promptTokens } : {}),
-    });
-  }));
+    }), r.requestId);
+  }, true));
 
   app.post("/api/embeddings", inferenceLimit, handle(async (c) => {
     const req = await body(c, embeddingsRequestSchema);
     const keepAlive = parseKeepAlive(req.keep_alive);
-    const row = resolve(req.model);
+    const row = resolve(req.model, "required", c);
     if (!req.prompt) {
       await load(c, row, keepAlive);
       return c.json({ embedding: [] });
     }
     const r = await embed(c, "/api/embeddings", row, [req.prompt], keepAlive);
-    return c.json({ embedding: r.vectors[0] ?? [] });
-  }));
+    return withRequestId(c.json({ embedding: r.vectors[0] ?? [] }), r.requestId);
+  }, true));
 
   app.delete("/api/delete", smallLimit, handle(async (c) => {
     const req = await body(c, deleteRequestSchema);

@@ -326,7 +326,18 @@ export function sseToNdjson(body: ReadableStream<Uint8Array>, translator: Ollama
     if (closed) return;
     closed = true;
     controller.close();
-    reader.cancel().catch(() => {});
+    // The answer is complete ([DONE] or an error event) but the SSE body may not have ended yet:
+    // read it to its end instead of cancelling it, so the relay records a finished request, not
+    // a client that went away (a cancel is what tells it "client disconnected").
+    void (async () => {
+      try {
+        while (!(await reader.read()).done) {
+          // after [DONE] llama-server sends nothing more
+        }
+      } catch {
+        // the relay has recorded the failure itself
+      }
+    })();
   };
 
   return new ReadableStream<Uint8Array>(

@@ -374,6 +374,24 @@ describe("Ollama's documented curl requests, byte for byte", () => {
     await waitFor(async () => (await (await fetch(`${srv.url}/api/status`)).json()).data.performance.requests_total === before + 1, "the request to be counted");
     expect(srv.services.registry.get("llama3.2")!.lastUsed).toBeString();
   });
+
+  test("Ollama requests are in the activity log, refused ones too, with their X-Request-Id", async () => {
+    const ok = await curl("/api/chat", '{"model": "llama3.2", "messages": [{"role": "user", "content": "x"}], "options": {"num_predict": 2}}');
+    const okId = ok.headers.get("x-request-id");
+    expect(okId).toBeString();
+    await ok.text();
+    const refused = await curl("/api/chat", '{"model": "nope", "messages": [{"role": "user", "content": "x"}]}');
+    expect(refused.status).toBe(404);
+    const refusedId = refused.headers.get("x-request-id");
+    const entries = await waitFor(async () => {
+      const { data } = await (await fetch(`${srv.url}/api/activity?limit=50`)).json();
+      const found = data.entries.filter((e: { requestId: string }) => e.requestId === okId || e.requestId === refusedId);
+      return found.length === 2 ? found : null;
+    }, "both requests in the activity log");
+    const byId = Object.fromEntries(entries.map((e: { requestId: string }) => [e.requestId, e]));
+    expect(byId[okId!]).toMatchObject({ model: "llama3.2", route: "/api/chat", status: 200, streaming: true, completionTokens: 2 });
+    expect(byId[refusedId!]).toMatchObject({ model: "nope", route: "/api/chat", status: 404 });
+  });
 });
 
 describe("Ollama routes with --api-key", () => {
