@@ -15,7 +15,8 @@ import { activityRoutes } from "./api/activity";
 import { requestRoutes } from "./api/requests";
 import { modelRestartRoutes } from "./api/model-restart";
 import { statusRoutes } from "./api/status";
-import { requireApiKey } from "./http/auth";
+import { peerRoutes } from "./peers/routes";
+import { requireAuth } from "./http/auth";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
 import { errorBody, fail } from "./http/envelope";
 import { ApiError } from "./http/errors";
@@ -47,7 +48,8 @@ export function apiRoutes(s: Services) {
     .route("/import", importRoutes(s))
     .route("/activity", activityRoutes(s))
     .route("/requests", requestRoutes(s))
-    .route("/models", modelRestartRoutes(s));
+    .route("/models", modelRestartRoutes(s))
+    .route("/peers", peerRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;
@@ -64,8 +66,8 @@ export function createApp(s: Services) {
   // Ollama's routes share /api with the seed's (no path in common): they get the same key in
   // Ollama's error shape, and their own body limits and body parsing (src/ollama/routes.ts).
   const ollama = (c: { req: { path: string } }) => isOllamaPath(c.req.path);
-  const ollamaAuth = requireApiKey(s.options.apiKey, "ollama");
-  const apiAuth = requireApiKey(s.options.apiKey, "envelope");
+  const ollamaAuth = requireAuth(s.auth, "ollama");
+  const apiAuth = requireAuth(s.auth, "envelope");
   app.use("/api/*", (c, next) => (ollama(c) ? ollamaAuth : apiAuth)(c, next));
   app.use(
     "/api/*",
@@ -95,7 +97,7 @@ export function createApp(s: Services) {
   app.route("/", consoleRoutes(s, { fetch: (req) => app.fetch(req) }));
 
   // OpenAI-compatible and llama-server native endpoints, routed to models by the proxy.
-  const openAiAuth = requireApiKey(s.options.apiKey, "openai");
+  const openAiAuth = requireAuth(s.auth, "openai");
   app.use("/v1/*", openAiAuth);
   app.use("/upstream/*", openAiAuth);
   for (const path of MODEL_ROUTED_PATHS) if (!path.startsWith("/v1/")) app.use(path, openAiAuth);
