@@ -101,18 +101,18 @@ interface Measured {
 }
 
 /** One measured request; a stale keep-alive socket (ECONNRESET before any answer) is retried, unmeasured. */
-async function measure(base: string, maxTokens: number, model = "bench"): Promise<Measured> {
+async function measure(base: string, maxTokens: number, model = "bench", headers: Record<string, string> = {}): Promise<Measured> {
   try {
-    return await measureOnce(base, maxTokens, model);
+    return await measureOnce(base, maxTokens, model, headers);
   } catch (err) {
     if ((err as { code?: string }).code !== "ECONNRESET") throw err;
     resets++;
-    return measure(base, maxTokens, model);
+    return measure(base, maxTokens, model, headers);
   }
 }
 let resets = 0;
 
-async function measureOnce(base: string, maxTokens: number, model: string): Promise<Measured> {
+async function measureOnce(base: string, maxTokens: number, model: string, headers: Record<string, string>): Promise<Measured> {
   const body = JSON.stringify({
     model,
     messages: [{ role: "user", content: "Write a long story about a lighthouse." }],
@@ -122,7 +122,7 @@ async function measureOnce(base: string, maxTokens: number, model: string): Prom
     stream: true,
   });
   const t0 = performance.now();
-  const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+  const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
   if (res.status !== 200) throw new Error(`status ${res.status} from ${base}: ${(await res.text()).slice(0, 300)}`);
   const reader = res.body!.getReader();
   let first = 0;
@@ -151,6 +151,26 @@ interface Path {
   pid?: number;
   /** The direct path its throughput is compared with (default "direct"). */
   ref?: string;
+  /** Extra request headers per model (the child's API key, for the paths that reach it unproxied). */
+  headers?: (model: string) => Record<string, string>;
+}
+
+/**
+ * The API key the supervisor gave the child serving `port` (it is in the child's environment,
+ * LLAMA_API_KEY; builds before child keys have none): what direct, naive and nginx requests must
+ * carry now that llama-server answers 401 without it.
+ */
+function childAuth(dataDir: string, port: string): Record<string, string> {
+  try {
+    const { children } = JSON.parse(readFileSync(join(dataDir, "llama-servers.json"), "utf8")) as { children: Array<{ pid: number; port: number }> };
+    const child = children.find((c) => String(c.port) === port);
+    if (!child) return {};
+    const env = readFileSync(`/proc/${child.pid}/environ`, "utf8").split("\0");
+    const key = env.find((e) => e.startsWith("LLAMA_API_KEY="))?.slice("LLAMA_API_KEY=".length);
+    return key ? { authorization: `Bearer ${key}` } : {};
+  } catch {
+    return {};
+  }
 }
 
 /** A proxy process's CPU while idle (ms of CPU per second): its timers and metrics sampling. */
@@ -204,11 +224,11 @@ function fmtUs(cpuMsTotal: number, events: number): string {
 
 async function sequential(paths: Path[]) {
   for (const maxTokens of tokenCounts) {
-    for (const p of paths) for (let i = 0; i < 3; i++) await measure(p.base("bench"), maxTokens); // warm-up
+    for (const p of paths) for (let i = 0; i < 3; i++) await measure(p.base("bench"), maxTokens, "bench", p.headers?.("bench")); // warm-up
     const results = new Map(paths.map((p) => [p.name, { ttfb: [] as number[], rate: [] as number[], cpu: 0, events: 0 }]));
     for (let r = 0; r < rounds; r++) {
       for (const p of paths) {
-        const { result: m, cpu } = await withCpu(p, () => measure(p.base("bench"), maxTokens));
+        const { result: m, cpu } = await withCpu(p, () => measure(p.base("bench"), maxTokens, "bench", p.headers?.("bench")));
         const x = results.get(p.name)!;
         x.ttfb.push(m.ttfb);
         x.rate.push(m.rate);
@@ -239,7 +259,7 @@ async function sequential(paths: Path[]) {
 async function concurrent(label: string, paths: Path[], models: string[], perModel: number, maxTokens: number) {
   const one = async (p: Path) => {
     const t0 = performance.now();
-    const { result: all, cpu } = await withCpu(p, () => Promise.all(models.flatMap((m) => Array.from({ length: perModel }, () => measure(p.base(m), maxTokens, m)))));
+    const { result: all, cpu } = await withCpu(p, () => Promise.all(models.flatMap((m) => Array.from({ length: perModel }, () => measure(p.base(m), maxTokens, m, p.headers?.(m))))));
     const events = all.reduce((n, m) => n + m.events, 0);
     const end = Math.max(...all.map((m) => m.end));
     return { rate: events / ((end - t0) / 1000), ttfb: all.map((m) => m.ttfb), cpu, events };
@@ -294,6 +314,7 @@ try {
   };
   await api(proxy.url, "POST", "/api/models", { models: models.map((name, i) => ({ name, path: pathOf(name, i) })) });
   const portOf = async (id: string) => `http://127.0.0.1:${(await api(proxy.url, "GET", "/api/models")).models.find((m: any) => m.id === id).port}`;
+  const authOf = (dataDir: string, url: string) => childAuth(dataDir, url.split(":").at(-1)!);
   const nginx = Bun.which("nginx");
   if (!nginx) console.log("nginx not installed: its rows are missing (apt-get install nginx-light)");
 
@@ -301,15 +322,16 @@ try {
     await api(proxy.url, "PATCH", "/api/models/bench", { settings: { extraArgs: ["-np", "1", ...fakeArgs] } });
     await api(proxy.url, "POST", "/api/models/bench/start");
     const direct = await portOf("bench");
+    const key = authOf(join(dir, "data"), direct);
     const naive = await spawnListening(["bun", "bench/naive-proxy.ts", direct]);
     const paths: Path[] = [
-      { name: "direct", base: () => direct },
+      { name: "direct", base: () => direct, headers: () => key },
       { name: "proxy", base: () => proxy.url, pid: proxy.pid },
-      { name: "naive-bun", base: () => naive.url, pid: naive.pid },
+      { name: "naive-bun", base: () => naive.url, pid: naive.pid, headers: () => key },
     ];
     if (nginx) {
       const n = await startNginx([direct]);
-      paths.push({ name: "nginx", base: () => n.urls[0]!, pid: n.pid });
+      paths.push({ name: "nginx", base: () => n.urls[0]!, pid: n.pid, headers: () => key });
     }
     // Other builds of the proxy, each with its own llama-server (same model, same settings).
     for (const [label, exe] of extraExes) {
@@ -320,7 +342,8 @@ try {
       await api(other.url, "PATCH", "/api/models/bench", { settings: { extraArgs: ["-np", "1", ...fakeArgs] } });
       await api(other.url, "POST", "/api/models/bench/start");
       const odirect = `http://127.0.0.1:${(await api(other.url, "GET", "/api/models")).models.find((m: any) => m.id === "bench").port}`;
-      paths.push({ name: `direct@${label}`, base: () => odirect }, { name: label, base: () => other.url, pid: other.pid, ref: `direct@${label}` });
+      const okey = authOf(join(dir, `data-${label}`), odirect);
+      paths.push({ name: `direct@${label}`, base: () => odirect, headers: () => okey }, { name: label, base: () => other.url, pid: other.pid, ref: `direct@${label}` });
     }
     const idle = await Promise.all(paths.filter((p) => p.pid).map(async (p) => `${p.name} ${(await idleCpuRate(p.pid!)).toFixed(2)}`));
     console.log(`idle CPU, ms per second (counted in CPU/event too): ${idle.join(", ")}`);
@@ -334,20 +357,22 @@ try {
     for (const id of models) await api(proxy.url, "PATCH", `/api/models/${id}`, { settings: { ctxSize: 4096, extraArgs: ["-np", "4", ...fakeArgs] } });
     await api(proxy.url, "POST", "/api/models/bench/start");
     const direct1 = await portOf("bench");
-    const paths1: Path[] = [{ name: "direct", base: () => direct1 }, { name: "proxy", base: () => proxy.url, pid: proxy.pid }];
+    const key1 = authOf(join(dir, "data"), direct1);
+    const paths1: Path[] = [{ name: "direct", base: () => direct1, headers: () => key1 }, { name: "proxy", base: () => proxy.url, pid: proxy.pid }];
     if (nginx) {
       const n = await startNginx([direct1]);
-      paths1.push({ name: "nginx", base: () => n.urls[0]!, pid: n.pid });
+      paths1.push({ name: "nginx", base: () => n.urls[0]!, pid: n.pid, headers: () => key1 });
     }
     await concurrent("one model, -np 4", paths1, ["bench"], 16, maxTokens);
 
     for (const id of models.slice(1)) await api(proxy.url, "POST", `/api/models/${id}/start`);
     const directs = new Map<string, string>();
     for (const id of models) directs.set(id, await portOf(id));
-    const paths4: Path[] = [{ name: "direct", base: (m) => directs.get(m)! }, { name: "proxy", base: () => proxy.url, pid: proxy.pid }];
+    const keys = new Map(models.map((m) => [m, authOf(join(dir, "data"), directs.get(m)!)]));
+    const paths4: Path[] = [{ name: "direct", base: (m) => directs.get(m)!, headers: (m) => keys.get(m)! }, { name: "proxy", base: () => proxy.url, pid: proxy.pid }];
     if (nginx) {
       const n = await startNginx(models.map((m) => directs.get(m)!));
-      paths4.push({ name: "nginx", base: (m) => n.urls[models.indexOf(m)]!, pid: n.pid });
+      paths4.push({ name: "nginx", base: (m) => n.urls[models.indexOf(m)]!, pid: n.pid, headers: (m) => keys.get(m)! });
     }
     await concurrent("4 models x 4 streams, -np 4 each", paths4, models, 4, maxTokens);
   }
