@@ -15,6 +15,7 @@ export async function prometheusText(s: Services): Promise<string> {
     registeredModels: s.registry.list().length,
     llamaServers: sample?.llamaServers ?? [],
     peers: s.peers.snapshot(),
+    rpcWorkers: s.rpcWorkers.snapshot(),
   });
 }
 

@@ -36,6 +36,11 @@ export interface SupervisorDeps {
   dataDir: string;
   /** Port allocation (tests inject one whose "is it free?" answer they control). */
   ports?: PortAllocator;
+  /**
+   * Start-time hook (src/rpc/workers.ts): extra llama-server arguments for this model (--rpc,
+   * --tensor-split), or a throw whose message is why it cannot start now (a worker is down).
+   */
+  launchArgs?: (model: ModelRow) => Promise<string[]>;
 }
 
 /** Timings that are not part of the user config; tests shrink them. */
@@ -82,6 +87,8 @@ interface Slot {
   busy: number;
   /** Failed background health checks in a row (see checkRunning). */
   healthFailures?: number;
+  /** Why we killed the running process ourselves (failRunning): shown as its error. */
+  killReason?: string;
   /** The owner's launch plan (placement args and env) of the current start. */
   plan?: LaunchPlan;
 }
@@ -165,6 +172,19 @@ export class Supervisor implements SupervisorApi {
 
   runtimes(): ModelRuntimeInfo[] {
     return [...this.slots.values()].map((s) => this.info(s));
+  }
+
+  /**
+   * Kills a running model's llama-server because something it depends on is gone (an RPC worker):
+   * the ordinary crash path follows (state error with `reason`, restart with backoff). False when
+   * the model is not running.
+   */
+  failRunning(modelId: string, reason: string): boolean {
+    const slot = this.slots.get(modelId);
+    if (!slot?.proc || slot.state.state !== "running") return false;
+    slot.killReason = reason;
+    slot.proc.signal("SIGKILL");
+    return true;
   }
 
   lastHealthCheck(): string | null {
@@ -289,6 +309,12 @@ export class Supervisor implements SupervisorApi {
     const binary = checkServerBinary(cfg.serverPath);
     if (!binary.found) return this.failLoad(slot, binary.reason!, undefined, automatic);
     if (!isReadable(model.path)) return this.failLoad(slot, `Model file not found or not readable: ${model.path}`, undefined, automatic);
+    let hookArgs: string[] = [];
+    try {
+      hookArgs = (await this.deps.launchArgs?.(model)) ?? [];
+    } catch (err) {
+      return this.failLoad(slot, (err as Error).message, undefined, automatic);
+    }
 
     const host = bindHost(cfg.host);
     const deadlineMs = this.timings.loadTimeoutMs ?? cfg.loadTimeoutSeconds * 1000;
@@ -302,7 +328,7 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args);
+        args = buildServerArgs(cfg, toLaunchSpec(model), host, port, [...(slot.plan?.args ?? []), ...hookArgs]);
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
@@ -422,7 +448,8 @@ export class Supervisor implements SupervisorApi {
     this.forget(slot, proc);
     if (upMs >= this.timings.stableAfterMs) slot.restarts = 0;
     const logTail = proc.logTail();
-    const message = `llama-server exited unexpectedly (${describeExit(exit)})`;
+    const message = slot.killReason ?? `llama-server exited unexpectedly (${describeExit(exit)})`;
+    slot.killReason = undefined;
     slot.error = { message, exitCode: exit.code, signal: exit.signal, logTail };
     slot.loadedAt = undefined;
     slot.state.set("error", message);
