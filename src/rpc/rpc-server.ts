@@ -47,6 +47,13 @@ export interface RpcServerStatus {
   devices: RpcDevice[];
   lastExit?: { code: number | null; signal: string | null; at: string; logTail: string[] };
   nextRestartAt?: string;
+  /**
+   * A client (a llama-server) holds rpc-server's one connection right now: rpc-server serves one
+   * client at a time, so a second model over this worker waits until the first disconnects.
+   */
+  clientConnected: boolean;
+  /** Connections rpc-server has accepted since it started (our own readiness probe included). */
+  clientsAccepted: number;
 }
 
 /** "  CUDA0: NVIDIA GeForce RTX 5090 (32109 MiB, 31588 MiB free)" (ggml-rpc.cpp's start banner). */
@@ -99,6 +106,8 @@ export class RpcServerSupervisor {
   private nextRestartAt?: number;
   private stopping = false;
   private readyWaiters: Array<() => void> = [];
+  private clientConnected = false;
+  private clientsAccepted = 0;
 
   constructor(private readonly o: RpcServerOptions) {}
 
@@ -125,6 +134,8 @@ export class RpcServerSupervisor {
       devices: this.devices,
       ...(this.lastExit ? { lastExit: this.lastExit } : {}),
       ...(this.nextRestartAt ? { nextRestartAt: new Date(this.nextRestartAt).toISOString() } : {}),
+      clientConnected: this.clientConnected,
+      clientsAccepted: this.clientsAccepted,
     };
   }
 
@@ -147,6 +158,8 @@ export class RpcServerSupervisor {
     this.state = "starting";
     this.generation++;
     this.devices = [];
+    this.clientConnected = false;
+    this.clientsAccepted = 0;
     const generation = this.generation;
     let proc: Subprocess<"ignore", "pipe", "pipe">;
     try {
@@ -213,6 +226,11 @@ export class RpcServerSupervisor {
     if (stdout) {
       const dev = parseDeviceLine(line);
       if (dev && this.devices.length < 64) this.devices = [...this.devices, dev];
+      // ggml-rpc.cpp prints (and flushes) these around each client it serves.
+      else if (line === "Accepted client connection") {
+        this.clientConnected = true;
+        this.clientsAccepted++;
+      } else if (line === "Client connection closed") this.clientConnected = false;
     }
     this.o.onLine?.(line);
   }
