@@ -8,6 +8,7 @@ import { z } from "zod";
 import { LoginThrottle, safeNextPath, SESSION_COOKIE } from "../http/auth";
 import { ApiError } from "../http/errors";
 import { validate } from "../http/validate";
+import { serverPathChangeRefusal } from "../supervisor/binary";
 import { LOG_LEVELS } from "../logs/types";
 import type { Model } from "../models/types";
 import type { Services } from "../services";
@@ -28,9 +29,10 @@ import { callApi, type AppFetch } from "./api-client";
 import { getAsset } from "./assets";
 import { configToForm, dashboardData, logsAsText, modelViews, parseConfigForm, type LogFilter } from "./data";
 import { RecentMetrics } from "./recent";
+import { activityConsoleRoutes, LiveQueue } from "./activity";
 
 /** The console's pages (everything else it serves is under /ui/ and /static/). */
-export const PAGES = ["/", "/models", "/monitoring", "/logs", "/settings", "/playground"] as const;
+export const PAGES = ["/", "/models", "/activity", "/monitoring", "/logs", "/settings", "/playground"] as const;
 
 const isHtmx = (c: Context) => c.req.header("hx-request") === "true";
 
@@ -132,6 +134,9 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     return c.html(<ErrorPage status={status} message={message} details={details} />, status);
   });
 
+  // The Activity page and the live queue (src/console/activity.tsx), behind the same login.
+  app.route("/", activityConsoleRoutes(s));
+
   // ---- static files (embedded in the executable) ----------------------------------------
   app.get("/static/:name", (c) => {
     const asset = getAsset(c.req.param("name"));
@@ -181,7 +186,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   });
 
   // ---- dashboard ----------------------------------------------------------------------------
-  app.get("/", (c) => c.html(<DashboardPage d={dashboardData(s, recent)} />));
+  app.get("/", (c) => c.html(<DashboardPage d={dashboardData(s, recent)} queue={<LiveQueue requests={s.tracker.list()} />} />));
   app.get("/ui/dashboard", (c) => c.html(<DashboardLive d={dashboardData(s, recent)} />));
 
   // ---- models ---------------------------------------------------------------------------------
@@ -378,6 +383,9 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     const render = (p: Parameters<typeof ConfigForm>[0], status: ContentfulStatusCode) =>
       isHtmx(c) ? c.html(<ConfigForm {...p} />, status === 400 ? formStatus(c, status) : status) : c.html(<SettingsPage {...p} configPath={s.config.path} />, status);
     if (!parsed.ok) return render({ values: parsed.values, errors: parsed.errors }, 400);
+    // The same serverPath check as POST /api/config: it decides what we execute.
+    const refusal = await serverPathChangeRefusal(s.config.get().serverPath, parsed.data.serverPath);
+    if (refusal) return render({ values: parsed.values, errors: { serverPath: refusal } }, 400);
     try {
       const saved = s.config.update(parsed.data);
       const savedAt = new Date().toISOString().slice(11, 19) + " UTC";

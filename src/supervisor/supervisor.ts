@@ -36,11 +36,24 @@ export interface SupervisorDeps {
   dataDir: string;
   /** Port allocation (tests inject one whose "is it free?" answer they control). */
   ports?: PortAllocator;
+  /** Small named hooks into process launches (the KV cache adds --slot-save-path). */
+  hooks?: LifecycleHooks;
+}
+
+/**
+ * Work other modules do when a process is launched. A failing launchArgs hook never fails the
+ * launch; requiredLaunchArgs is the one that may refuse it.
+ * (Work before a stop hooks into the lifecycle owner instead: ModelPool.onBeforeStop.)
+ */
+export interface LifecycleHooks {
+  /** Extra llama-server arguments for this launch, appended after the model's own. */
+  launchArgs?(model: ModelRow, serverBinary: string): string[];
   /**
-   * Start-time hook (src/rpc/workers.ts): extra llama-server arguments for this model (--rpc,
-   * --tensor-split), or a throw whose message is why it cannot start now (a worker is down).
+   * Arguments that depend on other hosts (src/rpc/workers.ts: --rpc, --tensor-split), found by a
+   * fresh check before each launch. Unlike launchArgs, a throw refuses the launch, its message
+   * being the reason the model shows (an RPC worker is down).
    */
-  launchArgs?: (model: ModelRow) => Promise<string[]>;
+  requiredLaunchArgs?(model: ModelRow): Promise<string[]>;
 }
 
 /** Timings that are not part of the user config; tests shrink them. */
@@ -311,7 +324,7 @@ export class Supervisor implements SupervisorApi {
     if (!isReadable(model.path)) return this.failLoad(slot, `Model file not found or not readable: ${model.path}`, undefined, automatic);
     let hookArgs: string[] = [];
     try {
-      hookArgs = (await this.deps.launchArgs?.(model)) ?? [];
+      hookArgs = (await this.deps.hooks?.requiredLaunchArgs?.(model)) ?? [];
     } catch (err) {
       return this.failLoad(slot, (err as Error).message, undefined, automatic);
     }
@@ -328,7 +341,7 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = buildServerArgs(cfg, toLaunchSpec(model), host, port, [...(slot.plan?.args ?? []), ...hookArgs]);
+        args = [...buildServerArgs(cfg, toLaunchSpec(model), host, port, [...(slot.plan?.args ?? []), ...hookArgs]), ...this.hookLaunchArgs(model, binary.path!)];
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
@@ -499,6 +512,15 @@ export class Supervisor implements SupervisorApi {
     slot.state.set("stopped");
     const how = result.killed ? "killed with SIGKILL after the grace period" : describeExit(result);
     this.deps.log.info(`Model ${slot.id} stopped in ${Math.round(performance.now() - t0)} ms (${how})`);
+  }
+
+  private hookLaunchArgs(model: ModelRow, serverBinary: string): string[] {
+    try {
+      return this.deps.hooks?.launchArgs?.(model, serverBinary) ?? [];
+    } catch (err) {
+      this.deps.log.warn(`Launch hook for ${model.id} failed (starting without it): ${(err as Error).message}`);
+      return [];
+    }
   }
 
   /**
