@@ -67,6 +67,8 @@ export function createApp(s: Services) {
 
   // Before everything: Host allow-list, Origin, Fetch Metadata, JSON content type (src/http/guard.ts).
   app.use("*", guardMiddleware(s.hosts, errorShapeOf, { anyBodyType: isOllamaPath }));
+  // One budget for all request bodies being read at once (src/http/body-budget.ts).
+  app.use("*", s.bodyBudget.middleware(errorShapeOf, (path) => (errorShapeOf(path) === "envelope" ? 1024 * 1024 : s.proxyOptions.maxBodyBytes)));
   // Ollama's routes share /api with the seed's (no path in common): they get the same key in
   // Ollama's error shape, and their own body limits and body parsing (src/ollama/routes.ts).
   const ollama = (c: { req: { path: string } }) => isOllamaPath(c.req.path);

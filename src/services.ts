@@ -7,6 +7,7 @@ import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
 import { Authenticator } from "./http/auth";
+import { BodyBudget, DEFAULT_MAX_IN_FLIGHT_BODY_BYTES } from "./http/body-budget";
 import { HostAllowList } from "./http/guard";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
@@ -40,6 +41,8 @@ export interface RuntimeOptions {
   environment: string;
   /** Required on /api and /v1 when set (Authorization: Bearer <key> or X-API-Key). */
   apiKey?: string;
+  /** Request bodies read at once, all routes together (default 256 MiB; beyond: 503). */
+  maxInFlightBodyBytes?: number;
   /** Seconds before an idle connection is closed (default 60; requests in progress are exempt). */
   idleTimeoutSeconds?: number;
   /** Host names accepted besides loopback and the bound address (--allowed-hosts, ALLOWED_HOSTS). */
@@ -109,6 +112,8 @@ export interface Services {
   rpcWorkers: RpcWorkers;
   /** The API key and the console's login sessions: who may call us (src/http/auth.ts). */
   auth: Authenticator;
+  /** The global budget of request bodies in flight. */
+  bodyBudget: BodyBudget;
   /** Which Host / Origin values the request guard accepts (src/http/guard.ts). */
   hosts: HostAllowList;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
@@ -191,6 +196,7 @@ export function createServices(options: RuntimeOptions): Services {
       options.rpcWorkers,
     ),
     auth: new Authenticator(options.apiKey),
+    bodyBudget: new BodyBudget(options.maxInFlightBodyBytes ?? DEFAULT_MAX_IN_FLIGHT_BODY_BYTES),
     hosts: new HostAllowList({
       allowedHosts: options.allowedHosts ?? [],
       boundHost: options.host,

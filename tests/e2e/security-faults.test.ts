@@ -72,3 +72,40 @@ describe("finding 10: half-open connections are never closed", () => {
     }
   }, 60_000);
 });
+
+describe("finding 10: no global budget for request bodies", () => {
+  test("bodies in flight share one budget: past it 503 with Retry-After, bigger than it 413", async () => {
+    const { resolve } = await import("node:path");
+    const d = mkdtempSync(join(tmpdir(), "lap-budget-"));
+    const MB = 1024 * 1024;
+    const srv = await startServer({ port: 0, host: "127.0.0.1", dataDir: d, configPath: join(d, "config.json"), logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:", maxInFlightBodyBytes: 3 * MB, proxy: { maxBodyBytes: 4 * MB } });
+    try {
+      const FAKE = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
+      srv.services.config.update({ ...srv.services.config.get(), serverPath: FAKE, host: "127.0.0.1", port: 24000 + Math.floor(Math.random() * 8000), stopTimeoutSeconds: 2 });
+      const file = join(d, "m.gguf");
+      writeFileSync(file, "GGUF fake");
+      srv.services.registry.insert([{ id: "m", name: "m", path: file, size: 9, family: "llama", format: "gguf", settings: { extraArgs: ["--fake-load-ms", "1500"] } }]);
+      const body = (mb: number) => JSON.stringify({ model: "m", messages: [{ role: "user", content: "x".repeat(mb * MB) }], max_tokens: 1 });
+      const post = (b: string) => fetch(`${srv.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: b });
+      // Two 1 MB bodies wait for the load (holding their bytes); a third 2 MB one does not fit.
+      const first = post(body(1));
+      const second = post(body(1));
+      const { waitFor } = await import("../helpers/services");
+      await waitFor(() => srv.services.bodyBudget.bytesInFlight > 2 * MB, "two bodies in flight", 5000);
+      const third = await post(body(2));
+      expect(third.status).toBe(503);
+      expect(third.headers.get("retry-after")).toBe("1");
+      expect(((await third.json()) as any).error.code).toBe("server_busy");
+      const tooBig = await post(body(3.5));
+      expect(tooBig.status).toBe(413);
+      expect((await first).status).toBe(200);
+      expect((await second).status).toBe(200);
+      expect(srv.services.bodyBudget.bytesInFlight).toBe(0);
+      // Once they are done, a big body fits again.
+      expect((await post(body(2))).status).toBe(200);
+    } finally {
+      await srv.stop();
+      rmSync(d, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
