@@ -362,6 +362,11 @@ export class KvCacheService {
     return true;
   }
 
+  /** The settings fingerprint of the model's running process (undefined when not launched by us). */
+  runningFingerprint(modelId: string): string | undefined {
+    return this.instances.get(modelId)?.fingerprint;
+  }
+
   /** Gauges for /metrics. */
   totals(): { files: number; bytes: number } {
     const all = this.deps.store.list();
