@@ -1,5 +1,6 @@
 import type { Server } from "bun";
 import { createApp } from "./app";
+import { errorBody } from "./http/envelope";
 import { checkRequest, guardInput, refusalResponse, SOCKET_PATH } from "./http/guard";
 import { startBackgroundDiscovery } from "./models/catalog";
 import { realtimeSources } from "./realtime/sources";
@@ -17,10 +18,13 @@ export interface RunningServer {
 
 /** Builds the services and serves them; used by main.ts and by end-to-end tests (port 0). */
 export async function startServer(options: RuntimeOptions): Promise<RunningServer> {
+  const t = options.startup;
   const services = createServices(options);
   // Before serving: children a kill -9'd predecessor left behind still hold ports and memory.
   await services.supervisor.cleanupOrphans?.();
+  t?.mark("orphan check");
   const app = createApp(services);
+  t?.mark("routes");
   const { hub } = services;
   const server = Bun.serve({
     port: options.port,
@@ -39,14 +43,27 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
       return answer === null ? app.fetch(req, srv) : answer;
     },
     websocket: hub.websocket,
+    // Never Bun's development error page (it shows source lines and paths to whoever asks), and
+    // an error that escapes a handler (the hub runs outside Hono's onError) is a bare 500 with
+    // the stack in our log only.
+    development: false,
+    error: (err) => {
+      services.log.error(`Unhandled error in a request handler: ${err.message}`, { stack: err.stack });
+      return Response.json(errorBody("INTERNAL_ERROR", "Internal server error", "An unexpected error occurred; see the server log"), { status: 500 });
+    },
     // Streams from llama-server can pause for minutes while a model thinks.
     idleTimeout: 0,
   });
+  t?.mark("listen");
   services.server = { port: server.port!, host: options.host };
   hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
+  services.activity.start();
+  services.reloader.start();
   services.pool.autoStart();
+  // Peers are checked in the background from now on (the first round at once).
+  services.peers.start();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);
 
@@ -63,5 +80,9 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
     })());
   // After listening: the first sample is taken now, so /api/monitoring has data at once.
   await services.collector.start();
+  if (t) {
+    t.mark("first metrics sample");
+    services.log.debug(`Start-up steps (ms): ${t.describe()}; total ${t.totalMs.toFixed(1)}; RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MB`);
+  }
   return { server, services, url, stop, startupDone: startupScan.done.then(() => {}, () => {}) };
 }

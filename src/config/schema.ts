@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { peersSchema, rpcWorkersSchema } from "../peers/schema";
 
 const int = (label: string) =>
   z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
@@ -53,9 +54,31 @@ export const extraConfigShape = {
   metricsIntervalSeconds: range("metricsIntervalSeconds", 1, 3600),
   /** How long minute rows of metric history are kept, hours. */
   historyRetentionHours: range("historyRetentionHours", 168, 24 * 366),
+  /** Activity log rows older than this are deleted (src/activity/log.ts). */
+  activityRetentionDays: range("activityRetentionDays", 1, 3650),
+  /** At most this many activity rows are kept; the oldest go first. */
+  activityMaxRows: range("activityMaxRows", 1000, 10_000_000),
+  /** Request headers whose first non-empty value is the activity row's session id, comma separated ("" = none). */
+  activitySessionHeaders: z
+    .string({ error: "activitySessionHeaders must be a string (comma-separated header names)" })
+    .max(500, "activitySessionHeaders must be at most 500 characters")
+    .regex(/^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*)*)?$/, "activitySessionHeaders must be header names separated by commas"),
+  /** Memory for request/response body captures, MB; 0 = captures off. */
+  captureMaxMB: range("captureMaxMB", 0, 1024),
 };
 
-export const llamaServerConfigSchema = z.strictObject({ ...referenceConfigShape, ...extraConfigShape });
+/**
+ * Other hosts (src/peers/): list-valued, so they are edited as JSON (config file, POST /api/config),
+ * not as fields of the console's settings form. Absent on POST keeps the current lists.
+ */
+export const clusterConfigShape = {
+  /** Other instances / OpenAI-compatible servers that /v1 requests are routed to by model. */
+  peers: peersSchema,
+  /** Hosts running `llama-async-proxy worker` (llama.cpp rpc-server) that models can be split over. */
+  rpcWorkers: rpcWorkersSchema,
+};
+
+export const llamaServerConfigSchema = z.strictObject({ ...referenceConfigShape, ...extraConfigShape, ...clusterConfigShape });
 
 /** The single source of the LlamaServerConfig type. */
 export type LlamaServerConfig = z.infer<typeof llamaServerConfigSchema>;
@@ -66,6 +89,7 @@ export const configUpdateSchema = z
   .extend(Object.fromEntries(Object.entries(extraConfigShape).map(([k, v]) => [k, v.optional()])) as {
     [K in keyof typeof extraConfigShape]: z.ZodOptional<(typeof extraConfigShape)[K]>;
   })
+  .extend({ peers: clusterConfigShape.peers.optional(), rpcWorkers: clusterConfigShape.rpcWorkers.optional() })
   .strict();
 export type ConfigUpdate = z.infer<typeof configUpdateSchema>;
 
@@ -83,4 +107,10 @@ export const EXTRA_DEFAULTS = {
   maxQueuedRequests: 64,
   metricsIntervalSeconds: 10,
   historyRetentionHours: 168,
-} satisfies Pick<LlamaServerConfig, keyof typeof extraConfigShape>;
+  activityRetentionDays: 30,
+  activityMaxRows: 100_000,
+  activitySessionHeaders: "X-Session-ID",
+  captureMaxMB: 0,
+  peers: [],
+  rpcWorkers: [],
+} satisfies Pick<LlamaServerConfig, keyof typeof extraConfigShape | keyof typeof clusterConfigShape>;

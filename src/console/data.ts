@@ -1,5 +1,6 @@
 // What the console pages show, built from the services (no HTTP here, so tests drive it directly).
 import { buildStatus } from "../api/status";
+import type { PeerSnapshot } from "../peers/registry";
 import { configUpdateSchema, extraConfigShape, referenceConfigShape, type LlamaServerConfig } from "../config/schema";
 import type { LogEntry } from "../logs/types";
 import { readDisk, readMemory } from "../metrics/system";
@@ -65,6 +66,8 @@ export interface DashboardData {
   averageResponseTime: number;
   tokensPerSecond: number;
   models: ModelView[];
+  /** Configured peers (src/peers/), empty when there are none. */
+  peers: PeerSnapshot[];
 }
 
 export function dashboardData(s: Services, recent: RecentMetrics): DashboardData {
@@ -84,12 +87,13 @@ export function dashboardData(s: Services, recent: RecentMetrics): DashboardData
     averageResponseTime: latest?.requests.averageResponseTime ?? perf.averageResponseTime,
     tokensPerSecond: perf.tokensPerSecond,
     models: modelViews(s),
+    peers: s.peers.snapshot(),
   };
 }
 
 // ---- Settings form -------------------------------------------------------------------------
 
-export const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath"]);
+export const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath", "activitySessionHeaders"]);
 export const REFERENCE_FIELDS = Object.keys(referenceConfigShape) as (keyof typeof referenceConfigShape)[];
 export const EXTRA_FIELDS = Object.keys(extraConfigShape) as (keyof typeof extraConfigShape)[];
 

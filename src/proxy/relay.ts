@@ -4,10 +4,12 @@
 // endpoints, the raw /upstream passthrough) shares one path; proxy/routes.ts only parses and picks
 // the model.
 import type { Context } from "hono";
+import { addChildAuth } from "../supervisor/child-keys";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { openAiError, openAiErrorResponse, openAiType } from "../http/openai";
 import type { Lease, ModelPool } from "../supervisor/pool";
+import { CancelledError, type RequestHandle } from "../activity/tracker";
 import { downstreamResponseHeaders, passThrough } from "./forward";
 import type { ProxyOptions } from "./options";
 import type { RequestOutcome, RequestStats } from "./stats";
@@ -39,16 +41,32 @@ export interface ForwardArgs {
   upstreamPath: string;
   init: { method: string; headers: Headers; body?: string | ArrayBuffer };
   onDone?: () => void;
+  /**
+   * The request's live-queue entry (src/activity/tracker.ts), null for the raw /upstream
+   * passthrough: its signal cancels the request, and it learns the lease, chunks and outcome.
+   */
+  track?: RequestHandle | null;
 }
+
+/** What a client whose request an operator cancelled gets (not retried by OpenAI's clients: 4xx, not 409/429). */
+export const cancelledResponse = (err: CancelledError) => Response.json(openAiError(err.message, "cancelled", "request_cancelled"), { status: 499 });
 
 export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response> {
   const clientSignal = a.c.req.raw.signal;
   const upstreamAbort = new AbortController();
   const onClientAbort = () => upstreamAbort.abort(new Error("client disconnected"));
   clientSignal.addEventListener("abort", onClientAbort, { once: true });
-  const endStat: EndStat = (o) => a.stat?.end(o);
+  const endStat: EndStat = (o) => {
+    a.stat?.end(o);
+    a.track?.finish(o);
+  };
+  // An operator's cancel ends the wait for a slot like a client disconnect does, and aborts the
+  // upstream request (llama-server stops generating) with a CancelledError as the reason.
+  const cancelSignal = a.track?.signal;
+  const waitSignal = cancelSignal ? AbortSignal.any([clientSignal, cancelSignal]) : clientSignal;
+  cancelSignal?.addEventListener("abort", () => upstreamAbort.abort(cancelSignal.reason), { once: true });
 
-  const leaseP = deps.pool.acquire(a.model.id, clientSignal);
+  const leaseP = deps.pool.acquire(a.model.id, waitSignal);
   leaseP.catch(() => {}); // handled below, whichever way we wait for it
 
   // A streaming client waiting for a load gets an early 200 SSE response carrying keep-alive
@@ -69,13 +87,17 @@ export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response
     lease = await leaseP;
   } catch (err) {
     clientSignal.removeEventListener("abort", onClientAbort);
+    if (cancelSignal?.reason instanceof CancelledError) {
+      endStat({ status: 499, error: false, message: cancelSignal.reason.message });
+      return cancelledResponse(cancelSignal.reason);
+    }
     if (clientSignal.aborted) {
       // The client left while waiting: not a server error (499, as for a mid-stream abort).
       endStat({ status: 499, error: false });
       return new Response(null, { status: 499 });
     }
     const apiErr = toApiError(err);
-    endStat({ status: apiErr.status, error: true });
+    endStat({ status: apiErr.status, error: true, message: apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message });
     return openAiErrorResponse(apiErr);
   }
   return relay(a, lease, upstreamAbort, endStat, () => clientSignal.removeEventListener("abort", onClientAbort));
@@ -89,6 +111,7 @@ async function relay(
   endStat: EndStat,
   cleanup: () => void,
 ): Promise<Response> {
+  a.track?.leased();
   let upstream: Response;
   try {
     upstream = await fetchUpstream(lease.baseUrl + a.upstreamPath, a.init, upstreamAbort.signal);
@@ -96,43 +119,88 @@ async function relay(
     lease.release();
     cleanup();
     const aborted = upstreamAbort.signal.aborted;
-    endStat({ status: aborted ? 499 : 502, error: !aborted });
+    const reason = upstreamAbort.signal.reason;
+    if (reason instanceof CancelledError) {
+      endStat({ status: 499, error: false, message: reason.message });
+      return cancelledResponse(reason);
+    }
+    endStat({ status: aborted ? 499 : 502, error: !aborted, message: aborted ? "client disconnected" : `llama-server did not answer: ${(err as Error).message}` });
     return Response.json(
       { error: { message: `llama-server for ${a.model.id} did not answer: ${(err as Error).message}`, type: "server_error", code: "upstream_unavailable" } },
       { status: 502 },
     );
   }
+  return streamResponse(upstream, {
+    started: a.started,
+    streaming: a.streaming,
+    upstreamAbort,
+    endStat,
+    track: a.track,
+    done: () => {
+      lease.release();
+      cleanup();
+      a.onDone?.();
+    },
+  });
+}
+
+/**
+ * The client's response for an upstream answer: the body streamed through unbuffered
+ * (passThrough), statistics recorded and `done` called exactly once at its end. Shared by the
+ * local relay and the peer relay (src/peers/relay.ts).
+ */
+export function streamResponse(
+  upstream: Response,
+  o: {
+    started: number;
+    streaming: boolean;
+    upstreamAbort: AbortController;
+    endStat: EndStat;
+    done: (failed: boolean) => void;
+    track?: RequestHandle | null;
+    /** Response headers to add (the peer relay names the peer). */
+    headers?: Record<string, string>;
+    /** Who closed a stream cut short, for the statistics ("llama-server", "peer b"). */
+    upstreamName?: string;
+  },
+): Response {
+  const { endStat, upstreamAbort } = o;
   const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
   const status = upstream.status;
+  const headers = downstreamResponseHeaders(upstream.headers, upstream.body ? isSse || o.streaming : false);
+  for (const [k, v] of Object.entries(o.headers ?? {})) headers.set(k, v);
   if (!upstream.body) {
-    lease.release();
-    cleanup();
+    o.done(false);
     endStat({ status });
-    a.onDone?.();
-    return new Response(null, { status, headers: downstreamResponseHeaders(upstream.headers, false) });
+    return new Response(null, { status, headers });
   }
   let ttftMs: number | undefined;
   const body = passThrough(
     upstream.body,
     {
-      onFirstChunk: () => (ttftMs = performance.now() - a.started),
-      onEnd: (o) => {
-        lease.release();
-        cleanup();
+      onFirstChunk: () => (ttftMs = performance.now() - o.started),
+      onChunk: o.track ? o.track.chunk : undefined,
+      abortedMessage: (reason) => (reason instanceof CancelledError ? reason.message : null),
+      onEnd: (end) => {
+        o.done(end.failed);
+        const reason = upstreamAbort.signal.reason;
         endStat({
-          status: o.aborted ? 499 : o.failed ? 502 : status,
-          error: o.failed || status >= 400,
+          status: end.aborted ? 499 : end.failed ? 502 : status,
+          error: end.failed || status >= 400,
+          message: reason instanceof CancelledError ? reason.message : end.failed ? `${o.upstreamName ?? "llama-server"} closed the stream` : end.aborted ? "client disconnected" : undefined,
           ttftMs,
-          promptTokens: o.promptTokens,
-          completionTokens: o.completionTokens,
-          generationMs: o.generationMs,
+          promptTokens: end.promptTokens,
+          cachedTokens: end.cachedTokens,
+          completionTokens: end.completionTokens,
+          generationMs: end.generationMs,
+          promptPerSecond: end.promptPerSecond,
+          predictedPerSecond: end.predictedPerSecond,
         });
-        a.onDone?.();
       },
     },
     { sse: isSse, upstreamAbort },
   );
-  return new Response(body, { status, headers: downstreamResponseHeaders(upstream.headers, isSse || a.streaming) });
+  return new Response(body, { status, headers });
 }
 
 /** The early-committed SSE response for a stream whose model is still loading. */
@@ -184,8 +252,13 @@ function loadingStream(
         (err) => {
           clearInterval(timer);
           if (cancelled) return endStat({ status: 499, error: false });
+          if (err instanceof CancelledError) {
+            endStat({ status: 499, error: false, message: err.message });
+            enqueue(encoder.encode(`data: ${JSON.stringify(openAiError(err.message, "cancelled", "request_cancelled"))}\n\n`));
+            return close();
+          }
           const apiErr = toApiError(err);
-          endStat({ status: apiErr.status, error: true });
+          endStat({ status: apiErr.status, error: true, message: apiErr.message });
           enqueue(sseError(apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message, openAiType(apiErr.code), apiErr.status));
           close();
         },
@@ -211,6 +284,8 @@ function loadingStream(
  * never reached the server, so it is sent again once, on a fresh connection.
  */
 export async function fetchUpstream(url: string, init: { method: string; headers: Headers; body?: string | ArrayBuffer }, signal: AbortSignal): Promise<Response> {
+  // The child's own key (the client's credentials were dropped by upstreamRequestHeaders).
+  addChildAuth(url, init.headers);
   try {
     return await fetch(url, { ...init, signal, redirect: "manual" });
   } catch (err) {

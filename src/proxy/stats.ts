@@ -37,6 +37,11 @@ export interface RequestOutcome {
   /** Generation time reported by llama-server (timings.predicted_ms), for tokens/s. */
   generationMs?: number;
   error?: boolean;
+  /** Why it failed, for the activity log. */
+  message?: string;
+  cachedTokens?: number;
+  promptPerSecond?: number;
+  predictedPerSecond?: number;
 }
 
 const empty = (): ModelRequestStats => ({
@@ -82,6 +87,11 @@ export class RequestStats {
         });
       },
     };
+  }
+
+  /** Requests in flight for one model (routing: the least loaded host). */
+  activeOf(id: string): number {
+    return this.models.get(id)?.active ?? 0;
   }
 
   private model(id: string): ModelRequestStats {

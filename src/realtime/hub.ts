@@ -2,7 +2,6 @@ import type { Server, WebSocketHandler } from "bun";
 import { randomBytes } from "node:crypto";
 import type { EventBus } from "../events";
 import { errorBody } from "../http/envelope";
-import { keyMatches, presentedKey } from "../http/auth";
 import type { Logger } from "../logs/logger";
 import type { LogEntry } from "../logs/types";
 import type { SystemMetrics } from "../metrics/types";
@@ -29,8 +28,11 @@ export const REALTIME_PATH = "/llamaproxws";
 export interface RealtimeSources {
   bus: EventBus;
   log: Logger;
-  /** When set, required on every /llamaproxws request (?key=, Authorization, X-API-Key, cookie). */
-  apiKey?: string;
+  /**
+   * Whether a /llamaproxws request may connect: the API key (?key=, Authorization, X-API-Key) or a
+   * console session cookie, when a key is configured. Never throws on malformed credentials.
+   */
+  authorize(req: Request, queryKey: string | null): boolean;
   /** The collector's latest SystemMetrics (null before its first sample). */
   metrics(): SystemMetrics | null;
   models(): Model[];
@@ -170,10 +172,9 @@ export class RealtimeHub implements CommandContext, SocketIoContext {
     if (!sources) return Response.json(errorBody("SERVICE_UNAVAILABLE", "Realtime hub not started"), { status: 503 });
     const query = url.searchParams;
     const eio = query.get("EIO");
-    const apiKey = sources.apiKey;
-    if (apiKey && !keyMatches(apiKey, query.get("key") ?? presentedKey(req.headers))) {
+    if (!sources.authorize(req, query.get("key"))) {
       if (eio !== null) return engineError(ENGINE_ERRORS.FORBIDDEN, 401, "invalid or missing API key");
-      return Response.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Pass ?key=<key>, Authorization: Bearer <key>, X-API-Key or the lap_key cookie"), {
+      return Response.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Pass ?key=<key>, Authorization: Bearer <key>, X-API-Key or log in to the console"), {
         status: 401,
         headers: { "WWW-Authenticate": 'Bearer realm="llama-async-proxy"' },
       });
