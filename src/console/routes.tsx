@@ -28,9 +28,10 @@ import { callApi, type AppFetch } from "./api-client";
 import { getAsset } from "./assets";
 import { configToForm, dashboardData, logsAsText, modelViews, parseConfigForm, type LogFilter } from "./data";
 import { RecentMetrics } from "./recent";
+import { activityConsoleRoutes, LiveQueue } from "./activity";
 
 /** The console's pages (everything else it serves is under /ui/ and /static/). */
-export const PAGES = ["/", "/models", "/monitoring", "/logs", "/settings", "/playground"] as const;
+export const PAGES = ["/", "/models", "/activity", "/monitoring", "/logs", "/settings", "/playground"] as const;
 
 const isHtmx = (c: Context) => c.req.header("hx-request") === "true";
 
@@ -132,6 +133,9 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     return c.html(<ErrorPage status={status} message={message} details={details} />, status);
   });
 
+  // The Activity page and the live queue (src/console/activity.tsx), behind the same login.
+  app.route("/", activityConsoleRoutes(s));
+
   // ---- static files (embedded in the executable) ----------------------------------------
   app.get("/static/:name", (c) => {
     const asset = getAsset(c.req.param("name"));
@@ -181,7 +185,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   });
 
   // ---- dashboard ----------------------------------------------------------------------------
-  app.get("/", (c) => c.html(<DashboardPage d={dashboardData(s, recent)} />));
+  app.get("/", (c) => c.html(<DashboardPage d={dashboardData(s, recent)} queue={<LiveQueue requests={s.tracker.list()} />} />));
   app.get("/ui/dashboard", (c) => c.html(<DashboardLive d={dashboardData(s, recent)} />));
 
   // ---- models ---------------------------------------------------------------------------------
