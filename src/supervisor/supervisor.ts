@@ -209,7 +209,20 @@ export class Supervisor implements SupervisorApi {
    * not stop them). Only processes whose pid, start time and command line all match what that
    * proxy recorded are touched. Returns how many were stopped.
    */
-  async cleanupOrphans(): Promise<number> {
+  cleanupOrphans(): Promise<number> {
+    const run = this.stopOrphans();
+    this.orphansCleared = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Settles once cleanupOrphans has stopped what a predecessor left behind. Loads wait for it
+   * (the orphans still hold ports and memory); the listen does not (stopping one may take the
+   * whole stop grace period).
+   */
+  private orphansCleared: Promise<unknown> = Promise.resolve();
+
+  private async stopOrphans(): Promise<number> {
     const previous = this.pidFile.readPrevious();
     if (!previous) return 0;
     if (previous.owner.pid !== process.pid && isSameProcessAlive(previous.owner)) {
@@ -301,6 +314,7 @@ export class Supervisor implements SupervisorApi {
 
   /** The load itself; runs inside the model's queue. */
   private async doLoad(slot: Slot, signal: AbortSignal, automatic: boolean): Promise<ModelRuntimeInfo> {
+    await this.orphansCleared;
     if (slot.state.state === "running" && slot.proc) return this.info(slot);
     if (signal.aborted || !slot.wanted) {
       // startLoad may already have shown "loading"; a cancelled load ends stopped.
