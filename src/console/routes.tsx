@@ -8,6 +8,7 @@ import { z } from "zod";
 import { LoginThrottle, safeNextPath, SESSION_COOKIE } from "../http/auth";
 import { ApiError } from "../http/errors";
 import { validate } from "../http/validate";
+import { serverPathChangeRefusal } from "../supervisor/binary";
 import { LOG_LEVELS } from "../logs/types";
 import type { Model } from "../models/types";
 import type { Services } from "../services";
@@ -382,6 +383,9 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     const render = (p: Parameters<typeof ConfigForm>[0], status: ContentfulStatusCode) =>
       isHtmx(c) ? c.html(<ConfigForm {...p} />, status === 400 ? formStatus(c, status) : status) : c.html(<SettingsPage {...p} configPath={s.config.path} />, status);
     if (!parsed.ok) return render({ values: parsed.values, errors: parsed.errors }, 400);
+    // The same serverPath check as POST /api/config: it decides what we execute.
+    const refusal = await serverPathChangeRefusal(s.config.get().serverPath, parsed.data.serverPath);
+    if (refusal) return render({ values: parsed.values, errors: { serverPath: refusal } }, 400);
     try {
       const saved = s.config.update(parsed.data);
       const savedAt = new Date().toISOString().slice(11, 19) + " UTC";
