@@ -145,13 +145,14 @@ export class Authenticator {
  * /api/config chooses which binary we execute, so a proxy reachable from the network must not be
  * open.
  */
-export function requireAuth(auth: Authenticator, style: "envelope" | "openai"): MiddlewareHandler {
+export function requireAuth(auth: Authenticator, style: "envelope" | "openai" | "ollama"): MiddlewareHandler {
   return async (c, next) => {
     if (auth.allowsRequest(c.req.raw.headers)) return next();
     c.header("WWW-Authenticate", 'Bearer realm="llama-async-proxy"');
-    return style === "openai"
-      ? c.json(openAiError("Invalid or missing API key", "authentication_error", "invalid_api_key"), 401)
-      : c.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"), 401);
+    if (style === "openai") return c.json(openAiError("Invalid or missing API key", "authentication_error", "invalid_api_key"), 401);
+    // Ollama clients read `error` as a string (ollama-js shows it as the message).
+    if (style === "ollama") return c.json({ error: "unauthorized: invalid or missing API key (send Authorization: Bearer <key>)" }, 401);
+    return c.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"), 401);
   };
 }
 
