@@ -17,6 +17,7 @@ import { requestRoutes } from "./api/requests";
 import { modelRestartRoutes } from "./api/model-restart";
 import { statusRoutes } from "./api/status";
 import { peerRoutes } from "./peers/routes";
+import { rpcWorkerRoutes } from "./rpc/routes";
 import { requireAuth } from "./http/auth";
 import { inferenceAuth } from "./keys/middleware";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
@@ -52,7 +53,8 @@ export function apiRoutes(s: Services) {
     .route("/activity", activityRoutes(s))
     .route("/requests", requestRoutes(s))
     .route("/models", modelRestartRoutes(s))
-    .route("/peers", peerRoutes(s));
+    .route("/peers", peerRoutes(s))
+    .route("/rpc-workers", rpcWorkerRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;

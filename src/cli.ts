@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { splitHostPort } from "./http/guard";
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "./logs/types";
+import { parseWorkerCli, type WorkerCliResult } from "./rpc/cli";
 import type { RuntimeOptions } from "./services";
 import { parseKeysCommand, type KeysCommand } from "./keys/cli";
 import { APP_NAME, APP_VERSION } from "./version";
@@ -11,6 +12,7 @@ export const HELP = `${APP_NAME} ${APP_VERSION}
 Starts, watches and proxies llama.cpp's llama-server, with a web console and a JSON API.
 
 Usage: llama-async-proxy [options]
+       llama-async-proxy worker --api-key <key> [--rpc-host <addr>] [--rpc-port <n>] ...  (see worker --help)
        llama-async-proxy import llama-swap <config.yaml> [--dry-run] [--data-dir <dir>] [--config <file>]
 
 Commands:
@@ -63,7 +65,8 @@ export type CliResult =
   | { kind: "version" }
   | { kind: "run"; options: RuntimeOptions; insecure: boolean }
   | { kind: "import"; format: "llama-swap"; file: string; dryRun: boolean; options: RuntimeOptions }
-  | { kind: "keys"; command: KeysCommand };
+  | { kind: "keys"; command: KeysCommand }
+  | WorkerCliResult;
 
 /** `import llama-swap <file> [--dry-run]`: works on the data directory, never starts a server. */
 function parseImport(argv: string[], env: Record<string, string | undefined>): CliResult {
@@ -114,6 +117,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       throw new UsageError((err as Error).message);
     }
   }
+  if (argv[0] === "worker") return parseWorkerCli(argv.slice(1), env);
   let values;
   try {
     ({ values } = parseArgs({

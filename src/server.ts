@@ -64,6 +64,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   services.pool.autoStart();
   // Peers are checked in the background from now on (the first round at once).
   services.peers.start();
+  services.rpcWorkers.start();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);
 

@@ -17,6 +17,7 @@ export async function prometheusText(s: Services): Promise<string> {
     llamaServers: sample?.llamaServers ?? [],
     kvCache: { counters: s.kvcache.counters, ...s.kvcache.totals() },
     peers: s.peers.snapshot(),
+    rpcWorkers: s.rpcWorkers.snapshot(),
   });
   return (text.endsWith("\n") ? text : text + "\n") + renderKeyMetrics(s.keyLimiter.counters, s.activity);
 }
