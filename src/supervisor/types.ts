@@ -10,6 +10,8 @@ export interface LaunchPlan {
   placement: Placement;
   /** settingsKey of the memory settings, so a memory report is stored under it. */
   memoryKey?: string;
+  /** `args` raise llama-server's verbosity (-lv 4) for its memory report: filter the log. */
+  verbose?: boolean;
 }
 
 /** Internal process states; the API maps them onto the five ModelStatus values. */
@@ -58,6 +60,8 @@ export interface SupervisorApi {
   runtimes(): ModelRuntimeInfo[];
   /** ISO time of the latest /health poll of any child, or null. */
   lastHealthCheck(): string | null;
+  /** Kills a running model's llama-server with `reason` as its error (an RPC worker it used is gone). */
+  failRunning?(modelId: string, reason: string): boolean;
   /** Stops llama-servers orphaned by a kill -9 of a previous proxy (pidfile). Returns how many. */
   cleanupOrphans?(): Promise<number>;
 }
