@@ -22,7 +22,7 @@ import {
   LoadDeadlineError,
   type ChildExit,
 } from "./process";
-import { MemoryReportParser, isTraceNoise } from "../memory/report";
+import { MemoryReportParser, VerbosityFilter } from "../memory/report";
 import { ModelState } from "./state";
 import type { LaunchPlan, ModelRuntimeInfo, SupervisorApi } from "./types";
 
@@ -209,7 +209,20 @@ export class Supervisor implements SupervisorApi {
    * not stop them). Only processes whose pid, start time and command line all match what that
    * proxy recorded are touched. Returns how many were stopped.
    */
-  async cleanupOrphans(): Promise<number> {
+  cleanupOrphans(): Promise<number> {
+    const run = this.stopOrphans();
+    this.orphansCleared = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Settles once cleanupOrphans has stopped what a predecessor left behind. Loads wait for it
+   * (the orphans still hold ports and memory); the listen does not (stopping one may take the
+   * whole stop grace period).
+   */
+  private orphansCleared: Promise<unknown> = Promise.resolve();
+
+  private async stopOrphans(): Promise<number> {
     const previous = this.pidFile.readPrevious();
     if (!previous) return 0;
     if (previous.owner.pid !== process.pid && isSameProcessAlive(previous.owner)) {
@@ -275,13 +288,13 @@ export class Supervisor implements SupervisorApi {
 
   private modelLog(slot: Slot, report: MemoryReportParser) {
     const source = `llama-server:${slot.id}`;
+    // The owner runs llama-server at -lv 4 for its memory report; that verbosity adds ~210 lines
+    // per load and ~20 per request. Every line is read for the report, but only what the default
+    // verbosity would show reaches the ring buffer, so the console's log view stays readable.
+    const filter = slot.plan?.verbose ? new VerbosityFilter() : undefined;
     return (line: string) => {
-      const memory = report.line(line);
-      // The breakdown table comes at verbosity 4 (-lv 4) with other trace output: keep its
-      // lines out of the ring buffer (they are stored as the model's measurement instead), and
-      // every other trace-only line too, so the console's log view stays as readable as at -lv 3.
-      if (memory && line.includes("common_memory_breakdown_print")) return;
-      if (isTraceNoise(line)) return;
+      report.line(line);
+      if (filter && !filter.keep(line)) return;
       this.deps.logs.append(levelOfLine(line), source, line);
     };
   }
@@ -301,6 +314,7 @@ export class Supervisor implements SupervisorApi {
 
   /** The load itself; runs inside the model's queue. */
   private async doLoad(slot: Slot, signal: AbortSignal, automatic: boolean): Promise<ModelRuntimeInfo> {
+    await this.orphansCleared;
     if (slot.state.state === "running" && slot.proc) return this.info(slot);
     if (signal.aborted || !slot.wanted) {
       // startLoad may already have shown "loading"; a cancelled load ends stopped.
