@@ -24,7 +24,7 @@ import { ConfigForm } from "../../views/partials/config-form";
 import { DashboardLive } from "../../views/partials/dashboard";
 import { LogLines, LogView } from "../../views/partials/logs";
 import { DiscoverForm, RegisterForm, type DiscoverResult } from "../../views/partials/model-forms";
-import { ModelRow, ModelsTable, type Notice, type RowState } from "../../views/partials/models";
+import { FitHint, ModelRow, ModelsTable, type Notice, type RowState } from "../../views/partials/models";
 import { callApi, type AppFetch } from "./api-client";
 import { getAsset } from "./assets";
 import { configToForm, dashboardData, logsAsText, modelViews, parseConfigForm, type LogFilter } from "./data";
@@ -51,6 +51,18 @@ const logQuerySchema = z.object({
 });
 
 const rangeSchema = z.object({ range: z.enum(Object.keys(RANGES) as [RangeKey, ...RangeKey[]]).optional() });
+/** The settings editor's fields as typed: blank = not set; otherwise the API's limits. */
+const formInt = (label: string, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .max(12, `${label} is too long`)
+    .refine((v) => v === "" || /^-?\d+$/.test(v), `${label} must be a whole number`)
+    .transform((v) => (v === "" ? undefined : Number(v)))
+    .refine((n) => n === undefined || (n >= min && n <= max), `${label} must be between ${min} and ${max}`)
+    .optional();
+const fitFormQuery = z.object({ ctxSize: formInt("Context size", 0, 4_194_304), gpuLayers: formInt("GPU layers", -1, 100_000) });
+
 const idParam = z.object({ id: z.string().min(1).max(200) });
 
 function toFilter(q: z.infer<typeof logQuerySchema>): LogFilter {
@@ -239,6 +251,16 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
       return modelsAnswer(c, { tone: "error", text: `Could not start ${row.name}: ${e.message}`, details: e.details }, 200);
     }
     return modelsAnswer(c);
+  });
+
+  // The fit hint: the same answer as GET /api/models/:id/fit. Empty form fields mean "the model's
+  // setting" (the editor sends both fields as typed).
+  app.get("/ui/models/:id/fit", validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    if (!s.registry.get(id)) return c.html(<FitHint fit={null} error={`No model "${id}"`} />, 404);
+    const q = fitFormQuery.safeParse(c.req.query());
+    if (!q.success) return c.html(<FitHint fit={null} error={q.error.issues[0]?.message ?? "invalid value"} />);
+    return c.html(<FitHint fit={await s.pool.fit(id, q.data)} />);
   });
 
   app.post("/ui/models/:id/stop", validate("param", idParam), async (c) => {
