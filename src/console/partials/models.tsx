@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
-import type { ModelView } from "../../src/console/data";
-import { formatDuration, formatGB, formatMB } from "../../src/console/format";
+import type { ModelView } from "../data";
+import { formatDuration, formatGB, formatMB } from "../format";
 import { StatusBadge } from "./badge";
 
 export interface Notice {

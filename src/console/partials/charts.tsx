@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import { formatNumber } from "../../src/console/format";
+import { formatNumber } from "../format";
 
 export const RANGES = {
   "1h": { hours: 1, resolution: "1m", label: "1 hour" },
