@@ -9,6 +9,7 @@ import { monitoringRoutes } from "./api/monitoring";
 import { prometheusRoutes } from "./api/prometheus";
 import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
+import { importRoutes } from "./api/import";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { errorBody, fail } from "./http/envelope";
@@ -28,7 +29,8 @@ export function apiRoutes(s: Services) {
     .route("/models", modelControlRoutes(s))
     .route("/status", statusRoutes(s))
     .route("/logs", logsRoutes(s))
-    .route("/monitoring", monitoringRoutes(s));
+    .route("/monitoring", monitoringRoutes(s))
+    .route("/import", importRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;

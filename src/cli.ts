@@ -8,6 +8,14 @@ export const HELP = `${APP_NAME} ${APP_VERSION}
 Starts, watches and proxies llama.cpp's llama-server, with a web console and a JSON API.
 
 Usage: llama-async-proxy [options]
+       llama-async-proxy import llama-swap <config.yaml> [--dry-run] [--data-dir <dir>] [--config <file>]
+
+Commands:
+  import llama-swap <file>  Register the llama-server models of a llama-swap config.yaml (macros
+                      expanded) and map its settings; prints what was imported and what was not,
+                      and why. --dry-run prints the plan without changing anything. Relative model
+                      paths are resolved against the current directory. Run it while the proxy is
+                      stopped (or use POST /api/import/llama-swap on a running one).
 
 Options:
   --port <n>          Port to serve on (env PORT, default 3000; 0 = any free port)
@@ -26,10 +34,54 @@ export class UsageError extends Error {}
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 export const isLoopback = (host: string) => LOOPBACK.has(host) || host.startsWith("127.");
 
-export type CliResult = { kind: "help" } | { kind: "version" } | { kind: "run"; options: RuntimeOptions; insecure: boolean };
+export type CliResult =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "run"; options: RuntimeOptions; insecure: boolean }
+  | { kind: "import"; format: "llama-swap"; file: string; dryRun: boolean; options: RuntimeOptions };
+
+/** `import llama-swap <file> [--dry-run]`: works on the data directory, never starts a server. */
+function parseImport(argv: string[], env: Record<string, string | undefined>): CliResult {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        "dry-run": { type: "boolean" },
+        config: { type: "string" },
+        "data-dir": { type: "string" },
+        "log-level": { type: "string" },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const [format, file, ...rest] = parsed.positionals;
+  if (format !== "llama-swap") throw new UsageError(`Unknown import format "${format ?? ""}": the only one is llama-swap`);
+  if (!file) throw new UsageError("import llama-swap needs the path of a llama-swap config.yaml");
+  if (rest.length) throw new UsageError(`Unexpected argument "${rest[0]}"`);
+  const dataDir = resolve(parsed.values["data-dir"] ?? env.DATA_DIR ?? "data");
+  return {
+    kind: "import",
+    format,
+    file: resolve(file),
+    dryRun: parsed.values["dry-run"] ?? false,
+    options: {
+      port: 0,
+      host: "127.0.0.1",
+      dataDir,
+      configPath: resolve(parsed.values.config ?? env.CONFIG_PATH ?? `${dataDir}/llama-server-config.json`),
+      logLevel: "warn",
+      environment: env.NODE_ENV ?? "production",
+    },
+  };
+}
 
 /** Flags win over environment variables, which win over defaults. Bad values throw UsageError. */
 export function parseCli(argv: string[], env: Record<string, string | undefined>): CliResult {
+  if (argv[0] === "import") return parseImport(argv.slice(1), env);
   let values;
   try {
     ({ values } = parseArgs({

@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 import { HELP, parseCli, UsageError } from "./cli";
+import { runLlamaSwapImport } from "./import/cli";
 import { startServer } from "./server";
 import { APP_NAME, APP_VERSION } from "./version";
 
@@ -16,6 +17,9 @@ async function main(): Promise<void> {
   }
   if (cli.kind === "help") return void process.stdout.write(HELP);
   if (cli.kind === "version") return void process.stdout.write(`${APP_VERSION}\n`);
+  if (cli.kind === "import") {
+    process.exit(await runLlamaSwapImport(cli, (t) => process.stdout.write(t), (t) => process.stderr.write(t)));
+  }
 
   // Clean shutdown: stop accepting, stop children, close the database. Installed before we start
   // listening, so a signal that arrives the moment "listening on" is printed is not lost to the

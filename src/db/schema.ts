@@ -15,6 +15,18 @@ export interface ModelSettings {
   autoStart?: boolean;
   /** Stop after this many idle seconds (0 = never; absent = global default). */
   idleTimeoutSeconds?: number;
+  /** Request rewriting for this model (src/proxy/rewrite.ts). */
+  rewrite?: RewriteRules;
+}
+
+/** Per-model request body rewriting, applied by the proxy before forwarding. */
+export interface RewriteRules {
+  /** Set when the client did not send the parameter. */
+  defaults?: Record<string, unknown>;
+  /** Always set, replacing what the client sent. */
+  overrides?: Record<string, unknown>;
+  /** Removed from the request. */
+  strip?: string[];
 }
 
 /** The model registry: registered models and those found by discovery. */

@@ -21,6 +21,30 @@ const alias = z
   .max(200, "an alias must be at most 200 characters")
   .refine((s) => !/[\s\u0000]/.test(s), "an alias must not contain whitespace");
 
+/** Request parameters the proxy routes by: rewriting may never touch them. */
+export const PROTECTED_PARAMS = new Set(["model"]);
+
+const paramName = z
+  .string({ error: "parameter names must be strings" })
+  .trim()
+  .min(1, "a parameter name must not be empty")
+  .max(200, "a parameter name must be at most 200 characters")
+  .refine((k) => !PROTECTED_PARAMS.has(k), "the model parameter cannot be rewritten (the proxy routes by it)");
+
+const paramMap = (label: string) =>
+  z
+    .record(z.string().max(200, `${label}: a parameter name must be at most 200 characters`), z.json(), { error: `${label} must be an object of parameter: value` })
+    .refine((m) => !Object.keys(m).some((k) => PROTECTED_PARAMS.has(k)), `${label}: the model parameter cannot be rewritten (the proxy routes by it)`)
+    .refine((m) => Object.keys(m).length <= 100, `${label}: at most 100 parameters`)
+    .refine((m) => JSON.stringify(m).length <= 16_384, `${label}: at most 16 KiB of JSON`);
+
+/** defaults (when absent), overrides (always), strip (removed): see src/proxy/rewrite.ts. */
+export const rewriteRulesSchema = z.strictObject({
+  defaults: paramMap("rewrite.defaults").optional(),
+  overrides: paramMap("rewrite.overrides").optional(),
+  strip: z.array(paramName, { error: "rewrite.strip must be an array of parameter names" }).max(100, "rewrite.strip: at most 100 parameters").optional(),
+});
+
 /** Per-model overrides of the global llama-server config (stored in models.settings). */
 export const modelSettingsSchema = z.strictObject({
   ctxSize: range("ctxSize", 0, 4_194_304),
@@ -46,6 +70,7 @@ export const modelSettingsSchema = z.strictObject({
     .refine((a) => new Set(a.map((s) => s.toLowerCase())).size === a.length, "aliases must not repeat"),
   autoStart: z.boolean({ error: "autoStart must be true or false" }),
   idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
+  rewrite: rewriteRulesSchema,
 });
 
 /** PATCH: every setting optional; null removes an override (back to the global default). */

@@ -9,6 +9,7 @@ import type { ModelPool } from "../supervisor/pool";
 import { upstreamRequestHeaders } from "./forward";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./options";
 import { forward as relayForward, type ForwardArgs, type RelayDeps } from "./relay";
+import { hasRewrite, rewriteBody } from "./rewrite";
 
 /** POST endpoints routed to a model chosen by the body's `model` field. */
 export const MODEL_ROUTED_PATHS = [
@@ -125,6 +126,12 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     } catch (err) {
       return openAiErrorResponse(err as ApiError);
     }
+    // The model's rewrite rules (defaults/overrides/strip); the body is re-serialised only when
+    // they changed something, so requests to models without rules are forwarded byte for byte.
+    const rules = model.settings.rewrite;
+    const rewritten = hasRewrite(rules) ? rewriteBody(body, rules) : null;
+    if (rewritten?.changed.length) body = rewritten.body;
+    const sent = rewritten?.changed.length ? JSON.stringify(body) : text;
     const streaming = body.stream === true;
     const stat = s.requests.begin(model.id, path);
     const started = performance.now();
@@ -132,7 +139,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     return forward({
       c, model, streaming, stat, started,
       upstreamPath: url.pathname + url.search,
-      init: { method: "POST", headers: upstreamRequestHeaders(raw.headers), body: text },
+      init: { method: "POST", headers: upstreamRequestHeaders(raw.headers), body: sent },
       onDone: () => touch(model.id),
     });
   }

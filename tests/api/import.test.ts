@@ -1,0 +1,107 @@
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, rmSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeModel } from "../fixtures/gguf-writer";
+import { jsonRequest, makeTestServices, type TestContext } from "../helpers/services";
+
+const FIXTURES = join(import.meta.dir, "../fixtures/llama-swap");
+const exampleYaml = readFileSync(join(FIXTURES, "config.example.yaml"), "utf8");
+
+let t: TestContext;
+let models: string;
+beforeEach(() => {
+  t = makeTestServices();
+  models = mkdtempSync(join(tmpdir(), "lap-import-"));
+  t.services.config.update({ ...t.services.config.get(), basePath: models });
+});
+afterEach(async () => {
+  await t.cleanup();
+  rmSync(models, { recursive: true, force: true });
+});
+
+const post = (body: unknown) => t.app.request("/api/import/llama-swap", jsonRequest("POST", body));
+
+test("dry run: the plan, nothing registered, nothing changed", async () => {
+  const res = await post({ yaml: exampleYaml, dryRun: true });
+  expect(res.status).toBe(200);
+  const body = await res.json();
+  expect(body.success).toBe(true);
+  expect(body.data.dryRun).toBe(true);
+  expect(body.data.models.map((m: { id: string }) => m.id)).toEqual(["gpt-oss-120b"]);
+  expect(body.data.models[0].path).toBe(join(models, "path/to/gpt-oss-120B.gguf"));
+  expect(body.data.notImported.find((n: { item: string }) => n.item === "models.docker-llama").reason).toContain("container");
+  expect(t.services.registry.list()).toEqual([]);
+  expect(t.services.config.get().loadTimeoutSeconds).toBe(120);
+});
+
+test("import registers the model with its settings; a second import reports it instead of duplicating it", async () => {
+  mkdirSync(join(models, "path/to"), { recursive: true });
+  writeModel(join(models, "path/to/gpt-oss-120B.gguf"), { arch: "gpt-oss", name: "gpt-oss" });
+  const res = await post({ yaml: exampleYaml });
+  expect(res.status).toBe(200);
+  const body = await res.json();
+  expect(body.data.registered).toEqual([{ id: "gpt-oss-120b", from: "gpt-oss-120b", path: join(models, "path/to/gpt-oss-120B.gguf") }]);
+  expect(body.data.failed).toEqual([]);
+  const row = t.services.registry.get("gpt-oss-120b")!;
+  expect(row.name).toBe("gpt-oss 120B");
+  expect(row.settings.ctxSize).toBe(16384);
+  expect(row.settings.aliases).toEqual(["gpt-4o-mini"]);
+  expect(row.settings.rewrite).toEqual({ strip: ["temperature", "top_k", "top_p"], overrides: { temperature: 0.7, top_p: 0.9 } });
+  // A client asking for the llama-swap alias finds the model.
+  expect(t.services.registry.resolve("gpt-4o-mini")?.id).toBe("gpt-oss-120b");
+  expect(t.services.config.get().loadTimeoutSeconds).toBe(500);
+
+  const again = await (await post({ yaml: exampleYaml })).json();
+  expect(again.data.registered).toEqual([]);
+  expect(again.data.failed).toEqual([{ item: "models.gpt-oss-120b", reason: expect.stringContaining("already registered") }]);
+  expect(t.services.registry.list()).toHaveLength(1);
+});
+
+test("a model whose file is missing fails alone; the others are registered", async () => {
+  writeModel(join(models, "b.gguf"), { arch: "llama", name: "b" });
+  const yaml = `models:\n  a: {cmd: "llama-server -m ${models}/a.gguf"}\n  b: {cmd: "llama-server -m ${models}/b.gguf -c 1024"}\n`;
+  const body = await (await post({ yaml })).json();
+  expect(body.data.registered.map((r: { id: string }) => r.id)).toEqual(["b"]);
+  expect(body.data.failed).toEqual([{ item: "models.a", reason: expect.stringContaining("file does not exist") }]);
+  expect(t.services.registry.get("b")!.settings.ctxSize).toBe(1024);
+});
+
+test("bad input: clear errors in the envelope", async () => {
+  const broken = await post({ yaml: "models:\n  a: [unclosed\n" });
+  expect(broken.status).toBe(400);
+  const b = await broken.json();
+  expect(b.error.code).toBe("VALIDATION_ERROR");
+  expect(b.error.message).toBe("Invalid llama-swap configuration");
+  expect(b.error.details).toMatch(/line \d+/);
+
+  const noModels = await (await post({ yaml: "logLevel: info\n" })).json();
+  expect(noModels.error.details).toBe("Not a llama-swap configuration: it has no models section");
+
+  const missing = await (await post({})).json();
+  expect(missing.error.details).toContain("yaml must be a string");
+
+  const big = await post({ yaml: "#".repeat(600 * 1024) });
+  expect(big.status).toBe(400);
+  expect((await big.json()).error.details).toContain("at most 512 KiB");
+
+  // Raw YAML is not accepted: the body must be JSON like every POST under /api.
+  const raw = await t.app.request("/api/import/llama-swap", { method: "POST", headers: { "content-type": "application/yaml" }, body: exampleYaml });
+  expect(raw.status).toBe(400);
+  expect((await raw.json()).error.details).toContain("must be JSON");
+});
+
+test("behind the API key like every /api route", async () => {
+  const locked = makeTestServices({ apiKey: "secret-key-123" });
+  try {
+    const res = await locked.app.request("/api/import/llama-swap", jsonRequest("POST", { yaml: exampleYaml, dryRun: true }));
+    expect(res.status).toBe(401);
+    const ok = await locked.app.request("/api/import/llama-swap", {
+      ...jsonRequest("POST", { yaml: exampleYaml, dryRun: true }),
+      headers: { "content-type": "application/json", authorization: "Bearer secret-key-123" },
+    });
+    expect(ok.status).toBe(200);
+  } finally {
+    await locked.cleanup();
+  }
+});
