@@ -1,4 +1,9 @@
 import type { ServerWebSocket } from "bun";
+import type { EventBus } from "../events";
+import type { Logger } from "../logs/logger";
+import type { LogEntry } from "../logs/types";
+import type { SystemMetrics } from "../metrics/types";
+import type { Model } from "../models/types";
 
 /** The three things a client can subscribe to (SubscribeMessage.data.type in the reference). */
 export const TOPICS = ["metrics", "models", "logs"] as const;
@@ -119,4 +124,18 @@ export interface ConnectionInfo {
   remoteAddress?: string;
   /** Polling sessions: a long-poll GET is being held open right now. */
   heldPoll?: boolean;
+}
+
+/** Where the hub's data comes from. It reads these; it owns none of them. */
+export interface RealtimeSources {
+  bus: EventBus;
+  log: Logger;
+  /** When set, required on every /llamaproxws request (?key=, Authorization, X-API-Key, cookie). */
+  apiKey?: string;
+  /** The collector's latest SystemMetrics (null before its first sample). */
+  metrics(): SystemMetrics | null;
+  models(): Model[];
+  recentLogs(limit: number): LogEntry[];
+  /** True while any model is loading: log lines then go out within logsBatchMs. */
+  modelsLoading(): boolean;
 }
