@@ -1,4 +1,6 @@
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { splitHostPort } from "./http/guard";
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "./logs/types";
 import type { RuntimeOptions } from "./services";
@@ -23,13 +25,30 @@ Options:
   --config <file>     llama-server-config.json path (env CONFIG_PATH, default <data-dir>/llama-server-config.json)
   --data-dir <dir>    SQLite database and runtime files (env DATA_DIR, default ./data)
   --log-level <lvl>   error | warn | info | debug (env LOG_LEVEL, default info)
-  --api-key <key>     Require this key on /api, /v1 and the console (env API_KEY)
+  --api-key <key>     Require this key on /api, /v1 and the console (env API_KEY; visible in ps:
+                      prefer API_KEY or --api-key-file)
+  --api-key-file <f>  Read the key from this file (first line; env API_KEY_FILE)
+  --allowed-hosts <a,b>  Host names accepted besides loopback and the bound address, e.g. behind a
+                      reverse proxy or for a LAN name (env ALLOWED_HOSTS; "name:port" pins the port)
   --insecure-no-auth  Allow binding to a non-loopback address without an API key
   -h, --help          Show this help
   -v, --version       Show the version
 `;
 
 export class UsageError extends Error {}
+
+/** The key is the file's first line, trimmed (so `echo key > file` works). */
+function readKeyFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`Cannot read the API key file ${path}: ${(err as Error).message}`);
+  }
+  const key = text.split(/\r?\n/)[0]!.trim();
+  if (!key) throw new UsageError(`The API key file ${path} is empty`);
+  return key;
+}
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 export const isLoopback = (host: string) => LOOPBACK.has(host) || host.startsWith("127.");
@@ -95,6 +114,8 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
         "data-dir": { type: "string" },
         "log-level": { type: "string" },
         "api-key": { type: "string" },
+        "api-key-file": { type: "string" },
+        "allowed-hosts": { type: "string" },
         "insecure-no-auth": { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
@@ -118,7 +139,19 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
   }
   const dataDir = resolve(values["data-dir"] ?? env.DATA_DIR ?? "data");
   const configPath = resolve(values.config ?? env.CONFIG_PATH ?? `${dataDir}/llama-server-config.json`);
-  const apiKey = values["api-key"] ?? env.API_KEY ?? undefined;
+  const keyFile = values["api-key-file"] ?? env.API_KEY_FILE;
+  if (keyFile !== undefined && (values["api-key"] !== undefined || env.API_KEY !== undefined)) {
+    throw new UsageError("Give the API key one way: --api-key, API_KEY or --api-key-file");
+  }
+  const apiKey = keyFile !== undefined ? readKeyFile(keyFile) : (values["api-key"] ?? env.API_KEY ?? undefined);
+  if (apiKey !== undefined && /[\s\x00-\x1f]/.test(apiKey)) throw new UsageError("The API key must not contain spaces or control characters");
+  const allowedHosts = (values["allowed-hosts"] ?? env.ALLOWED_HOSTS ?? "")
+    .split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
+  for (const h of allowedHosts) {
+    if (!splitHostPort(h)) throw new UsageError(`Invalid allowed host "${h}": use a name, an address or name:port`);
+  }
   if (apiKey !== undefined && apiKey.length < 8) throw new UsageError("The API key must be at least 8 characters");
   const insecure = values["insecure-no-auth"] ?? false;
   if (!isLoopback(host) && !apiKey && !insecure) {
@@ -138,6 +171,7 @@ export function parseCli(argv: string[], env: Record<string, string | undefined>
       logLevel: logLevel as LogLevel,
       environment: env.NODE_ENV ?? "production",
       apiKey: apiKey || undefined,
+      allowedHosts,
     },
   };
 }

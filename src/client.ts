@@ -77,7 +77,17 @@ export class ApiService {
     this.base = baseUrl.replace(/\/+$/, "") + "/api";
     this.headers = options.apiKey ? { Authorization: `Bearer ${options.apiKey}` } : {};
     this.fetchImpl = options.fetch ?? fetch;
-    this.rpc = hc<ApiRoutes>(this.base, { headers: this.headers, fetch: this.fetchImpl });
+    // The server requires Content-Type: application/json on every POST/PATCH/PUT/DELETE, bodiless
+    // ones (start, stop, remove) included; hc only sets it when there is a json body.
+    const base = this.fetchImpl;
+    const withJsonType = ((input: RequestInfo | URL, init?: RequestInit) => {
+      const method = (init?.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
+      if (method === "GET" || method === "HEAD") return base(input, init);
+      const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      return base(input, { ...init, headers });
+    }) as typeof fetch;
+    this.rpc = hc<ApiRoutes>(this.base, { headers: this.headers, fetch: withJsonType });
   }
 
   // Configuration

@@ -1,5 +1,6 @@
 import type { Server } from "bun";
 import { createApp } from "./app";
+import { checkRequest, guardInput, refusalResponse, SOCKET_PATH } from "./http/guard";
 import { startBackgroundDiscovery } from "./models/catalog";
 import { realtimeSources } from "./realtime/sources";
 import { createServices, shutdownServices, type RuntimeOptions, type Services } from "./services";
@@ -27,6 +28,13 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
     // /llamaproxws (WebSocket upgrades and Engine.IO polling) goes to the realtime hub first.
     // handle() answers null for other paths and undefined once it has upgraded the connection.
     fetch: (req, srv) => {
+      // The hub answers outside Hono, so the request guard (Host, Origin, Fetch Metadata) is
+      // applied to its path here; every other path meets it as the app's first middleware.
+      if (req.url.includes(SOCKET_PATH)) {
+        const url = new URL(req.url);
+        const refusal = checkRequest(guardInput(req, url), services.hosts);
+        if (refusal) return refusalResponse(refusal, url.searchParams.has("EIO") ? "engineio" : "envelope");
+      }
       const answer = hub.handle(req, srv);
       return answer === null ? app.fetch(req, srv) : answer;
     },

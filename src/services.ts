@@ -3,6 +3,7 @@ import { ConfigStore } from "./config/store";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
+import { HostAllowList } from "./http/guard";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
 import { MetricsCollector } from "./metrics/collector";
@@ -28,6 +29,8 @@ export interface RuntimeOptions {
   environment: string;
   /** Required on /api and /v1 when set (Authorization: Bearer <key> or X-API-Key). */
   apiKey?: string;
+  /** Host names accepted besides loopback and the bound address (--allowed-hosts, ALLOWED_HOSTS). */
+  allowedHosts?: string[];
   /** Do not print log lines to stderr (tests). */
   quiet?: boolean;
   /** ":memory:" for tests; default <dataDir>/llama-async-proxy.db */
@@ -64,6 +67,8 @@ export interface Services {
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
   hub: RealtimeHub;
+  /** Which Host / Origin values the request guard accepts (src/http/guard.ts). */
+  hosts: HostAllowList;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
   server: { port: number; host: string };
 }
@@ -105,6 +110,12 @@ export function createServices(options: RuntimeOptions): Services {
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
+    hosts: new HostAllowList({
+      allowedHosts: options.allowedHosts ?? [],
+      boundHost: options.host,
+      port: () => services.server.port,
+      allowedOrigins: options.realtime?.allowedOrigins ?? [],
+    }),
   };
   return services;
 }

@@ -24,7 +24,8 @@ export async function callApi<T>(fetch: AppFetch, c: Context, method: string, pa
     const v = c.req.header(h);
     if (v) headers.set(h, v);
   }
-  if (body !== undefined) headers.set("content-type", "application/json");
+  // Every non-GET call says JSON, bodiless ones too: the request guard requires it (rule 4).
+  if (body !== undefined || method !== "GET") headers.set("content-type", "application/json");
   let res: Response;
   try {
     res = await fetch(new Request(new URL(path, c.req.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }));

@@ -7,7 +7,8 @@ import type { PlainConnection } from "./plain";
 import type { SocketIoSession } from "./socketio";
 import type { RealtimeOptions, RealtimeSources, SocketHandler } from "./types";
 
-// The HTTP entry of /llamaproxws: who may connect (API key, Origin, client limit) and how the
+// The HTTP entry of /llamaproxws: who may connect (API key, client limit; Host and Origin are the
+// request guard's, src/http/guard.ts) and how the
 // request becomes a connection (plain WebSocket upgrade, Engine.IO WebSocket or long-polling).
 
 export const REALTIME_PATH = "/llamaproxws";
@@ -15,22 +16,6 @@ export const REALTIME_PATH = "/llamaproxws";
 /** True for /llamaproxws and /llamaproxws/ (engine.io-client adds the slash). */
 export function isHubPath(pathname: string): boolean {
   return pathname === REALTIME_PATH || pathname === REALTIME_PATH + "/";
-}
-
-/**
- * The Origin rule of /llamaproxws: same-origin browsers, listed origins, and clients that send
- * no Origin at all. WebSockets are not covered by CORS, so this is what keeps a web page from
- * reading the proxy's logs through the visitor's browser.
- */
-export function originAllowed(req: Request, allowedOrigins: readonly string[]): boolean {
-  const origin = req.headers.get("origin");
-  if (!origin || origin === "null") return true;
-  if (allowedOrigins.includes("*") || allowedOrigins.includes(origin)) return true;
-  try {
-    return new URL(origin).host === req.headers.get("host");
-  } catch {
-    return false;
-  }
 }
 
 /** What the entry needs from the hub, which owns the connections. */
@@ -69,11 +54,8 @@ export function handleRealtimeRequest(host: EntryHost, req: Request, server: Ser
       headers: { "WWW-Authenticate": 'Bearer realm="llama-async-proxy"' },
     });
   }
-  if (!originAllowed(req, host.options.allowedOrigins)) {
-    const detail = `origin ${req.headers.get("origin")} is not allowed`;
-    if (eio !== null) return engineError(ENGINE_ERRORS.FORBIDDEN, 403, detail);
-    return Response.json(errorBody("FORBIDDEN", "Cross-origin connection refused", detail), { status: 403 });
-  }
+  // Host, Origin (null included) and Fetch Metadata were checked by the request guard
+  // (src/http/guard.ts) before server.ts handed the request here.
   const isUpgrade = req.headers.get("upgrade")?.toLowerCase() === "websocket";
   // A request that would add a client (not a poll or an upgrade probe of an existing session).
   if (query.get("sid") === null && host.clientCount() >= host.options.maxClients) {

@@ -67,7 +67,8 @@ export interface RealtimeOptions {
    */
   floodCloseDrops: number;
   /**
-   * Browser origins allowed besides the server's own (an `Origin` whose host equals `Host`).
+   * Browser origins allowed besides the server's own (see src/http/guard.ts, which enforces it on
+   * every route, this socket included).
    * WebSockets are not covered by CORS, so without this check any web page a user visits could
    * open /llamaproxws on their localhost proxy and read its logs. "*" allows every origin.
    * Clients that send no Origin (CLIs, socket.io-client in Node/Bun) are not affected.

@@ -109,7 +109,7 @@ describe("GET /api/status", () => {
 describe("errors", () => {
   test("unknown /api routes answer the NOT_FOUND envelope", async () => {
     for (const [method, path] of [["GET", "/api/nope"], ["POST", "/api/config/extra"], ["DELETE", "/api/health"]] as const) {
-      const res = await t.app.request(path, { method });
+      const res = await t.app.request(path, { method, headers: { "content-type": "application/json" } });
       expect(res.status).toBe(404);
       const body = await res.json();
       expect(body).toEqual({ success: false, error: { code: "NOT_FOUND", message: "Resource not found", details: `${method} ${path} does not exist` }, timestamp: expect.stringMatching(ISO_RE) });

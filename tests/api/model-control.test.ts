@@ -9,7 +9,7 @@ afterEach(async () => {
 });
 
 async function call(harness: Harness, method: string, path: string) {
-  const res = await createApp(harness.services).request(path, { method });
+  const res = await createApp(harness.services).request(path, { method, headers: { "content-type": "application/json" } });
   return { status: res.status, body: (await res.json()) as any };
 }
 

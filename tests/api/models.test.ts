@@ -59,7 +59,8 @@ afterEach(async () => {
 async function call(method: string, path: string, body?: unknown, raw?: string) {
   const res = await app.request(path, {
     method,
-    ...(body !== undefined || raw !== undefined ? { body: raw ?? JSON.stringify(body), headers: { "content-type": "application/json" } } : {}),
+    headers: { "content-type": "application/json" },
+    ...(body !== undefined || raw !== undefined ? { body: raw ?? JSON.stringify(body) } : {}),
   });
   const json = (await res.json()) as any;
   expect(typeof json.timestamp).toBe("string");
@@ -338,7 +339,7 @@ describe("POST /api/models/discover", () => {
 
   test("defaults to config.basePath; rescans update in place and mark vanished files missing", async () => {
     // A POST without any body means "all defaults" too.
-    const bare = await app.request("/api/models/discover", { method: "POST" });
+    const bare = await app.request("/api/models/discover", { method: "POST", headers: { "content-type": "application/json" } });
     expect(bare.status).toBe(200);
     expect(((await bare.json()) as any).data.totalFound).toBe(3);
     const first = await call("POST", "/api/models/discover", {});

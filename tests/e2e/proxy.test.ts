@@ -132,7 +132,7 @@ describe("routing and on-demand loading", () => {
     expect(ambiguous.status).toBe(400);
     expect((await ambiguous.json()).error.message).toContain("alpha, beta");
     await srv.services.supervisor.start("beta");
-    const res = await fetch(`${srv.url}/completion`, { method: "POST", body: JSON.stringify({ prompt: "x", n_predict: 3 }) });
+    const res = await fetch(`${srv.url}/completion`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt: "x", n_predict: 3 }) });
     expect(res.status).toBe(200);
     const body = await res.json();
     expect(body.tokens_predicted ?? body.timings?.predicted_n).toBe(3);
@@ -232,13 +232,13 @@ describe("queue, limits, swap, TTL", () => {
     await boot({ maxLoadedModels: 1 });
     register("alpha");
     register("beta");
-    const start = (id: string) => fetch(`${srv.url}/api/models/${id}/start`, { method: "POST" });
+    const start = (id: string) => fetch(`${srv.url}/api/models/${id}/start`, { method: "POST", headers: { "content-type": "application/json" } });
     expect((await start("alpha")).status).toBe(200);
     const res = await start("beta");
     expect(res.status).toBe(200);
     expect((await res.json()).data.status).toBe("running");
     expect(status("alpha")).toBe("stopped");
-    const quick = await fetch(`${srv.url}/api/models/alpha/start?wait=false`, { method: "POST" });
+    const quick = await fetch(`${srv.url}/api/models/alpha/start?wait=false`, { method: "POST", headers: { "content-type": "application/json" } });
     expect(quick.status).toBe(202);
     await waitFor(() => status("alpha") === "running", "alpha to run again");
     expect(status("beta")).toBe("stopped");
@@ -337,7 +337,7 @@ describe("queue, limits, swap, TTL", () => {
     await boot({ maxLoadedModels: 1 });
     for (const id of ["alpha", "beta", "gamma"]) register(id);
     await client.completions.create({ model: "alpha", prompt: "x", max_tokens: 1 });
-    const call = (method: string, path: string) => fetch(`${srv.url}${path}`, { method }).then((r) => r.status);
+    const call = (method: string, path: string) => fetch(`${srv.url}${path}`, { method, headers: { "content-type": "application/json" } }).then((r) => r.status);
     const [start, del, other] = await Promise.all([
       call("POST", "/api/models/beta/start"),
       call("DELETE", "/api/models/beta"),
@@ -355,7 +355,7 @@ describe("queue, limits, swap, TTL", () => {
     await boot();
     const row = register("gone");
     rmSync(row.path);
-    const res = await fetch(`${srv.url}/api/models/gone/start`, { method: "POST" });
+    const res = await fetch(`${srv.url}/api/models/gone/start`, { method: "POST", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(503);
     const body = await res.json();
     expect(body.error.details).toContain("not found");
@@ -394,10 +394,10 @@ describe("queue, limits, swap, TTL", () => {
     register("alpha", { extraArgs: ["--fake-token-delay-ms", "30"] });
     register("beta");
     const stream = await client.chat.completions.create({ model: "alpha", messages: [{ role: "user", content: "x" }], max_tokens: 15, stream: true });
-    const quick = await fetch(`${srv.url}/api/models/beta/start?wait=false`, { method: "POST" });
+    const quick = await fetch(`${srv.url}/api/models/beta/start?wait=false`, { method: "POST", headers: { "content-type": "application/json" } });
     expect(quick.status).toBe(202);
     expect(srv.services.pool.isStarting("beta")).toBe(true);
-    const stopped = await fetch(`${srv.url}/api/models/beta/stop`, { method: "POST" });
+    const stopped = await fetch(`${srv.url}/api/models/beta/stop`, { method: "POST", headers: { "content-type": "application/json" } });
     expect(stopped.status).toBe(200);
     let tokens = 0;
     for await (const c of stream) if (c.choices[0]?.delta?.content) tokens++;

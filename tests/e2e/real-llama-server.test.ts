@@ -44,7 +44,7 @@ describe.skipIf(!enabled)("real llama-server", () => {
   test("starts: POST /api/models/tiny/start answers when /health is 200, and GET-side view shows it running", async () => {
     const app = createApp(h.services);
     const t0 = performance.now();
-    const res = await app.request("/api/models/tiny/start", { method: "POST" });
+    const res = await app.request("/api/models/tiny/start", { method: "POST", headers: { "content-type": "application/json" } });
     const body = (await res.json()) as any;
     console.log(`real llama-server start took ${Math.round(performance.now() - t0)} ms`);
     expect(res.status).toBe(200);
@@ -91,7 +91,7 @@ describe.skipIf(!enabled)("real llama-server", () => {
   test("stops: SIGTERM ends it cleanly, no process left", async () => {
     const { pid } = h.supervisor.runtimeOf("tiny")!;
     const t0 = performance.now();
-    const res = await createApp(h.services).request("/api/models/tiny/stop", { method: "POST" });
+    const res = await createApp(h.services).request("/api/models/tiny/stop", { method: "POST", headers: { "content-type": "application/json" } });
     console.log(`real llama-server stop took ${Math.round(performance.now() - t0)} ms`);
     expect(res.status).toBe(200);
     expect(modelOf("tiny").status).toBe("stopped");
@@ -105,7 +105,7 @@ describe.skipIf(!enabled)("real llama-server", () => {
     const bad = join(h.dir, "not-a-model.gguf");
     await Bun.write(bad, "this is not gguf");
     h.services.registry.insert([{ id: "bad", name: "bad", path: bad, size: 16, settings: {} }]);
-    const res = await createApp(h.services).request("/api/models/bad/start", { method: "POST" });
+    const res = await createApp(h.services).request("/api/models/bad/start", { method: "POST", headers: { "content-type": "application/json" } });
     const body = (await res.json()) as any;
     expect(res.status).toBe(503);
     expect(body.error.message).toContain("exited while loading");
