@@ -31,6 +31,8 @@ export interface AppEvents {
     completionTokens?: number;
     error: boolean;
   };
+  /** llama-server reported what it allocated for a model (load-time buffer lines or its breakdown table). */
+  "model.memory": { modelId: string; settingsKey?: string; devices: import("./db/schema").MeasuredDevice[]; totalBytes: number; at: string };
   /** The metrics collector took a sample. */
   "metrics.sample": import("./metrics/types").SystemMetrics;
 }

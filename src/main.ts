@@ -2,9 +2,13 @@
 import { HELP, parseCli, UsageError } from "./cli";
 import { runLlamaSwapImport } from "./import/cli";
 import { startServer } from "./server";
+import { StartupTimings } from "./startup";
 import { APP_NAME, APP_VERSION } from "./version";
 
 async function main(): Promise<void> {
+  // Everything until here is the runtime's start and the evaluation of the imported modules.
+  const startup = new StartupTimings();
+  startup.mark("runtime + modules");
   let cli;
   try {
     cli = parseCli(Bun.argv.slice(2), process.env);
@@ -43,7 +47,7 @@ async function main(): Promise<void> {
   process.on("SIGTERM", onSignal);
 
   try {
-    running = await startServer(cli.options);
+    running = await startServer({ ...cli.options, startup });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === "EADDRINUSE" ? `port ${cli.options.port} is already in use` : e.message;

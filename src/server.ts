@@ -17,10 +17,13 @@ export interface RunningServer {
 
 /** Builds the services and serves them; used by main.ts and by end-to-end tests (port 0). */
 export async function startServer(options: RuntimeOptions): Promise<RunningServer> {
+  const t = options.startup;
   const services = createServices(options);
   // Before serving: children a kill -9'd predecessor left behind still hold ports and memory.
   await services.supervisor.cleanupOrphans?.();
+  t?.mark("orphan check");
   const app = createApp(services);
+  t?.mark("routes");
   const { hub } = services;
   const server = Bun.serve({
     port: options.port,
@@ -42,11 +45,12 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
     // Streams from llama-server can pause for minutes while a model thinks.
     idleTimeout: 0,
   });
+  t?.mark("listen");
   services.server = { port: server.port!, host: options.host };
   hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
-  services.supervisor.autoStart?.();
+  services.pool.autoStart();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);
 
@@ -63,5 +67,9 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
     })());
   // After listening: the first sample is taken now, so /api/monitoring has data at once.
   await services.collector.start();
+  if (t) {
+    t.mark("first metrics sample");
+    services.log.debug(`Start-up steps (ms): ${t.describe()}; total ${t.totalMs.toFixed(1)}; RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MB`);
+  }
   return { server, services, url, stop, startupDone: startupScan.done.then(() => {}, () => {}) };
 }

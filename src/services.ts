@@ -13,10 +13,12 @@ import { ModelRegistry } from "./models/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
+import { MemoryService } from "./memory/service";
 import { RealtimeHub } from "./realtime/hub";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
 import { Supervisor } from "./supervisor/supervisor";
+import type { StartupTimings } from "./startup";
 import { APP_VERSION } from "./version";
 
 /** What main.ts learned from flags and environment. */
@@ -39,6 +41,8 @@ export interface RuntimeOptions {
   proxy?: Partial<ProxyOptions>;
   /** /llamaproxws intervals and limits (tests make them small). */
   realtime?: Partial<RealtimeOptions>;
+  /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
+  startup?: StartupTimings;
 }
 
 /**
@@ -58,8 +62,13 @@ export interface Services {
   cpu: CpuSampler;
   /** Owns every llama-server child process. */
   supervisor: SupervisorApi;
-  /** Which models run: load on demand, queue, LRU eviction, idle TTL. */
+  /**
+   * The one owner of model lifecycles (start, stop, restart, requests): plans by memory, evicts,
+   * queues, idle TTL. Everything that starts or stops a model goes through it.
+   */
   pool: ModelPool;
+  /** Memory estimates, measured figures and device budgets. */
+  memory: MemoryService;
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
@@ -78,10 +87,14 @@ export function createServices(options: RuntimeOptions): Services {
   const logs = new LogBuffer(5000, bus);
   const log = new Logger(logs, options.logLevel, "proxy", options.quiet ?? false);
   const config = new ConfigStore(options.configPath, log, bus);
+  options.startup?.mark("config");
   const db = openDatabase(options.databasePath ?? join(options.dataDir, "llama-async-proxy.db"));
+  options.startup?.mark("database + migrations");
   const registry = new ModelRegistry(db, bus);
+  options.startup?.mark("registry");
   const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
-  const pool = new ModelPool(() => services.supervisor, registry, () => config.get(), log, bus);
+  const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
+  const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
   const requests = new RequestStats(bus);
   const cpu = new CpuSampler();
   const startedAt = new Date();
@@ -92,6 +105,7 @@ export function createServices(options: RuntimeOptions): Services {
     startedAt,
     history: new MetricsHistory(db, () => config.get().historyRetentionHours),
   });
+  options.startup?.mark("supervisor, pool, collector");
   const services: Services = {
     options,
     version: APP_VERSION,
@@ -105,6 +119,7 @@ export function createServices(options: RuntimeOptions): Services {
     cpu,
     supervisor,
     pool,
+    memory,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
     collector,
@@ -117,6 +132,7 @@ export function createServices(options: RuntimeOptions): Services {
       allowedOrigins: options.realtime?.allowedOrigins ?? [],
     }),
   };
+  options.startup?.mark("realtime hub");
   return services;
 }
 
@@ -126,7 +142,7 @@ export async function shutdownServices(s: Services): Promise<void> {
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
   s.hub.close();
-  await s.supervisor.stopAll();
+  await s.pool.stopAll(); // beforeStop hooks, then every child
   try {
     closeDatabase(s.db);
   } catch {

@@ -11,11 +11,24 @@ const startQuery = z.object({
   wait: z.enum(["true", "false", "1", "0"], { error: "wait must be true or false" }).optional(),
 });
 
+/** A whole number in a query string, within [min, max]. */
+const queryInt = (label: string, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d{1,10}$/, `${label} must be a whole number`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`);
+const fitQuery = z.strictObject({
+  ctxSize: queryInt("ctxSize", 0, 4_194_304).optional(),
+  gpuLayers: queryInt("gpuLayers", -1, 100_000).optional(),
+});
+
 /** The model as the API shows it right now (registry row + live runtime). */
 function currentModel(s: Services, id: string) {
   const row = s.registry.get(id);
   if (!row) throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${id}"`);
-  return toApiModel(row, s.supervisor.runtimeOf(id));
+  return toApiModel(row, s.supervisor.runtimeOf(id), s.memory.view(row));
 }
 
 /**
@@ -31,17 +44,22 @@ export function modelControlRoutes(s: Services) {
       if (wait === "false" || wait === "0") {
         // The outcome shows up in the model's status (and the log); nobody awaits this promise.
         // Through the pool, so maxLoadedModels applies as it does for proxied requests.
-        s.pool.ensureStarted(id).catch(() => {});
+        s.pool.start(id).catch(() => {});
         return ok(c, currentModel(s, id), { status: 202, message: "Model start requested" });
       }
-      await s.pool.ensureStarted(id); // throws ApiError (503 with the reason and log tail) on failure
+      await s.pool.start(id); // throws ApiError (503 with the reason and log tail) on failure
       return ok(c, currentModel(s, id), { message: "Model started" });
+    })
+    // Whether, where and at what cost it would start now, with these settings (nothing starts).
+    .get("/:id/fit", validate("param", idParam), validate("query", fitQuery), async (c) => {
+      const { id } = c.req.valid("param");
+      currentModel(s, id);
+      return ok(c, await s.pool.fit(id, c.req.valid("query")));
     })
     .post("/:id/stop", validate("param", idParam), async (c) => {
       const { id } = c.req.valid("param");
       currentModel(s, id);
-      s.pool.cancelPendingStart(id); // a start still waiting for room must not run after this stop
-      await s.supervisor.stop(id); // idempotent: stopping a stopped model is a success
+      await s.pool.stop(id); // idempotent; also cancels a start still waiting for room
       return ok(c, currentModel(s, id), { message: "Model stopped" });
     });
 }

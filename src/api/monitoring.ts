@@ -1,9 +1,10 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { ok } from "../http/envelope";
+import { ok, okSerialized } from "../http/envelope";
 import { unavailable } from "../http/errors";
 import { validate } from "../http/validate";
 import { RESOLUTIONS, type Resolution } from "../metrics/history";
+import type { SystemMetrics } from "../metrics/types";
 import type { Services } from "../services";
 
 /** Query of GET /api/monitoring/history: `hours` 1..168 (default 24), `resolution` (default 5m). */
@@ -28,9 +29,9 @@ export const historyQuerySchema = z.object({
 export function monitoringRoutes(s: Services) {
   return new Hono()
     .get("/", async (c) => {
-      const sample = await s.collector.current();
-      if (!sample) throw unavailable("Monitoring service unavailable", "No metrics sample could be taken");
-      return ok(c, sample);
+      const json = await s.collector.currentJson();
+      if (!json) throw unavailable("Monitoring service unavailable", "No metrics sample could be taken");
+      return okSerialized<SystemMetrics>(c, json);
     })
     .get("/history", validate("query", historyQuerySchema, "Invalid parameters"), (c) => {
       const { hours, resolution } = c.req.valid("query");

@@ -27,8 +27,12 @@ export const referenceConfigShape = {
 
 /** Settings beyond the reference (proxy behaviour). Optional on input; defaults apply. */
 export const extraConfigShape = {
-  /** How many models may run at once; starting one more evicts the least recently used. */
-  maxLoadedModels: range("maxLoadedModels", 1, 64),
+  /** How many models may run at once (an extra cap beside memory); 0 = as many as memory allows. */
+  maxLoadedModels: range("maxLoadedModels", 0, 64),
+  /** Memory kept free on every device (GPU and host) when planning where models go, MiB. */
+  memoryMarginMiB: range("memoryMarginMiB", 0, 1_048_576),
+  /** The most our models may use on any one device (host RAM, each GPU), MiB; 0 = no cap. */
+  memoryLimitMiB: range("memoryLimitMiB", 0, 1_073_741_824),
   /** Stop a model after this many seconds without requests; 0 = never. Per-model settings override. */
   idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
   /** Give up on a model load after this many seconds. */
@@ -67,6 +71,8 @@ export type ConfigUpdate = z.infer<typeof configUpdateSchema>;
 
 export const EXTRA_DEFAULTS = {
   maxLoadedModels: 1,
+  memoryMarginMiB: 1024,
+  memoryLimitMiB: 0,
   idleTimeoutSeconds: 0,
   loadTimeoutSeconds: 120,
   stopTimeoutSeconds: 10,

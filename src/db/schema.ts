@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** Per-model settings beyond the reference (overrides of the global llama-server config). */
 export interface ModelSettings {
@@ -15,6 +15,10 @@ export interface ModelSettings {
   autoStart?: boolean;
   /** Stop after this many idle seconds (0 = never; absent = global default). */
   idleTimeoutSeconds?: number;
+  /** Never stopped to make room for another model. */
+  pinned?: boolean;
+  /** May start with some layers on the CPU (llama-server's --fit) when the GPUs are short of memory. */
+  allowPartialOffload?: boolean;
   /** Request rewriting for this model (src/proxy/rewrite.ts). */
   rewrite?: RewriteRules;
 }
@@ -91,3 +95,36 @@ export const metricsMinute = sqliteTable(
 );
 
 export type MetricsMinuteRow = typeof metricsMinute.$inferSelect;
+
+/**
+ * What llama-server reported it used for a model with given settings (its memory report), the
+ * latest one per model and settings key (src/memory/settings.ts settingsKey). Preferred over
+ * the GGUF estimate when planning the next start with the same settings.
+ */
+export const modelMemory = sqliteTable(
+  "model_memory",
+  {
+    modelId: text("model_id").notNull(),
+    settingsKey: text("settings_key").notNull(),
+    /** Total bytes over every device (model + context + compute). */
+    totalBytes: integer("total_bytes").notNull(),
+    /** Per device: [{device, kind, modelBytes, contextBytes, computeBytes, totalBytes?, freeBytes?}]. */
+    devices: text("devices", { mode: "json" }).$type<MeasuredDevice[]>().notNull(),
+    measuredAt: text("measured_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.modelId, t.settingsKey] })],
+);
+
+export interface MeasuredDevice {
+  /** llama-server's device name ("CUDA0", "Host", "CPU_Mapped"...) */
+  device: string;
+  kind: "gpu" | "host";
+  modelBytes: number;
+  contextBytes: number;
+  computeBytes: number;
+  /** Device total and free memory as llama-server saw them (GPUs only). */
+  totalBytes?: number;
+  freeBytes?: number;
+}
+
+export type ModelMemoryRow = typeof modelMemory.$inferSelect;

@@ -24,6 +24,16 @@ export function ok<T>(c: Context, data: T, opts: { message?: string; status?: Co
   return c.json(body, opts.status ?? 200);
 }
 
+/**
+ * ok() for data that is already JSON text: a snapshot serialised once and served many times
+ * (GET /api/monitoring). The same bytes and headers as ok(c, data) without serialising `data`
+ * again; typed as ok() so the typed client sees the same route.
+ */
+export function okSerialized<T>(c: Context, dataJson: string): ReturnType<typeof ok<T>> {
+  const body = `{"success":true,"data":${dataJson},"timestamp":"${nowIso()}"}`;
+  return c.body(body, 200, { "Content-Type": "application/json" }) as unknown as ReturnType<typeof ok<T>>;
+}
+
 export function errorBody(code: ErrorCode | string, message: string, details?: string): ApiResponse<never> {
   return {
     success: false,

@@ -55,6 +55,8 @@ export class MetricsCollector {
   readonly llama: LlamaMetricsReader;
   readonly latency = new LatencyHistogram();
   private last: SystemMetrics | null = null;
+  /** JSON of `last`, made on the first ask after each sample (GET /api/monitoring serves it as is). */
+  private lastJson: string | null = null;
   private inProgress: Promise<SystemMetrics> | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private running = false;
@@ -96,6 +98,16 @@ export class MetricsCollector {
   /** The latest sample; before the first one, one taken now (null if even that fails). */
   async current(): Promise<SystemMetrics | null> {
     return this.last ?? (await this.sampleNow().catch(() => null));
+  }
+
+  /**
+   * current() as JSON text, serialised once per sample however many requests ask for it: a
+   * sample is a snapshot (nothing changes it after takeSample), so the text stays right until
+   * the next one replaces it.
+   */
+  async currentJson(): Promise<string | null> {
+    if (!(await this.current())) return null;
+    return (this.lastJson ??= JSON.stringify(this.last));
   }
 
   /** Takes one sample at once; concurrent callers share it. */
@@ -163,7 +175,11 @@ export class MetricsCollector {
     const runtimes = supervisor.runtimes();
     // Slow sources first, in parallel; each is bounded and falls back on its own, so neither
     // nvidia-smi nor a stuck llama-server can hold the rest of the sample.
-    const gpuWait = d.gpuWaitMs ?? Math.min(1000, this.intervalMs / 2);
+    // The first sample (the one start-up and the first /api/monitoring wait for) does not wait
+    // for nvidia-smi, a child process that can take a second: it goes out without gpu, and a
+    // second sample follows as soon as nvidia-smi's first reading is in.
+    const first = this.last === null && this.gpu.latest() === null;
+    const gpuWait = first ? 0 : (d.gpuWaitMs ?? Math.min(1000, this.intervalMs / 2));
     const gpuP = this.gpu.refresh(gpuWait);
     const llamaP = this.llama.read(runtimes);
 
@@ -184,6 +200,11 @@ export class MetricsCollector {
       .reduce((sum, r) => sum + (r.memoryUsage ?? 0), 0);
 
     const [gpu, llamaServers] = await Promise.all([gpuP, llamaP]);
+    if (first && this.gpu.busy) {
+      void this.gpu.idle().then(() => {
+        if (this.running && this.gpu.latest()) void this.sampleNow().catch(() => {});
+      });
+    }
     const sample: SystemMetrics = {
       timestamp: timestamp.toISOString(),
       cpu,
@@ -197,6 +218,7 @@ export class MetricsCollector {
       ...(llamaServers.length ? { llamaServers } : {}),
     };
     this.last = sample;
+    this.lastJson = null;
     try {
       this.history.addSample(sample, timestamp.getTime());
     } catch (err) {

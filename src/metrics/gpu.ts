@@ -1,4 +1,3 @@
-import nvidiaSmi from "node-nvidia-smi";
 import type { Logger } from "../logs/logger";
 import type { GpuMetrics } from "./types";
 
@@ -61,8 +60,15 @@ export function parseNvidiaSmi(data: unknown): GpuReading {
   return { gpus, processes, at: new Date().toISOString() };
 }
 
-/** node-nvidia-smi as a promise. */
-export function runNvidiaSmi(): Promise<unknown> {
+/**
+ * node-nvidia-smi as a promise. Without nvidia-smi on PATH it answers "not found" at once: the
+ * library would fork a shell to learn that (a fork of this process costs more than the rest of a
+ * sample), and its XML parser (xml2js, ~100 kB of code) is loaded only on a machine that has
+ * nvidia-smi.
+ */
+export async function runNvidiaSmi(): Promise<unknown> {
+  if (!Bun.which("nvidia-smi", { PATH: process.env.PATH ?? "" })) throw Object.assign(new Error("nvidia-smi: command not found"), { code: 127 });
+  const { default: nvidiaSmi } = await import("node-nvidia-smi");
   return new Promise((resolve, reject) => nvidiaSmi((err, data) => (err ? reject(err) : resolve(data))));
 }
 
@@ -120,6 +126,11 @@ export class GpuReader {
   /** Whether an nvidia-smi run is outstanding. */
   get busy(): boolean {
     return this.running !== null;
+  }
+
+  /** Settles when the outstanding run (if any) has ended, however it ended. */
+  idle(): Promise<void> {
+    return this.running ?? Promise.resolve();
   }
 
   /**

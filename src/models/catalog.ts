@@ -15,7 +15,7 @@ import type { DiscoverBody, ModelPatch, RegisterEntry } from "./schema";
 import type { Model } from "./types";
 import { toApiModel } from "./view";
 
-type Deps = Pick<Services, "registry" | "supervisor" | "config">;
+type Deps = Pick<Services, "registry" | "supervisor" | "config"> & Partial<Pick<Services, "memory">>;
 
 /** States in which a model's llama-server holds (or is about to hold, or still holds) the file. */
 const IN_USE = new Set(["loading", "running", "stopping"]);
@@ -27,7 +27,7 @@ export function resolveUserPath(p: string, basePath: string): string {
   return isAbsolute(trimmed) ? resolve(trimmed) : resolve(basePath, trimmed);
 }
 
-const view = (s: Deps, row: ModelRow): Model => toApiModel(row, s.supervisor.runtimeOf(row.id));
+const view = (s: Deps, row: ModelRow): Model => toApiModel(row, s.supervisor.runtimeOf(row.id), s.memory?.view(row));
 
 export function getModel(s: Deps, id: string): Model {
   const row = s.registry.get(id);

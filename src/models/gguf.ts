@@ -52,6 +52,19 @@ export interface GgufArrayInfo {
   array: true;
   type: GgufType;
   length: number;
+  /** The elements of a short numeric/bool array, when ReadOptions.smallArrays asked for them. */
+  values?: number[];
+}
+
+/** One tensor's description in the header (the data itself is never read). */
+export interface GgufTensorInfo {
+  name: string;
+  /** ggml's ne[]: dims[0] is the fastest-varying (row length). */
+  dims: number[];
+  /** ggml_type (see GGML_TYPE_SIZE). */
+  type: number;
+  /** Bytes of the tensor's data, from its type's block size (see ggmlTensorBytes). */
+  bytes: number;
 }
 
 export type GgufValue = string | number | bigint | boolean | GgufArrayInfo;
@@ -65,6 +78,8 @@ export interface GgufHeader {
   bytesRead: number;
   /** False when reading stopped early (see ReadOptions.stopBeforeLargeArrays). */
   complete: boolean;
+  /** Tensor infos, only when ReadOptions.tensors was set. */
+  tensors?: GgufTensorInfo[];
 }
 
 export interface ReadOptions {
@@ -74,7 +89,76 @@ export interface ReadOptions {
    * and <arch>.* before tokenizer.*, so a scan gets everything it shows without the vocabulary.
    */
   stopBeforeLargeArrays?: (metadata: Record<string, GgufValue>, key: string) => boolean;
+  /**
+   * Also read the tensor infos that follow the metadata (name, shape, type; not the data). The
+   * memory estimate needs them: weight bytes per layer decide what fits on which device. Costs
+   * walking the vocabulary (the infos come after it): ~1 ms for a 150k vocabulary.
+   */
+  tensors?: boolean;
+  /**
+   * Keep the values of numeric/bool arrays of at most 64 elements (per-layer head counts,
+   * sliding-window patterns of hybrid models); longer ones stay skipped.
+   */
+  smallArrays?: boolean;
 }
+
+/**
+ * ggml_type -> [elements per block, bytes per block], from ggml/src/ggml-common.h (the
+ * static_asserts on each block_* struct) and ggml.h's enum. Types not listed (removed ones)
+ * make the reader refuse the tensor rather than guess its size.
+ */
+export const GGML_TYPE_SIZE: Readonly<Record<number, readonly [number, number]>> = {
+  0: [1, 4], // F32
+  1: [1, 2], // F16
+  2: [32, 18], // Q4_0
+  3: [32, 20], // Q4_1
+  6: [32, 22], // Q5_0
+  7: [32, 24], // Q5_1
+  8: [32, 34], // Q8_0
+  9: [32, 36], // Q8_1
+  10: [256, 84], // Q2_K
+  11: [256, 110], // Q3_K
+  12: [256, 144], // Q4_K
+  13: [256, 176], // Q5_K
+  14: [256, 210], // Q6_K
+  15: [256, 292], // Q8_K
+  16: [256, 66], // IQ2_XXS
+  17: [256, 74], // IQ2_XS
+  18: [256, 98], // IQ3_XXS
+  19: [256, 50], // IQ1_S
+  20: [32, 18], // IQ4_NL
+  21: [256, 110], // IQ3_S
+  22: [256, 82], // IQ2_S
+  23: [256, 136], // IQ4_XS
+  24: [1, 1], // I8
+  25: [1, 2], // I16
+  26: [1, 4], // I32
+  27: [1, 8], // I64
+  28: [1, 8], // F64
+  29: [256, 56], // IQ1_M
+  30: [1, 2], // BF16
+  34: [256, 54], // TQ1_0
+  35: [256, 66], // TQ2_0
+  39: [32, 17], // MXFP4
+  40: [64, 36], // NVFP4
+  41: [128, 18], // Q1_0
+  42: [64, 18], // Q2_0
+};
+
+/** Bytes of a tensor of `type` with shape `dims` (rows are whole blocks, as ggml_row_size). */
+export function ggmlTensorBytes(type: number, dims: readonly number[]): number {
+  const size = GGML_TYPE_SIZE[type];
+  if (!size) throw new GgufError(`unknown ggml tensor type ${type}`);
+  const [block, bytes] = size;
+  const row = dims[0] ?? 1;
+  if (row % block !== 0) throw new GgufError(`tensor row of ${row} elements is not a whole number of ${block}-element blocks`);
+  let rows = 1;
+  for (let i = 1; i < dims.length; i++) rows *= dims[i]!;
+  return (row / block) * bytes * rows;
+}
+
+/** Tensors per file beyond which the header is treated as corrupt (real models: < 5,000). */
+const MAX_TENSORS = 1_000_000;
 
 /**
  * Discovery's stop rule: the architecture is known and either everything it shows is known or
@@ -281,6 +365,14 @@ function parseHeader(src: ByteSource, options: ReadOptions): GgufHeader {
     const type = (c.u32()) as GgufType;
     const length = count();
     const fixed = FIXED_SIZE[type];
+    if (fixed !== undefined && options.smallArrays && length <= LARGE_ARRAY) {
+      const values: number[] = [];
+      for (let i = 0; i < length; i++) {
+        const v = readScalar(type);
+        values.push(typeof v === "bigint" ? Number(v) : typeof v === "boolean" ? (v ? 1 : 0) : (v as number));
+      }
+      return { array: true, type, length, values };
+    }
     if (fixed !== undefined) {
       c.skip(length * fixed);
     } else if (type === GgufType.STRING) {
@@ -317,7 +409,25 @@ function parseHeader(src: ByteSource, options: ReadOptions): GgufHeader {
     }
     metadata[key] = type === GgufType.ARRAY ? skipArray() : readScalar(type);
   }
-  return { version, littleEndian: c.littleEndian, tensorCount, metadata, bytesRead: c.bytesRead, complete: true };
+  const header: GgufHeader = { version, littleEndian: c.littleEndian, tensorCount, metadata, bytesRead: c.bytesRead, complete: true };
+  if (options.tensors) {
+    if (tensorCount > MAX_TENSORS) throw new GgufError(`implausible tensor count ${tensorCount}`);
+    // Layout per tensor: string name, u32 n_dims, n_dims x u64 (u32 in v1) dims, u32 type, u64 offset.
+    const tensors: GgufTensorInfo[] = [];
+    for (let i = 0; i < tensorCount; i++) {
+      const name = readString();
+      const nDims = c.u32();
+      if (nDims > 8) throw new GgufError(`tensor ${name} has ${nDims} dimensions`);
+      const dims: number[] = [];
+      for (let d = 0; d < nDims; d++) dims.push(count());
+      const type = c.u32();
+      c.u64n(); // offset into the data section: not needed
+      tensors.push({ name, dims, type, bytes: ggmlTensorBytes(type, dims) });
+    }
+    header.tensors = tensors;
+    header.bytesRead = c.bytesRead;
+  }
+  return header;
 }
 
 /**

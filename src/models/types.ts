@@ -29,4 +29,8 @@ export interface Model {
   missing?: boolean;
   mmprojPath?: string;
   settings?: import("../db/schema").ModelSettings;
+  /** What it needs (estimate from the GGUF header) and used (llama-server's own report). */
+  memory?: import("../memory/service").ModelMemoryView;
+  /** Where it runs (devices and bytes), while it occupies memory. */
+  placement?: import("../supervisor/planner").Placement;
 }

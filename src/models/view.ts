@@ -1,10 +1,11 @@
 import type { ModelRow } from "../db/schema";
 import type { Services } from "../services";
+import type { ModelMemoryView } from "../memory/service";
 import type { ModelRuntimeInfo } from "../supervisor/types";
 import type { Model } from "./types";
 
-/** A registry row merged with the supervisor's live view into the API's Model shape. */
-export function toApiModel(row: ModelRow, runtime?: ModelRuntimeInfo): Model {
+/** A registry row merged with the supervisor's live view (and the memory plan) into the API's Model shape. */
+export function toApiModel(row: ModelRow, runtime?: ModelRuntimeInfo, memory?: ModelMemoryView): Model {
   const status = runtime && runtime.state !== "stopped" ? runtime.status : row.source === "discovered" ? "discovered" : "stopped";
   return {
     id: row.id,
@@ -30,10 +31,12 @@ export function toApiModel(row: ModelRow, runtime?: ModelRuntimeInfo): Model {
     ...(row.missing ? { missing: true } : {}),
     ...(row.mmprojPath ? { mmprojPath: row.mmprojPath } : {}),
     settings: row.settings,
+    ...(memory ? { memory } : {}),
+    ...(runtime?.placement ? { placement: runtime.placement } : {}),
   };
 }
 
 /** Every registered and discovered model with its live status (GET /api/models, WS, console). */
-export function listModels(s: Pick<Services, "registry" | "supervisor">): Model[] {
-  return s.registry.list().map((row) => toApiModel(row, s.supervisor.runtimeOf(row.id)));
+export function listModels(s: Pick<Services, "registry" | "supervisor"> & Partial<Pick<Services, "memory">>): Model[] {
+  return s.registry.list().map((row) => toApiModel(row, s.supervisor.runtimeOf(row.id), s.memory?.view(row, true)));
 }

@@ -33,7 +33,7 @@ export class LaunchArgsError extends Error {
  * llama-server argv (without the binary) for one model: global config, overridden by the
  * model's settings, then the model's extra args verbatim (an array, never a shell string).
  */
-export function buildServerArgs(config: LlamaServerConfig, model: ModelLaunchSpec, host: string, port: number): string[] {
+export function buildServerArgs(config: LlamaServerConfig, model: ModelLaunchSpec, host: string, port: number, placementArgs: readonly string[] = []): string[] {
   const s = model.settings ?? {};
   const ctx = s.ctxSize ?? config.ctx_size;
   const batch = s.batchSize ?? config.batch_size;
@@ -45,6 +45,9 @@ export function buildServerArgs(config: LlamaServerConfig, model: ModelLaunchSpe
   args.push("-ngl", gpuLayers === -1 ? ALL_GPU_LAYERS : String(gpuLayers));
   args.push("--metrics", "--alias", model.id);
   if (model.mmprojPath) args.push("--mmproj", model.mmprojPath);
+  // The placement (--fit off, --tensor-split) before extraArgs: llama-server takes the last
+  // occurrence of a flag, so a user's own choice in extraArgs still wins.
+  args.push(...placementArgs);
   const extra = s.extraArgs ?? [];
   for (const arg of extra) {
     if (typeof arg !== "string") throw new LaunchArgsError(`extraArgs of ${model.id} must be strings`);

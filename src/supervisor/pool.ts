@@ -1,15 +1,57 @@
 import type { LlamaServerConfig } from "../config/schema";
+import type { ModelRow } from "../db/schema";
 import type { EventBus } from "../events";
 import { ApiError } from "../http/errors";
 import type { Logger } from "../logs/logger";
+import { maxContextWithin, type MemoryEstimate } from "../memory/estimate";
+import type { MemoryService, SettingsOverride } from "../memory/service";
 import type { ModelRegistry } from "../models/registry";
-import type { SupervisorApi } from "./types";
+import { freeBytes, placementLaunch, planStart, type Decision, type DeviceBudget, type ModelNeed, type Occupant, type OccupantState, type Placement } from "./planner";
+import type { LaunchPlan, ModelRuntimeInfo, SupervisorApi } from "./types";
 
 /** A granted request slot on a running model. Call release() exactly once when the request ends. */
 export interface Lease {
   modelId: string;
   baseUrl: string;
   release(): void;
+}
+
+export interface AcquireOptions {
+  /**
+   * How long the model stays loaded after this request (Ollama's keep_alive), seconds:
+   * -1 = keep it loaded, 0 = unload once this request is done, N = stop after N idle seconds.
+   * The latest request's value wins; absent = the model's idleTimeoutSeconds.
+   */
+  keepAliveSeconds?: number;
+}
+
+/** Why the owner stops a model (passed to beforeStop hooks). */
+export type StopReason = "user" | "evict" | "idle" | "unload" | "restart" | "shutdown";
+
+export interface BeforeStopContext {
+  reason: StopReason;
+  /** The hook's deadline: the stop goes ahead after this many ms whatever the hook does. */
+  deadlineMs: number;
+  /** Aborted at the deadline. */
+  signal: AbortSignal;
+  /** The model's llama-server, still running (e.g. to save its slots). */
+  baseUrl: string;
+}
+export type BeforeStopHook = (modelId: string, ctx: BeforeStopContext) => Promise<void> | void;
+
+/** GET /api/models/:id/fit: whether, where and at what cost the model would start now. */
+export interface FitAnswer {
+  fits: boolean;
+  devices: { id: string; kind: "gpu" | "host"; capacityBytes: number; freeBytes: number; needBytes: number }[];
+  /** Models that would be stopped (or drained, then stopped) to make room. */
+  evict: string[];
+  estimatedBytes: number | null;
+  /** Free bytes now on the devices the model would use. */
+  freeBytes: number;
+  /** The largest context that fits once every evictable model is gone (0: none; null: unknown). */
+  maxContextSize: number | null;
+  reason: string;
+  placement?: Placement;
 }
 
 interface Waiter {
@@ -19,142 +61,188 @@ interface Waiter {
   onAbort?: () => void;
 }
 
-/** Per-model bookkeeping of the pool (never process state: that is the supervisor's). */
-interface ModelSlots {
+/** A start accepted by the owner and not finished. */
+interface PendingStart {
+  promise: Promise<ModelRuntimeInfo>;
+  /** A stop arrived before the start was handed to the supervisor: it must not start at all. */
+  cancelled: boolean;
+  /** Handed to the supervisor: from now on it occupies memory (and a place) like a loading model. */
+  admitted: boolean;
+}
+
+/**
+ * Everything the owner keeps per model: intent and usage. Process state (loading, running,
+ * stopping, crashed) is the supervisor's alone; this never duplicates it.
+ */
+interface Entry {
   inFlight: number;
   /** Requests waiting for the model to load or for a free slot, in arrival order. */
   queue: Waiter[];
-  /** Monotonic time of the last lease (LRU order) and of the last release (idle TTL). */
+  /** Monotonic time of the last lease (LRU order). */
   lastUsed: number;
-  lastReleased: number;
   idleTimer?: ReturnType<typeof setTimeout>;
+  pending?: PendingStart;
+  /** Chosen to make room while busy: new requests wait until the swap. */
+  draining: boolean;
+  /** Where it was started and what it was planned to need there. */
+  placement?: Placement;
+  keepAliveSeconds?: number;
+  /** restart(model, {whenIdle}) callers waiting for the model's next idle moment. */
+  restartWaiters?: { resolve: (rt: ModelRuntimeInfo) => void; reject: (err: Error) => void }[];
+}
+
+export interface PoolDeps {
+  /** Read on every use: tests (and a hot reload) may swap the supervisor after start-up. */
+  supervisor: () => SupervisorApi;
+  registry: ModelRegistry;
+  config: () => LlamaServerConfig;
+  memory?: MemoryService;
+  log?: Logger;
+  bus?: EventBus;
 }
 
 export interface PoolOptions {
   /** Seconds a 429 tells clients to wait (Retry-After). */
   retryAfterSeconds?: number;
+  /** Longest the beforeStop hooks may hold up a stop (ms). */
+  beforeStopDeadlineMs?: number;
 }
 
+const ZERO_NEED: ModelNeed = { gpuBytes: 0, hostBytes: 0, gpuLayerBytes: [] };
+const UNLIMITED_HOST: DeviceBudget[] = [{ id: "host", kind: "host", capacityBytes: Number.MAX_SAFE_INTEGER }];
+
+const cancelled = (id: string) => new ApiError("SERVICE_UNAVAILABLE", `Start of ${id} cancelled by a stop`);
+
 /**
- * Decides which models run: loads on demand, queues requests while a model loads or is at its
- * concurrency limit, evicts the least recently used idle model when `maxLoadedModels` is
- * reached, and stops models that stay idle past their TTL.
+ * The one owner of a model's lifecycle. The API, console, catalog and proxy all go through it:
+ * `acquire` (a request), `start`, `stop`, `restart`, `stopAll`. It asks the pure planner
+ * (planner.ts) what to do and applies the decision through the supervisor, which owns the
+ * processes. See src/supervisor/README.md.
  *
- * Concurrency model: everything here runs on the one JS thread, so counters need no locks; but
- * "make room, then start" spans awaits, so it is serialized through `admission` to stop two
- * concurrent loads from both seeing a free place and over-filling the pool.
+ * Concurrency model: everything runs on the one JS thread, so counters need no locks; but
+ * "make room, then start" spans awaits, so admissions are serialized through `admission` to stop
+ * two concurrent loads from both seeing the same free memory and over-filling a device.
  */
 export class ModelPool {
-  private slots = new Map<string, ModelSlots>();
-  /** Models this pool has asked to start and that have not finished starting. */
-  private starting = new Map<string, Promise<unknown>>();
-  /** Models whose start has passed admission (they occupy a place); subset of `starting`. */
-  private admitted = new Set<string>();
+  private entries = new Map<string, Entry>();
   /** Tail of the admission chain (see class comment). */
   private admission: Promise<void> = Promise.resolve();
-  /** Admissions queued on the chain and not yet through it (0 = the fast path may start at once). */
+  /** Admissions queued on the chain and not through it yet (0 = the fast path may start at once). */
   private admissionsPending = 0;
-  /** Running models chosen for eviction while busy: new requests for them queue until the swap. */
-  private draining = new Set<string>();
-  /** Woken whenever some model's inFlight drops to 0 (eviction waits on this). */
-  private idleWaiters: Array<() => void> = [];
+  /** Woken whenever something that frees room happens (a release to idle, a status change). */
+  private changeWaiters: Array<() => void> = [];
+  private hooks = new Set<BeforeStopHook>();
+  private readonly registry: ModelRegistry;
+  private readonly config: () => LlamaServerConfig;
+  private readonly log?: Logger;
+  readonly memory?: MemoryService;
 
   constructor(
-    /** Read on every use: tests (and a future hot reload) may swap the supervisor after start-up. */
-    private readonly supervisorOf: () => SupervisorApi,
-    private readonly registry: ModelRegistry,
-    private readonly config: () => LlamaServerConfig,
-    private readonly log?: Logger,
-    bus?: EventBus,
+    private readonly deps: PoolDeps,
     private readonly options: PoolOptions = {},
   ) {
-    // A model that stops for any reason (crash, user stop) cannot serve its queue: wake the
-    // waiters so each one re-checks and either triggers a new load or fails.
-    bus?.on("model.status", (e) => {
+    this.registry = deps.registry;
+    this.config = deps.config;
+    this.log = deps.log;
+    this.memory = deps.memory;
+    deps.bus?.on("model.status", (e) => {
+      // A model that failed cannot serve its queue: fail the waiters (each would retry the load).
       if (e.status === "error") this.failQueue(e.modelId, new ApiError("SERVICE_UNAVAILABLE", `Model ${e.modelId} failed`, e.detail));
+      // Only an end frees room. Not "running": a model that just loaded still has to serve the
+      // requests that waited for it; waking a waiting admission then would drain it before it
+      // served anything (two cold models would evict each other forever).
+      if (e.state === "stopped" || e.state === "error") this.wakeChange();
     });
   }
 
-  private slotsOf(modelId: string): ModelSlots {
-    let s = this.slots.get(modelId);
-    if (!s) this.slots.set(modelId, (s = { inFlight: 0, queue: [], lastUsed: 0, lastReleased: performance.now() }));
-    return s;
+  private get sup(): SupervisorApi {
+    return this.deps.supervisor();
   }
 
-  /** Stops asked for models whose start is still waiting for admission (see cancelPendingStart). */
-  private stopRequested = new Set<string>();
+  private entry(modelId: string): Entry {
+    let e = this.entries.get(modelId);
+    if (!e) this.entries.set(modelId, (e = { inFlight: 0, queue: [], lastUsed: 0, draining: false }));
+    return e;
+  }
+
+  // ------------------------------------------------------------------ hooks for other modules
 
   /**
-   * Called by a stop: a start of this model still waiting for room (not yet handed to the
-   * supervisor) is cancelled instead of starting after the stop. Returns true if there was one.
+   * Runs `hook` before every stop this owner makes of a running model (user stop, eviction, idle
+   * TTL, restart, shutdown), at most `beforeStopDeadlineMs` (default 10 s); the stop then goes
+   * ahead whatever the hook did. Returns the function that removes the hook.
    */
-  cancelPendingStart(modelId: string): boolean {
-    if (!this.starting.has(modelId) || this.admitted.has(modelId)) return false;
-    this.stopRequested.add(modelId);
-    return true;
+  onBeforeStop(hook: BeforeStopHook): () => void {
+    this.hooks.add(hook);
+    return () => this.hooks.delete(hook);
   }
+
+  // ------------------------------------------------------------------ reading
 
   /** A start of this model was accepted and has not finished (it may still be making room). */
   isStarting(modelId: string): boolean {
-    return this.starting.has(modelId);
+    return this.entries.get(modelId)?.pending !== undefined;
   }
 
   inFlight(modelId: string): number {
-    return this.slots.get(modelId)?.inFlight ?? 0;
+    return this.entries.get(modelId)?.inFlight ?? 0;
   }
 
   queued(modelId: string): number {
-    return this.slots.get(modelId)?.queue.length ?? 0;
+    return this.entries.get(modelId)?.queue.length ?? 0;
   }
+
+  /** Where the model was placed when it was started (while it occupies memory). */
+  placementOf(modelId: string): Placement | undefined {
+    const rt = this.sup.runtimeOf(modelId);
+    if (!rt || rt.state === "stopped") return undefined;
+    return this.entries.get(modelId)?.placement;
+  }
+
+  // ------------------------------------------------------------------ requests
 
   /**
    * Waits until `modelId` runs and has a free slot, then returns a lease. Throws ApiError:
-   * RATE_LIMITED when the model's queue is full, SERVICE_UNAVAILABLE when the load fails,
-   * and rejects with the signal's reason when the client goes away while waiting.
+   * RATE_LIMITED when the model's queue is full, SERVICE_UNAVAILABLE when the load fails or the
+   * model cannot fit, and rejects with the signal's reason when the client goes away.
    */
-  async acquire(modelId: string, signal?: AbortSignal, onWaiting?: () => void): Promise<Lease> {
+  async acquire(modelId: string, signal?: AbortSignal, onWaiting?: () => void, opts: AcquireOptions = {}): Promise<Lease> {
     const cfg = this.config();
-    const slots = this.slotsOf(modelId);
+    const e = this.entry(modelId);
     const maxInFlight = cfg.maxConcurrentRequests;
-
     for (;;) {
       signal?.throwIfAborted();
-      const rt = this.supervisorOf().runtimeOf(modelId);
+      const rt = this.sup.runtimeOf(modelId);
       const running = rt?.state === "running" && rt.baseUrl;
       // Fast path: running, a free slot, and nobody queued ahead of us (FIFO fairness).
-      const open = !this.draining.has(modelId);
-      if (running && open && slots.inFlight < maxInFlight && slots.queue.length === 0) {
-        return this.grant(modelId, slots, rt.baseUrl!);
+      if (running && !e.draining && e.inFlight < maxInFlight && e.queue.length === 0) {
+        return this.grant(modelId, e, rt.baseUrl!, opts);
       }
-      if (slots.queue.length >= cfg.maxQueuedRequests) {
-        const retry = String(this.options.retryAfterSeconds ?? 1);
+      if (e.queue.length >= cfg.maxQueuedRequests) {
         throw new ApiError(
           "RATE_LIMITED",
           `Too many requests for model ${modelId}`,
-          `${slots.inFlight} in flight and ${slots.queue.length} queued (limits ${maxInFlight} and ${cfg.maxQueuedRequests})`,
-          { "Retry-After": retry },
+          `${e.inFlight} in flight and ${e.queue.length} queued (limits ${maxInFlight} and ${cfg.maxQueuedRequests})`,
+          { "Retry-After": String(this.options.retryAfterSeconds ?? 1) },
         );
       }
       onWaiting?.();
-      if (!running) {
-        // Not running: (join the) load, waiting in the queue so the bound applies to loads too.
-        await this.waitInQueue(slots, signal, () => this.ensureStarted(modelId));
-      } else {
-        await this.waitInQueue(slots, signal);
-      }
-      // Re-check from the top: the model may have been stopped again while we were woken.
-      const after = this.supervisorOf().runtimeOf(modelId);
-      if (after?.state === "running" && after.baseUrl && !this.draining.has(modelId) && slots.inFlight < maxInFlight) {
-        return this.grant(modelId, slots, after.baseUrl);
+      // Not running: (join the) load, waiting in the queue so the bound applies to loads too.
+      await this.waitInQueue(e, signal, running ? undefined : () => this.start(modelId));
+      // Re-check: the model may have been stopped again while we were woken.
+      const after = this.sup.runtimeOf(modelId);
+      if (after?.state === "running" && after.baseUrl && !e.draining && e.inFlight < maxInFlight) {
+        return this.grant(modelId, e, after.baseUrl, opts);
       }
     }
   }
 
-  private grant(modelId: string, slots: ModelSlots, baseUrl: string): Lease {
-    slots.inFlight++;
-    slots.lastUsed = performance.now();
-    if (slots.idleTimer) clearTimeout(slots.idleTimer);
-    slots.idleTimer = undefined;
+  private grant(modelId: string, e: Entry, baseUrl: string, opts: AcquireOptions): Lease {
+    e.inFlight++;
+    e.lastUsed = performance.now();
+    if (opts.keepAliveSeconds !== undefined) e.keepAliveSeconds = opts.keepAliveSeconds;
+    if (e.idleTimer) clearTimeout(e.idleTimer);
+    e.idleTimer = undefined;
     let released = false;
     return {
       modelId,
@@ -162,13 +250,9 @@ export class ModelPool {
       release: () => {
         if (released) return;
         released = true;
-        slots.inFlight--;
-        slots.lastReleased = performance.now();
-        this.wakeNext(slots);
-        if (slots.inFlight === 0) {
-          for (const w of this.idleWaiters.splice(0)) w();
-          this.armIdleTimer(modelId, slots);
-        }
+        e.inFlight--;
+        e.queue[0]?.resolve();
+        if (e.inFlight === 0) this.onIdle(modelId, e);
       },
     };
   }
@@ -177,12 +261,12 @@ export class ModelPool {
    * Queues the caller until woken by a release (or by `work` finishing, for loads). The waiter
    * leaves the queue when woken, when `work` fails, or when its client aborts.
    */
-  private waitInQueue(slots: ModelSlots, signal?: AbortSignal, work?: () => Promise<unknown>): Promise<void> {
+  private waitInQueue(e: Entry, signal?: AbortSignal, work?: () => Promise<unknown>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, signal };
       const leave = () => {
-        const i = slots.queue.indexOf(waiter);
-        if (i >= 0) slots.queue.splice(i, 1);
+        const i = e.queue.indexOf(waiter);
+        if (i >= 0) e.queue.splice(i, 1);
         if (waiter.onAbort) signal?.removeEventListener("abort", waiter.onAbort);
       };
       waiter.resolve = () => (leave(), resolve());
@@ -191,191 +275,463 @@ export class ModelPool {
         waiter.onAbort = () => waiter.reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
         signal.addEventListener("abort", waiter.onAbort, { once: true });
       }
-      slots.queue.push(waiter);
-      if (work) {
-        work().then(
-          // The load is done: every waiter of this model may proceed (up to the slot limit,
-          // which acquire() re-checks); wake them all at once so none waits for a release.
-          () => {
-            for (const w of [...slots.queue]) w.resolve();
-          },
-          (err) => waiter.reject(err instanceof Error ? err : new Error(String(err))),
-        );
-      }
+      e.queue.push(waiter);
+      work?.().then(
+        // The load is done: every waiter may proceed (acquire re-checks the slot limit); wake
+        // them all at once so none waits for a release.
+        () => {
+          for (const w of [...e.queue]) w.resolve();
+        },
+        (err) => waiter.reject(err instanceof Error ? err : new Error(String(err))),
+      );
     });
   }
 
-  /** Wakes every waiter of a model so each re-checks (used when it stops or stops draining). */
   private wakeAll(modelId: string): void {
-    const slots = this.slots.get(modelId);
-    if (slots) for (const w of [...slots.queue]) w.resolve();
-  }
-
-  private wakeNext(slots: ModelSlots): void {
-    slots.queue[0]?.resolve();
+    const e = this.entries.get(modelId);
+    if (e) for (const w of [...e.queue]) w.resolve();
   }
 
   private failQueue(modelId: string, err: Error): void {
-    const slots = this.slots.get(modelId);
-    if (!slots) return;
-    for (const w of [...slots.queue]) w.reject(err);
+    const e = this.entries.get(modelId);
+    if (e) for (const w of [...e.queue]) w.reject(err);
+  }
+
+  private wakeChange(): void {
+    for (const w of this.changeWaiters.splice(0)) w();
+  }
+
+  /** Resolves on the next change that may free room, or after 1 s as a safety net. */
+  private waitForChange(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      this.changeWaiters.push(() => (clearTimeout(t), resolve()));
+    });
+  }
+
+  // ------------------------------------------------------------------ starting
+
+  /** Same as start() (the name the proxy and older callers use). */
+  ensureStarted(modelId: string): Promise<ModelRuntimeInfo> {
+    return this.start(modelId);
   }
 
   /**
-   * Starts `modelId` unless it runs or is starting; makes room first by stopping the least
-   * recently used idle models. Concurrent callers for the same model share one start.
+   * Starts `modelId` where the planner puts it, first stopping (or draining) what it says must
+   * make room; refuses with the reason when it cannot fit. Concurrent callers share one start.
    */
-  ensureStarted(modelId: string): Promise<unknown> {
-    const existing = this.starting.get(modelId);
-    if (existing) return existing;
-    let started: Promise<unknown>;
-    if (this.admissionsPending === 0 && this.loadedModels(modelId).length < this.config().maxLoadedModels) {
-      // Fast path: there is room and nobody is ahead of us. Starting synchronously means the
-      // model shows "loading" the moment the caller returns (POST /start?wait=false relies on it).
-      this.admitted.add(modelId);
-      started = this.supervisorOf().start(modelId);
-    } else {
-      started = (async () => {
-        // Admission is serialized; the load itself is not (it is awaited outside the chain).
-        let startPromise!: Promise<unknown>;
-        this.admissionsPending++;
-        const turn = this.admission.then(async () => {
-          try {
-            // A stop that arrived while we queued for admission wins: do not start at all.
-            if (this.stopRequested.delete(modelId)) throw new ApiError("SERVICE_UNAVAILABLE", `Start of ${modelId} cancelled by a stop`);
-            await this.makeRoomFor(modelId);
-            if (this.stopRequested.delete(modelId)) throw new ApiError("SERVICE_UNAVAILABLE", `Start of ${modelId} cancelled by a stop`);
-            this.admitted.add(modelId);
-            startPromise = this.supervisorOf().start(modelId);
-            // Let the supervisor register the load before the next admission counts loaded models.
-            startPromise.catch(() => {});
-          } finally {
-            this.admissionsPending--;
-          }
-        });
-        this.admission = turn.catch(() => {});
-        await turn;
-        return startPromise;
-      })();
+  start(modelId: string): Promise<ModelRuntimeInfo> {
+    const e = this.entry(modelId);
+    if (e.pending) return e.pending.promise;
+    const pending: PendingStart = { promise: undefined as never, cancelled: false, admitted: false };
+    e.pending = pending;
+    // Fast path: nobody is ahead in admission and the plan says "start" right now. Starting
+    // synchronously means the model shows "loading" the moment the caller returns
+    // (POST /start?wait=false relies on it).
+    let decision: Decision | undefined;
+    try {
+      decision = this.admissionsPending === 0 ? this.planNow(modelId) : undefined;
+    } catch (err) {
+      decision = undefined;
+      this.log?.warn(`Planning ${modelId} failed: ${(err as Error).message}`);
     }
-    const tracked = started.then(
-      (rt) => {
+    const started = decision?.action === "start" ? this.launch(modelId, pending, decision.placement) : this.admit(modelId, pending);
+    pending.promise = started
+      .then((rt) => {
         this.noteStarted(modelId);
         return rt;
-      },
-    ).finally(() => {
-      this.starting.delete(modelId);
-      this.admitted.delete(modelId);
-      this.stopRequested.delete(modelId);
-    });
-    this.starting.set(modelId, tracked);
-    return tracked;
+      })
+      .finally(() => {
+        if (e.pending === pending) e.pending = undefined;
+      });
+    return pending.promise;
   }
 
-  /** Models that occupy a place in the pool: running, loading, or being started by us. */
-  private loadedModels(except: string): string[] {
-    const ids = new Set<string>();
-    for (const rt of this.supervisorOf().runtimes()) {
-      // A stopping process still holds its memory; a crashed one with a restart scheduled will
-      // come back on its own: both count, or the pool would overshoot maxLoadedModels.
-      const occupies = rt.state === "running" || rt.state === "loading" || rt.state === "stopping" || (rt.state === "error" && rt.restartPending);
-      if (rt.modelId !== except && occupies) ids.add(rt.modelId);
-    }
-    for (const id of this.admitted) if (id !== except) ids.add(id);
-    return [...ids];
-  }
-
-  private async makeRoomFor(modelId: string): Promise<void> {
-    const max = this.config().maxLoadedModels;
-    let drained: string | undefined;
-    try {
-      await this.makeRoom(modelId, max, (id) => (drained = id));
-    } finally {
-      // Whatever happened, a model we drained but did not stop takes requests again.
-      if (drained && this.draining.delete(drained)) this.wakeAll(drained);
-    }
-  }
-
-  private async makeRoom(modelId: string, max: number, onDrain: (id: string) => void): Promise<void> {
-    for (;;) {
-      if (this.stopRequested.has(modelId)) return; // cancelled: evict nobody for it
-      const loaded = this.loadedModels(modelId);
-      if (loaded.length < max) return;
-      // Least recently used first; never one with requests in flight or waiting, nor one
-      // that is still loading for someone else.
-      // A crashed model waiting for its restart goes first (stopping it just cancels the restart).
-      const crashed = loaded.filter((id) => this.supervisorOf().runtimeOf(id)?.state === "error" && this.queued(id) === 0);
-      const candidates = [
-        ...crashed,
-        ...loaded
-          .filter(
-            (id) =>
-              this.supervisorOf().runtimeOf(id)?.state === "running" &&
-              this.inFlight(id) === 0 &&
-              // A drained model's queue waits for this swap; it does not keep the model up.
-              (this.queued(id) === 0 || this.draining.has(id)),
-          )
-          .sort((a, b) => (this.slots.get(a)?.lastUsed ?? 0) - (this.slots.get(b)?.lastUsed ?? 0)),
-      ];
-      const victim = candidates[0];
-      if (victim) {
-        this.log?.info(`Stopping ${victim} to make room for ${modelId} (maxLoadedModels ${max})`);
-        await this.supervisorOf().stop(victim);
-        // Requests that queued for it while it drained now (re)load it, behind this admission.
-        if (this.draining.delete(victim)) this.wakeAll(victim);
-        continue;
+  /** The slow path: queue for admission, make room as the planner says, then launch. */
+  private admit(modelId: string, pending: PendingStart): Promise<ModelRuntimeInfo> {
+    this.admissionsPending++;
+    // The launch's promise travels in a box: an async function would otherwise wait for the
+    // load itself inside the admission chain, serializing every load behind the previous one.
+    let box: { load: Promise<ModelRuntimeInfo> } | undefined;
+    const turn = this.admission.then(async () => {
+      try {
+        box = await this.makeRoomAndLaunch(modelId, pending);
+      } finally {
+        this.admissionsPending--;
       }
-      // Every loaded model is busy. Drain the least recently used one: its requests in flight
-      // finish, new ones queue behind this swap, so steady traffic to it cannot starve us.
-      if (![...this.draining].some((id) => loaded.includes(id))) {
-        const busiest = loaded
-          .filter((id) => this.supervisorOf().runtimeOf(id)?.state === "running")
-          .sort((a, b) => (this.slots.get(a)?.lastUsed ?? 0) - (this.slots.get(b)?.lastUsed ?? 0))[0];
-        if (busiest) {
-          this.draining.add(busiest);
-          onDrain(busiest);
-          this.log?.info(`Draining ${busiest} to make room for ${modelId}: new requests for it wait until the swap`);
+    });
+    this.admission = turn.catch(() => {});
+    return turn.then(() => box!.load);
+  }
+
+  private async makeRoomAndLaunch(modelId: string, pending: PendingStart): Promise<{ load: Promise<ModelRuntimeInfo> }> {
+    const drained = new Set<string>();
+    try {
+      await this.memory?.refreshDevices();
+      for (;;) {
+        if (pending.cancelled) throw cancelled(modelId); // a stop won: evict nobody for it
+        const d = this.planNow(modelId);
+        if (!d) {
+          await this.memory?.refreshDevices();
+          continue;
+        }
+        switch (d.action) {
+          case "start":
+            return { load: this.launch(modelId, pending, d.placement) };
+          case "stop":
+            for (const victim of d.models) {
+              if (pending.cancelled) throw cancelled(modelId);
+              this.log?.info(`Stopping ${victim} to make room for ${modelId}: ${d.reason}`);
+              await this.stopModel(victim, "evict");
+              // Requests that queued for it while it drained now (re)load it, behind this admission.
+              const v = this.entries.get(victim);
+              if (v?.draining) {
+                v.draining = false;
+                drained.delete(victim);
+                this.wakeAll(victim);
+              }
+            }
+            continue;
+          case "drain":
+            for (const victim of d.models) {
+              this.entry(victim).draining = true;
+              drained.add(victim);
+              this.log?.info(`Draining ${victim} to make room for ${modelId}: new requests for it wait until the swap`);
+            }
+            continue;
+          case "wait":
+            await this.waitForChange();
+            continue;
+          case "refuse":
+            throw new ApiError(
+              "SERVICE_UNAVAILABLE",
+              `Model ${modelId} does not fit: ${d.reason}`,
+              `need ${d.needBytes} bytes, at most ${d.freeBytes} bytes free`,
+            );
         }
       }
-      await new Promise<void>((resolve) => {
-        this.idleWaiters.push(resolve);
-        // A load elsewhere may finish or fail instead; re-check now and then as a safety net.
-        setTimeout(resolve, 1000);
-      });
+    } finally {
+      // Whatever happened, a model we drained but did not stop takes requests again.
+      for (const id of drained) {
+        const v = this.entries.get(id);
+        if (v?.draining) {
+          v.draining = false;
+          this.wakeAll(id);
+        }
+      }
     }
   }
+
+  private launch(modelId: string, pending: PendingStart, placement: Placement): Promise<ModelRuntimeInfo> {
+    if (pending.cancelled) return Promise.reject(cancelled(modelId));
+    pending.admitted = true;
+    this.entry(modelId).placement = placement;
+    const row = this.registry.get(modelId);
+    const gpus = this.memory?.gpusPresent() ?? false;
+    const plan: LaunchPlan = { ...placementLaunch(placement, gpus), placement, ...(row && this.memory ? { memoryKey: this.memory.keyOf(row) } : {}) };
+    const load = this.sup.start(modelId, plan);
+    // Let the supervisor register the load before the next admission counts occupants.
+    load.catch(() => {});
+    return load;
+  }
+
+  /** The planner's input for starting `modelId` now; undefined while the GPUs are not read yet. */
+  private planInput(modelId: string, override: SettingsOverride = {}) {
+    const row = this.registry.get(modelId);
+    const occupants = this.occupants(modelId);
+    const ownPids = new Set(this.sup.runtimes().flatMap((r) => (r.pid ? [r.pid] : [])));
+    const ownHost = occupants.filter((o) => o.state === "running").reduce((n, o) => n + (o.placement.devices.find((d) => d.id === "host")?.bytes ?? 0), 0);
+    const devices = this.memory ? this.memory.devicesNow(ownPids, ownHost) : UNLIMITED_HOST;
+    if (!devices) return undefined;
+    const need = row && this.memory ? this.memory.needOf(row, override) : ZERO_NEED;
+    return { row, devices, occupants, need };
+  }
+
+  private planNow(modelId: string): Decision | undefined {
+    const p = this.planInput(modelId);
+    if (!p) return undefined;
+    return planStart({
+      devices: p.devices,
+      occupants: p.occupants,
+      target: { id: modelId, need: p.need, allowPartialOffload: p.row?.settings?.allowPartialOffload ?? false },
+      maxLoadedModels: this.config().maxLoadedModels,
+    });
+  }
+
+  /** Models that hold memory now (or will: admitted starts), except `except`. */
+  private occupants(except: string): Occupant[] {
+    const out: Occupant[] = [];
+    const seen = new Set<string>();
+    for (const rt of this.sup.runtimes()) {
+      if (rt.modelId === except) continue;
+      // A stopping process still holds its memory; a crashed one with a restart scheduled will
+      // come back on its own: both count, or the pool would overshoot.
+      const state: OccupantState | undefined =
+        rt.state === "running" ? "running" : rt.state === "loading" ? "loading" : rt.state === "stopping" ? "stopping" : rt.state === "error" && rt.restartPending ? "restarting" : undefined;
+      if (!state) continue;
+      seen.add(rt.modelId);
+      out.push(this.occupant(rt.modelId, state));
+    }
+    for (const [id, e] of this.entries) {
+      if (id !== except && !seen.has(id) && e.pending?.admitted) out.push(this.occupant(id, "loading"));
+    }
+    return out;
+  }
+
+  private occupant(id: string, state: OccupantState): Occupant {
+    const e = this.entries.get(id);
+    const row = this.registry.get(id);
+    return {
+      id,
+      state,
+      inFlight: e?.inFlight ?? 0,
+      queued: e?.queue.length ?? 0,
+      lastUsed: e?.lastUsed ?? 0,
+      pinned: row?.settings?.pinned ?? false,
+      draining: e?.draining ?? false,
+      placement: e?.placement ?? this.assumedPlacement(row),
+    };
+  }
+
+  /** A model started behind the owner's back (tests call the supervisor directly): its need on the host/first GPU. */
+  private assumedPlacement(row: ModelRow | undefined): Placement {
+    const need = row && this.memory ? this.memory.needOf(row) : ZERO_NEED;
+    const devices = [{ id: "host", bytes: need.hostBytes }];
+    if (need.gpuBytes > 0) devices.push({ id: "gpu0", bytes: need.gpuBytes });
+    return { devices, gpus: need.gpuBytes > 0 ? [0] : [] };
+  }
+
+  // ------------------------------------------------------------------ stopping
+
+  /**
+   * Stops a model (idempotent): a start still waiting for room is cancelled instead of starting
+   * after the stop, a load in progress is aborted, a running model gets its beforeStop hooks and
+   * then SIGTERM. Requests in flight end with the process.
+   */
+  async stop(modelId: string, reason: StopReason = "user"): Promise<void> {
+    this.cancelPendingStart(modelId);
+    const e = this.entries.get(modelId);
+    if (e?.restartWaiters) {
+      const ws = e.restartWaiters;
+      e.restartWaiters = undefined;
+      for (const w of ws) w.reject(new ApiError("SERVICE_UNAVAILABLE", `Model ${modelId} was stopped before its restart`));
+    }
+    await this.stopModel(modelId, reason);
+  }
+
+  /**
+   * A start of this model still waiting for room (not yet handed to the supervisor) will not
+   * run. Returns true if there was one. (stop() calls this; kept public for callers that stop
+   * the process another way.)
+   */
+  cancelPendingStart(modelId: string): boolean {
+    const p = this.entries.get(modelId)?.pending;
+    if (!p || p.admitted) return false;
+    p.cancelled = true;
+    this.wakeChange();
+    return true;
+  }
+
+  /** The one place a model is stopped: hooks first (when it runs), then the supervisor. */
+  private async stopModel(modelId: string, reason: StopReason): Promise<void> {
+    const rt = this.sup.runtimeOf(modelId);
+    if (rt?.state === "running" && rt.baseUrl && this.hooks.size) await this.runBeforeStop(modelId, rt.baseUrl, reason);
+    const e = this.entries.get(modelId);
+    if (e?.idleTimer) clearTimeout(e.idleTimer);
+    if (e) e.idleTimer = undefined;
+    await this.sup.stop(modelId);
+    if (e) e.keepAliveSeconds = undefined;
+    this.wakeChange();
+  }
+
+  private async runBeforeStop(modelId: string, baseUrl: string, reason: StopReason): Promise<void> {
+    const deadlineMs = this.options.beforeStopDeadlineMs ?? 10_000;
+    const ac = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        ac.abort(new Error(`beforeStop deadline of ${deadlineMs} ms passed`));
+        resolve();
+      }, deadlineMs);
+    });
+    const ctx: BeforeStopContext = { reason, deadlineMs, signal: ac.signal, baseUrl };
+    const all = Promise.allSettled([...this.hooks].map((h) => Promise.resolve().then(() => h(modelId, ctx)))).then((results) => {
+      for (const r of results) if (r.status === "rejected") this.log?.warn(`beforeStop hook for ${modelId} failed: ${(r.reason as Error)?.message ?? r.reason}`);
+    });
+    await Promise.race([all, deadline]);
+    clearTimeout(timer);
+    if (ac.signal.aborted) this.log?.warn(`beforeStop hooks for ${modelId} did not finish within ${deadlineMs} ms; stopping anyway`);
+  }
+
+  /**
+   * Restarts a model (e.g. after its settings changed). Default: drain (requests in flight
+   * finish, new ones wait), stop, start. `whenIdle`: no draining; the restart happens at the
+   * model's next moment with nothing in flight or queued. A model that is not running is started.
+   */
+  async restart(modelId: string, opts: { whenIdle?: boolean } = {}): Promise<ModelRuntimeInfo> {
+    const rt = this.sup.runtimeOf(modelId);
+    if (!rt || rt.state === "stopped" || rt.state === "error") return this.start(modelId);
+    const e = this.entry(modelId);
+    if (opts.whenIdle && (e.inFlight > 0 || e.queue.length > 0)) {
+      return new Promise((resolve, reject) => (e.restartWaiters ??= []).push({ resolve, reject }));
+    }
+    return this.restartNow(modelId);
+  }
+
+  private async restartNow(modelId: string): Promise<ModelRuntimeInfo> {
+    const e = this.entry(modelId);
+    e.draining = true;
+    try {
+      while (e.inFlight > 0) await this.waitForChange();
+      await this.stopModel(modelId, "restart");
+    } finally {
+      e.draining = false;
+    }
+    const started = this.start(modelId);
+    this.wakeAll(modelId); // requests queued during the drain join the new start
+    return started;
+  }
+
+  /** Stops every model (shutdown), each after its beforeStop hooks. */
+  async stopAll(): Promise<void> {
+    this.close();
+    await Promise.all(this.sup.runtimes().filter((r) => r.state === "running").map((r) => this.stopModel(r.modelId, "shutdown").catch(() => {})));
+    await this.sup.stopAll();
+  }
+
+  /** Starts every model flagged autoStart, through the planner; failures are logged. */
+  autoStart(): void {
+    for (const row of this.registry.list()) {
+      if (!row.settings?.autoStart) continue;
+      this.log?.info(`Auto-starting model ${row.id}`);
+      this.start(row.id).catch((err) => this.log?.error(`Auto-start of ${row.id} failed: ${(err as Error).message}`));
+    }
+  }
+
+  // ------------------------------------------------------------------ idle
 
   /** Idle TTL: model settings override the global `idleTimeoutSeconds`; 0 = never. */
   private ttlSeconds(modelId: string): number {
-    const own = this.registry.get(modelId)?.settings.idleTimeoutSeconds;
-    return own ?? this.config().idleTimeoutSeconds;
+    return this.registry.get(modelId)?.settings.idleTimeoutSeconds ?? this.config().idleTimeoutSeconds;
   }
 
-  private armIdleTimer(modelId: string, slots: ModelSlots): void {
-    const ttl = this.ttlSeconds(modelId);
-    if (!ttl) return;
-    if (slots.idleTimer) clearTimeout(slots.idleTimer);
-    slots.idleTimer = setTimeout(() => {
-      slots.idleTimer = undefined;
-      const rt = this.supervisorOf().runtimeOf(modelId);
-      if (slots.inFlight === 0 && slots.queue.length === 0 && rt?.state === "running") {
+  private onIdle(modelId: string, e: Entry): void {
+    this.wakeChange();
+    if (e.restartWaiters && e.queue.length === 0) {
+      const ws = e.restartWaiters;
+      e.restartWaiters = undefined;
+      this.restartNow(modelId).then(
+        (rt) => ws.forEach((w) => w.resolve(rt)),
+        (err) => ws.forEach((w) => w.reject(err)),
+      );
+      return;
+    }
+    if (e.keepAliveSeconds === 0 && e.queue.length === 0) {
+      this.log?.info(`Stopping ${modelId}: its last request asked to unload it (keep_alive 0)`);
+      this.stopModel(modelId, "unload").catch((err) => this.log?.warn(`Unload of ${modelId} failed: ${(err as Error).message}`));
+      return;
+    }
+    this.armIdleTimer(modelId, e);
+  }
+
+  private armIdleTimer(modelId: string, e: Entry): void {
+    const ttl = e.keepAliveSeconds !== undefined ? e.keepAliveSeconds : this.ttlSeconds(modelId);
+    if (ttl <= 0) return; // 0 = never (setting); -1 = keep loaded (keep_alive)
+    if (e.idleTimer) clearTimeout(e.idleTimer);
+    e.idleTimer = setTimeout(() => {
+      e.idleTimer = undefined;
+      const rt = this.sup.runtimeOf(modelId);
+      if (e.inFlight === 0 && e.queue.length === 0 && rt?.state === "running") {
         this.log?.info(`Stopping ${modelId}: idle for ${ttl}s`);
-        this.supervisorOf().stop(modelId).catch((err) => this.log?.warn(`Idle stop of ${modelId} failed: ${(err as Error).message}`));
+        this.stopModel(modelId, "idle").catch((err) => this.log?.warn(`Idle stop of ${modelId} failed: ${(err as Error).message}`));
       }
     }, ttl * 1000);
-    slots.idleTimer.unref?.();
+    e.idleTimer.unref?.();
   }
 
   /** Marks a model used now for LRU purposes when it is started by hand (not via a request). */
   noteStarted(modelId: string): void {
-    const slots = this.slotsOf(modelId);
-    slots.lastUsed = performance.now();
-    if (slots.inFlight === 0) this.armIdleTimer(modelId, slots);
+    const e = this.entry(modelId);
+    e.lastUsed = performance.now();
+    if (e.inFlight === 0) this.armIdleTimer(modelId, e);
+  }
+
+  // ------------------------------------------------------------------ fit
+
+  /**
+   * Would `modelId` start now with these settings, where, and what would be stopped for it?
+   * Plans as a start would (the same planner), treating every stop and drain as done.
+   */
+  async fit(modelId: string, override: SettingsOverride = {}): Promise<FitAnswer> {
+    await this.memory?.refreshDevices();
+    const p = this.planInput(modelId, override);
+    const row = p?.row;
+    const estimate: MemoryEstimate | undefined = row && this.memory ? this.memory.estimate(row, override) : undefined;
+    const devices = p?.devices ?? UNLIMITED_HOST;
+    let occupants = p?.occupants ?? [];
+    const need = p?.need ?? ZERO_NEED;
+    const freeNow = freeBytes(devices, occupants);
+    const evict: string[] = [];
+    let decision: Decision;
+    let waitedFor = "";
+    for (let i = 0; ; i++) {
+      decision = planStart({ devices, occupants, target: { id: modelId, need, allowPartialOffload: row?.settings?.allowPartialOffload ?? false }, maxLoadedModels: this.config().maxLoadedModels });
+      if (i > occupants.length + 2) break;
+      if (decision.action === "stop" || decision.action === "drain") {
+        evict.push(...decision.models);
+        occupants = occupants.filter((o) => !(decision as { models: string[] }).models.includes(o.id));
+      } else if (decision.action === "wait") {
+        // Loading/stopping models: a start would wait for them; the answer assumes they end as they are.
+        waitedFor = decision.reason;
+        occupants = occupants.map((o) => (o.state === "stopping" ? { ...o, placement: { devices: [], gpus: [] } } : o.draining ? o : { ...o, inFlight: 0, queued: 0 }));
+      } else break;
+    }
+    const used = decision.action === "start" ? decision.placement.devices : [];
+    const relevant = decision.action === "start" ? new Set(used.map((d) => d.id)) : new Set(devices.filter((d) => (need.gpuBytes > 0 ? d.kind === "gpu" : d.kind === "host")).map((d) => d.id));
+    // The largest context: against the room left once every model that could be stopped is gone.
+    let maxContextSize: number | null = null;
+    const facts = row && this.memory ? this.memory.factsOf(row).facts : undefined;
+    if (facts && row && this.memory) {
+      const settings = this.memory.settingsOf(row, override);
+      const gpus = this.memory.gpusPresent() && need.gpuBytes > 0;
+      const unmovable = (p?.occupants ?? []).filter((o) => o.pinned || o.state === "loading");
+      const free = freeBytes(devices, unmovable);
+      const budget = gpus
+        ? devices.filter((d) => d.kind === "gpu").reduce((n, d) => n + Math.max(0, free.get(d.id) ?? 0), 0)
+        : Math.max(0, free.get("host") ?? 0);
+      maxContextSize = maxContextWithin(facts, settings, gpus, budget);
+    }
+    const fits = decision.action === "start";
+    const reason = fits
+      ? evict.length
+        ? `fits after stopping ${evict.join(", ")}`
+        : waitedFor
+          ? `fits once the current loads and stops finish (${waitedFor})`
+          : "fits now"
+      : decision.action === "refuse"
+        ? decision.reason
+        : "undecided";
+    return {
+      fits,
+      devices: devices.map((d) => ({
+        id: d.id,
+        kind: d.kind,
+        capacityBytes: d.capacityBytes,
+        freeBytes: Math.max(0, freeNow.get(d.id) ?? 0),
+        needBytes: used.find((u) => u.id === d.id)?.bytes ?? 0,
+      })),
+      evict,
+      estimatedBytes: estimate?.totalBytes ?? null,
+      freeBytes: [...relevant].reduce((n, id) => n + Math.max(0, freeNow.get(id) ?? 0), 0),
+      maxContextSize,
+      reason,
+      ...(decision.action === "start" ? { placement: decision.placement } : {}),
+    };
   }
 
   /** Clears timers (shutdown). */
   close(): void {
-    for (const s of this.slots.values()) if (s.idleTimer) clearTimeout(s.idleTimer);
-    for (const w of this.idleWaiters.splice(0)) w();
+    for (const e of this.entries.values()) if (e.idleTimer) clearTimeout(e.idleTimer);
+    this.wakeChange();
   }
 }

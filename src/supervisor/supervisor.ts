@@ -21,8 +21,9 @@ import {
   LoadDeadlineError,
   type ChildExit,
 } from "./process";
+import { MemoryReportParser, isTraceNoise } from "../memory/report";
 import { ModelState } from "./state";
-import type { ModelRuntimeInfo, SupervisorApi } from "./types";
+import type { LaunchPlan, ModelRuntimeInfo, SupervisorApi } from "./types";
 
 export interface SupervisorDeps {
   registry: Pick<ModelRegistry, "get" | "list">;
@@ -80,6 +81,8 @@ interface Slot {
   busy: number;
   /** Failed background health checks in a row (see checkRunning). */
   healthFailures?: number;
+  /** The owner's launch plan (placement args and env) of the current start. */
+  plan?: LaunchPlan;
 }
 
 /**
@@ -112,11 +115,13 @@ export class Supervisor implements SupervisorApi {
 
   // ---------------------------------------------------------------- public API
 
-  async start(modelId: string): Promise<ModelRuntimeInfo> {
+  async start(modelId: string, plan?: LaunchPlan): Promise<ModelRuntimeInfo> {
     const model = this.deps.registry.get(modelId);
     if (!model) throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${modelId}"`);
     if (this.shuttingDown) throw new ApiError("SERVICE_UNAVAILABLE", "The proxy is shutting down");
     const slot = this.slotOf(modelId);
+    // The placement applies to this load and to its crash restarts, until the next start.
+    if (plan && !slot.load && !(slot.state.state === "running" && slot.proc)) slot.plan = plan;
     // A manual start is a fresh intent: forget earlier crash counts and any pending restart.
     slot.wanted = true;
     if (slot.restartTimer) {
@@ -163,15 +168,6 @@ export class Supervisor implements SupervisorApi {
 
   lastHealthCheck(): string | null {
     return this.lastCheck;
-  }
-
-  /** Starts every model flagged autoStart; failures are logged, not thrown. */
-  autoStart(): void {
-    for (const row of this.deps.registry.list()) {
-      if (!row.settings?.autoStart) continue;
-      this.deps.log.info(`Auto-starting model ${row.id}`);
-      this.start(row.id).catch((err) => this.deps.log.error(`Auto-start of ${row.id} failed: ${(err as Error).message}`));
-    }
   }
 
   /**
@@ -243,9 +239,30 @@ export class Supervisor implements SupervisorApi {
     return this.timings.stopGraceMs ?? this.config().stopTimeoutSeconds * 1000;
   }
 
-  private modelLog(modelId: string) {
-    const source = `llama-server:${modelId}`;
-    return (line: string) => this.deps.logs.append(levelOfLine(line), source, line);
+  private modelLog(slot: Slot, report: MemoryReportParser) {
+    const source = `llama-server:${slot.id}`;
+    return (line: string) => {
+      const memory = report.line(line);
+      // The breakdown table comes at verbosity 4 (-lv 4) with other trace output: keep its
+      // lines out of the ring buffer (they are stored as the model's measurement instead), and
+      // every other trace-only line too, so the console's log view stays as readable as at -lv 3.
+      if (memory && line.includes("common_memory_breakdown_print")) return;
+      if (isTraceNoise(line)) return;
+      this.deps.logs.append(levelOfLine(line), source, line);
+    };
+  }
+
+  /** Announces what llama-server reported it allocated (the memory service stores it). */
+  private announceMemory(slot: Slot, report: MemoryReportParser): void {
+    const devices = report.devices();
+    if (!devices.length) return;
+    this.deps.bus?.emit("model.memory", {
+      modelId: slot.id,
+      ...(slot.plan?.memoryKey ? { settingsKey: slot.plan.memoryKey } : {}),
+      devices,
+      totalBytes: report.totalBytes(),
+      at: new Date().toISOString(),
+    });
   }
 
   /** The load itself; runs inside the model's queue. */
@@ -284,14 +301,20 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = buildServerArgs(cfg, toLaunchSpec(model), host, port);
+        args = buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args);
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
       const command = [binary.path!, ...args];
+      const report = new MemoryReportParser();
       let proc: LlamaServerProcess;
       try {
-        proc = new LlamaServerProcess({ command, baseUrl: `http://${connectHost(host)}:${port}`, onLine: this.modelLog(slot.id) });
+        proc = new LlamaServerProcess({
+          command,
+          baseUrl: `http://${connectHost(host)}:${port}`,
+          onLine: this.modelLog(slot, report),
+          ...(slot.plan && Object.keys(slot.plan.env).length ? { env: { ...process.env, ...slot.plan.env } } : {}),
+        });
       } catch (err) {
         this.ports.release(port);
         return this.failLoad(slot, `Cannot execute ${binary.path}: ${(err as Error).message}`, undefined, automatic);
@@ -300,7 +323,11 @@ export class Supervisor implements SupervisorApi {
       slot.port = port;
       this.pidFile.add({ modelId: slot.id, pid: proc.pid, startTime: readStartTime(proc.pid), port, command, startedAt: new Date().toISOString() });
       this.deps.log.info(`Starting llama-server for ${slot.id} on port ${port} (pid ${proc.pid})`, { command });
-      void proc.exited.then((exit) => this.onExit(slot, proc, exit));
+      void proc.exited.then((exit) => {
+        // At exit llama-server prints its breakdown table (at -lv 4): the most exact figure.
+        if (report.hasTable()) this.announceMemory(slot, report);
+        this.onExit(slot, proc, exit);
+      });
 
       try {
         await proc.waitReady(Math.max(1, deadlineMs - (performance.now() - t0)), signal, this.timings.healthPollMs);
@@ -341,6 +368,7 @@ export class Supervisor implements SupervisorApi {
         return this.failLoad(slot, `llama-server exited right after becoming ready (${describeExit(exit)})`, { proc, exit }, automatic);
       }
       slot.state.set("running", undefined);
+      this.announceMemory(slot, report);
       this.deps.log.info(`Model ${slot.id} is ready on port ${port} after ${Math.round(performance.now() - t0)} ms`);
       return this.info(slot);
     }
@@ -516,6 +544,7 @@ export class Supervisor implements SupervisorApi {
       ...(memoryUsage !== undefined ? { memoryUsage } : {}),
       ...(slot.contextSize !== undefined && state === "running" ? { contextSize: slot.contextSize } : {}),
       ...(slot.error && state === "error" ? { error: slot.error } : {}),
+      ...(slot.plan && state !== "stopped" ? { placement: slot.plan.placement } : {}),
       restarts: slot.restarts,
       ...(slot.restartTimer ? { restartPending: true } : {}),
     };

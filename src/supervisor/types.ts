@@ -1,4 +1,16 @@
 import type { ModelStatus } from "../models/types";
+import type { Placement } from "./planner";
+
+/** How the lifecycle owner wants a model launched (from the planner's placement). */
+export interface LaunchPlan {
+  /** llama-server arguments of the placement (--fit, --tensor-split), before the model's extraArgs. */
+  args: string[];
+  /** Environment of the child (CUDA_VISIBLE_DEVICES). */
+  env: Record<string, string>;
+  placement: Placement;
+  /** settingsKey of the memory settings, so a memory report is stored under it. */
+  memoryKey?: string;
+}
 
 /** Internal process states; the API maps them onto the five ModelStatus values. */
 export type ProcessState = "stopped" | "loading" | "running" | "stopping" | "error";
@@ -23,6 +35,8 @@ export interface ModelRuntimeInfo {
   /** RSS (+ GPU memory when nvidia-smi lists the pid), MB. */
   memoryUsage?: number;
   error?: { message: string; exitCode?: number | null; signal?: string | null; logTail?: string[] };
+  /** Where the owner placed it (devices and bytes), while it occupies memory. */
+  placement?: Placement;
   /** Crash restarts in a row. */
   restarts: number;
   /** A crash restart is scheduled (state "error" until it begins). */
@@ -31,8 +45,11 @@ export interface ModelRuntimeInfo {
 
 /** The supervisor as the rest of the product sees it. */
 export interface SupervisorApi {
-  /** Starts (or joins the load in progress) and resolves once it answers /health with 200. Throws ApiError. */
-  start(modelId: string): Promise<ModelRuntimeInfo>;
+  /**
+   * Starts (or joins the load in progress) and resolves once it answers /health with 200. Throws
+   * ApiError. Only the lifecycle owner (pool.ts) calls this in the product; `plan` is its placement.
+   */
+  start(modelId: string, plan?: LaunchPlan): Promise<ModelRuntimeInfo>;
   /** Idempotent. Resolves once the process has exited. */
   stop(modelId: string): Promise<void>;
   /** Stops every child (shutdown). */
@@ -43,6 +60,4 @@ export interface SupervisorApi {
   lastHealthCheck(): string | null;
   /** Stops llama-servers orphaned by a kill -9 of a previous proxy (pidfile). Returns how many. */
   cleanupOrphans?(): Promise<number>;
-  /** Starts the models flagged autoStart (does not wait; failures are logged). */
-  autoStart?(): void;
 }

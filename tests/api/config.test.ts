@@ -50,9 +50,9 @@ describe("POST /api/config", () => {
     await post({ ...VALID, maxLoadedModels: 3 });
     const res = await post({ ...VALID, port: 9000 });
     expect((await res.json()).data).toMatchObject({ port: 9000, maxLoadedModels: 3 });
-    const bad = await post({ ...VALID, maxLoadedModels: 0 });
+    const bad = await post({ ...VALID, maxLoadedModels: -1 });
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error.details).toContain("maxLoadedModels must be between 1 and 64");
+    expect((await bad.json()).error.details).toContain("maxLoadedModels must be between 0 and 64");
   });
 
   const cases: Array<[string, Record<string, unknown>, string]> = [

@@ -63,6 +63,37 @@ describe("GET /api/monitoring", () => {
     const health = await get("/api/health");
     expect(health.body.data.system).toEqual({ cpu_usage: first.cpu.usage, memory_usage: first.memory.usagePercent, disk_usage: first.disk.usagePercent });
   });
+
+  test("serialises each sample once however many requests read it, and a new sample replaces the text", async () => {
+    const first = await s.collector.sampleNow();
+    const realStringify = JSON.stringify;
+    let samplesSerialised = 0;
+    JSON.stringify = ((value: unknown, ...rest: unknown[]) => {
+      if (value === first || (value as { data?: unknown } | null)?.data === first) samplesSerialised++;
+      return (realStringify as (...a: unknown[]) => string)(value, ...rest);
+    }) as typeof JSON.stringify;
+    let answers: Response[];
+    try {
+      answers = await Promise.all(Array.from({ length: 5 }, () => app.request("/api/monitoring")));
+    } finally {
+      JSON.stringify = realStringify;
+    }
+    expect(samplesSerialised).toBe(1);
+    for (const res of answers) {
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("application/json");
+      const text = await res.text();
+      const body = JSON.parse(text);
+      // Byte for byte what ok(c, sample) would have sent: the envelope around the sample's JSON.
+      expect(text).toBe(realStringify({ success: true, data: first, timestamp: body.timestamp }));
+      expect(Date.parse(body.timestamp)).toBeGreaterThan(Date.now() - 60_000);
+    }
+    const second = await s.collector.sampleNow();
+    expect(second.timestamp >= first.timestamp).toBe(true);
+    const { body } = await get("/api/monitoring");
+    expect(body.data).toEqual(JSON.parse(realStringify(second)));
+    expect(body.data.cpu).toEqual(second.cpu);
+  });
 });
 
 describe("GET /api/monitoring/history", () => {

@@ -206,6 +206,32 @@ describe("MetricsCollector", () => {
     await collector.stop();
   });
 
+  test("start-up does not wait for nvidia-smi: the first sample goes out without gpu, the next follows its first reading", async () => {
+    make();
+    const { MetricsCollector } = await import("../../src/metrics/collector");
+    let release!: () => void;
+    const reading = { nvidia_smi_log: { gpu: { minor_number: "0", product_name: "Test GPU", fb_memory_usage: { total: "1000 MiB", used: "250 MiB", free: "750 MiB" }, utilization: { gpu_util: "7 %" } } } };
+    const slow = new Promise<unknown>((r) => (release = () => r(reading)));
+    const collector = new MetricsCollector({
+      bus: s.bus, log: s.log, config: s.config, registry: s.registry, requests: s.requests, cpu: s.cpu,
+      supervisor: () => s.supervisor, dataDir: dir, startedAt: s.startedAt, history: s.collector.history,
+      // Later samples would wait up to a minute for it: the first must not.
+      gpu: new GpuReader({ run: () => slow, timeoutMs: 60_000 }), gpuWaitMs: 60_000,
+    });
+    const samples: SystemMetrics[] = [];
+    s.bus.on("metrics.sample", (m) => samples.push(m));
+    const t0 = performance.now();
+    await collector.start();
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(samples).toHaveLength(1);
+    expect(samples[0]).not.toHaveProperty("gpu");
+    release();
+    await waitFor(() => samples.length >= 2, "the sample that follows nvidia-smi's first reading");
+    expect(samples[1]!.gpu?.[0]).toMatchObject({ id: 0, name: "Test GPU", utilization: 7, memory: { used: 250, total: 1000 } });
+    expect(collector.latest()?.gpu).toHaveLength(1);
+    await collector.stop();
+  });
+
   test("completed requests and samples roll up into minute rows; stop flushes the open minute", async () => {
     make();
     await s.collector.sampleNow();

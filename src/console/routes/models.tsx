@@ -44,7 +44,7 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     // (its first status event), with a 1 s cap; the table then follows the load live.
     // Through the pool, like a proxied request: with maxLoadedModels reached it first stops the
     // least recently used idle model (a swap) instead of overfilling the machine.
-    const starting = s.pool.ensureStarted(id); // (the pool marks it used for LRU and idle TTL)
+    const starting = s.pool.start(id); // (the owner marks it used for LRU and idle TTL)
     let failure: unknown = null;
     let unsubscribe = () => {};
     await Promise.race([
@@ -73,7 +73,7 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     const row = s.registry.get(id);
     if (!row) return modelsAnswer(c, { tone: "error", text: `No model "${id}"` }, 404);
     try {
-      await s.supervisor.stop(id);
+      await s.pool.stop(id); // the owner: also cancels a start still waiting for room
     } catch (err) {
       return modelsAnswer(c, { tone: "error", text: `Could not stop ${row.name}: ${(err as Error).message}` });
     }

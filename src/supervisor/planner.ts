@@ -1,0 +1,249 @@
+/**
+ * The scheduling decision, as a pure function: devices, the models that occupy memory, their
+ * usage, and the model to start go in; what to do comes out (start it here, stop these first,
+ * drain that one, wait, or refuse and why). No I/O, no clock, no logging: ModelPool (pool.ts)
+ * gathers the input, applies the decision, and asks again until it gets "start" or "refuse".
+ * The same shape as llama-swap's EvictionFor ("pure decision; must not log"), extended from
+ * counting models to placing bytes on devices.
+ *
+ * Accounting: a device's capacity is what we may use on it in all (its memory minus what other
+ * processes use minus the margin, capped by memoryLimitMiB; see src/memory/budget.ts). What our
+ * own models occupy is their planned (or measured) bytes per device, not what nvidia-smi shows at
+ * this instant: a model that is still loading has not allocated yet but will.
+ */
+
+export interface DeviceBudget {
+  /** "gpu0", "gpu1"... (nvidia-smi index) or "host". */
+  id: string;
+  kind: "gpu" | "host";
+  /** nvidia-smi index (CUDA_VISIBLE_DEVICES value) of a GPU. */
+  index?: number;
+  /** Bytes we may use on the device in all, for every model together. */
+  capacityBytes: number;
+}
+
+/** Where a model runs: bytes per device, and the GPUs in the order llama-server sees them. */
+export interface Placement {
+  devices: { id: string; bytes: number }[];
+  /** nvidia-smi indexes, main GPU first (CUDA_VISIBLE_DEVICES). Empty = host only. */
+  gpus: number[];
+  /** --tensor-split proportions when the model is split over several GPUs. */
+  tensorSplit?: number[];
+  /** Started with llama-server's own --fit (some layers may run on the CPU): allowPartialOffload. */
+  partial?: boolean;
+}
+
+/** What the model to start needs (estimate.ts, or the measured figure scaled onto it). */
+export interface ModelNeed {
+  /** Bytes on GPUs when offloaded (0 with -ngl 0 or without GPUs) and on the host. */
+  gpuBytes: number;
+  hostBytes: number;
+  /** Weights + KV per offloaded layer: the unit a split over GPUs moves. */
+  gpuLayerBytes: number[];
+}
+
+export type OccupantState = "running" | "loading" | "stopping" | "restarting";
+
+/** A model that holds (or is about to hold) memory. */
+export interface Occupant {
+  id: string;
+  state: OccupantState;
+  inFlight: number;
+  queued: number;
+  /** Monotonic time of the last use (LRU). */
+  lastUsed: number;
+  pinned: boolean;
+  /** New requests wait (it was chosen to make room while busy). */
+  draining: boolean;
+  placement: Placement;
+}
+
+export interface PlanInput {
+  devices: DeviceBudget[];
+  occupants: Occupant[];
+  target: { id: string; need: ModelNeed; allowPartialOffload: boolean };
+  /** Extra cap on models at once; 0 = memory only. */
+  maxLoadedModels: number;
+}
+
+export type Decision =
+  | { action: "start"; placement: Placement }
+  | { action: "stop"; models: string[]; reason: string }
+  | { action: "drain"; models: string[]; reason: string }
+  | { action: "wait"; reason: string }
+  | { action: "refuse"; reason: string; needBytes: number; freeBytes: number };
+
+const MiB = 1024 * 1024;
+const mib = (b: number) => `${Math.ceil(b / MiB)} MiB`;
+
+/** Free bytes per device once `occupants` hold their placements. */
+export function freeBytes(devices: DeviceBudget[], occupants: readonly Occupant[]): Map<string, number> {
+  const free = new Map(devices.map((d) => [d.id, d.capacityBytes]));
+  for (const o of occupants) for (const d of o.placement.devices) if (free.has(d.id)) free.set(d.id, free.get(d.id)! - d.bytes);
+  return free;
+}
+
+/**
+ * Where the target fits given free bytes per device, or undefined. One GPU when one has room
+ * (the one with the most), else a split over the GPUs with the most room, layer by layer; the
+ * fixed part (output layer, compute buffer, projector) goes to the main (first) GPU.
+ */
+export function place(devices: DeviceBudget[], free: Map<string, number>, need: ModelNeed): Placement | undefined {
+  const hostFree = free.get("host") ?? 0;
+  const gpus = devices.filter((d) => d.kind === "gpu").sort((a, b) => (free.get(b.id) ?? 0) - (free.get(a.id) ?? 0) || (a.index ?? 0) - (b.index ?? 0));
+  const hostOnly = need.gpuBytes === 0 || gpus.length === 0;
+  if (hostOnly) {
+    const bytes = need.hostBytes + (gpus.length === 0 ? need.gpuBytes : 0);
+    return bytes <= hostFree ? { devices: [{ id: "host", bytes }], gpus: [] } : undefined;
+  }
+  if (need.hostBytes > hostFree) return undefined;
+  const host = { id: "host", bytes: need.hostBytes };
+  const best = gpus[0]!;
+  if (need.gpuBytes <= (free.get(best.id) ?? 0)) {
+    return { devices: [{ id: best.id, bytes: need.gpuBytes }, host], gpus: [best.index ?? 0] };
+  }
+  // Split: fill the roomiest GPUs first, whole layers at a time.
+  const layersTotal = need.gpuLayerBytes.reduce((a, b) => a + b, 0);
+  const fixed = need.gpuBytes - layersTotal;
+  const assigned: { dev: DeviceBudget; bytes: number; layers: number }[] = [];
+  let li = 0;
+  for (const [i, dev] of gpus.entries()) {
+    let room = (free.get(dev.id) ?? 0) - (i === 0 ? fixed : 0);
+    if (room <= 0) continue;
+    const a = { dev, bytes: i === 0 ? fixed : 0, layers: 0 };
+    while (li < need.gpuLayerBytes.length && need.gpuLayerBytes[li]! <= room) {
+      room -= need.gpuLayerBytes[li]!;
+      a.bytes += need.gpuLayerBytes[li]!;
+      a.layers++;
+      li++;
+    }
+    if (a.layers > 0 || i === 0) assigned.push(a);
+    if (li === need.gpuLayerBytes.length) break;
+  }
+  if (li < need.gpuLayerBytes.length || assigned.length < 2 || assigned[0]!.dev !== best) return undefined;
+  return {
+    devices: [...assigned.map((a) => ({ id: a.dev.id, bytes: a.bytes })), host],
+    gpus: assigned.map((a) => a.dev.index ?? 0),
+    tensorSplit: assigned.map((a) => a.layers),
+  };
+}
+
+/** A placement for allowPartialOffload: the roomiest GPU takes what fits, the host the rest. */
+function placePartial(devices: DeviceBudget[], free: Map<string, number>, need: ModelNeed): Placement | undefined {
+  const gpu = devices.filter((d) => d.kind === "gpu").sort((a, b) => (free.get(b.id) ?? 0) - (free.get(a.id) ?? 0))[0];
+  if (!gpu) return undefined;
+  const onGpu = Math.max(0, Math.min(need.gpuBytes, free.get(gpu.id) ?? 0));
+  const onHost = need.hostBytes + need.gpuBytes - onGpu;
+  if (onHost > (free.get("host") ?? 0)) return undefined;
+  return { devices: [{ id: gpu.id, bytes: onGpu }, { id: "host", bytes: onHost }], gpus: [gpu.index ?? 0], partial: true };
+}
+
+const isIdle = (o: Occupant) => o.state === "restarting" || (o.state === "running" && o.inFlight === 0 && (o.queued === 0 || o.draining));
+
+/** The decision for starting `input.target`. */
+export function planStart(input: PlanInput): Decision {
+  const { devices, target, maxLoadedModels } = input;
+  const others = input.occupants.filter((o) => o.id !== target.id);
+  const capOk = (n: number) => maxLoadedModels <= 0 || n < maxLoadedModels;
+  const fits = (occ: readonly Occupant[]) => (capOk(occ.length) ? place(devices, freeBytes(devices, occ), target.need) : undefined);
+
+  const now = fits(others);
+  if (now) return { action: "start", placement: now };
+  if (target.allowPartialOffload && capOk(others.length)) {
+    const partial = placePartial(devices, freeBytes(devices, others), target.need);
+    if (partial) return { action: "start", placement: partial };
+  }
+
+  // Victims in the order we give them up: crashed ones waiting for a restart, then idle models,
+  // then busy ones (drained first), least recently used first. Pinned, loading and stopping
+  // models are never chosen (the last two free their memory by themselves or not at all).
+  const byLru = (a: Occupant, b: Occupant) => a.lastUsed - b.lastUsed;
+  const evictable = others.filter((o) => !o.pinned && (o.state === "running" || o.state === "restarting"));
+  const order = [
+    ...evictable.filter((o) => o.state === "restarting"),
+    ...evictable.filter((o) => o.state === "running" && isIdle(o)).sort(byLru),
+    ...evictable.filter((o) => o.state === "running" && !isIdle(o)).sort(byLru),
+  ];
+  // Give them up one at a time until the target fits; free bytes are updated incrementally
+  // (O(n) for n occupants, not O(n^2): bench/scheduler.ts plans for 100 models in well under 1 ms).
+  const free = freeBytes(devices, others);
+  const giveBack = (o: Occupant) => {
+    for (const d of o.placement.devices) if (free.has(d.id)) free.set(d.id, free.get(d.id)! + d.bytes);
+  };
+  let count = others.length;
+  const fitsNow = () => (capOk(count) ? place(devices, free, target.need) : undefined);
+  const victims: Occupant[] = [];
+  let fitted: Placement | undefined;
+  for (const v of order) {
+    victims.push(v);
+    giveBack(v);
+    count--;
+    if ((fitted = fitsNow())) break;
+  }
+  if (fitted) {
+    const idle = victims.filter(isIdle);
+    if (idle.length) return { action: "stop", models: idle.map((v) => v.id), reason: reasonFor(target.id, victims, maxLoadedModels, others.length) };
+    const toDrain = victims.filter((v) => !v.draining);
+    if (toDrain.length) return { action: "drain", models: toDrain.map((v) => v.id), reason: `every model that must make room for ${target.id} is busy` };
+    return { action: "wait", reason: `waiting for ${victims.map((v) => v.id).join(", ")} to finish their requests` };
+  }
+  // Would it fit once loading/stopping models are gone? Then their end is worth waiting for.
+  const victimSet = new Set(victims);
+  const remaining = others.filter((o) => !victimSet.has(o));
+  const transient = remaining.filter((o) => !o.pinned && (o.state === "loading" || o.state === "stopping"));
+  for (const t of transient) {
+    giveBack(t);
+    count--;
+  }
+  if (transient.length && fitsNow()) {
+    return { action: "wait", reason: `waiting for ${transient.map((o) => `${o.id} (${o.state})`).join(", ")}` };
+  }
+  return refusal(input, remaining);
+}
+
+function reasonFor(id: string, victims: Occupant[], max: number, count: number): string {
+  return max > 0 && count >= max ? `making room for ${id} (maxLoadedModels ${max})` : `making room for ${id}: not enough free memory`;
+}
+
+/** Refuse with the numbers: what the model needs against the most it could ever get. */
+function refusal(input: PlanInput, unmovable: readonly Occupant[]): Decision {
+  const { devices, target } = input;
+  const free = freeBytes(devices, unmovable);
+  const gpus = devices.filter((d) => d.kind === "gpu");
+  const pinned = unmovable.filter((o) => o.pinned).map((o) => o.id);
+  const held = pinned.length ? ` (pinned models ${pinned.join(", ")} keep their memory)` : "";
+  if (input.maxLoadedModels > 0 && unmovable.length >= input.maxLoadedModels) {
+    return { action: "refuse", reason: `maxLoadedModels ${input.maxLoadedModels} reached by models that cannot be stopped${held}`, needBytes: 0, freeBytes: 0 };
+  }
+  const hostFree = Math.max(0, free.get("host") ?? 0);
+  if (target.need.gpuBytes > 0 && gpus.length) {
+    const gpuFree = gpus.reduce((n, d) => n + Math.max(0, free.get(d.id) ?? 0), 0);
+    if (target.need.hostBytes > hostFree) {
+      return { action: "refuse", reason: `needs ${mib(target.need.hostBytes)} of host memory, at most ${mib(hostFree)} available${held}`, needBytes: target.need.hostBytes, freeBytes: hostFree };
+    }
+    return {
+      action: "refuse",
+      reason: `needs ${mib(target.need.gpuBytes)} of GPU memory, at most ${mib(gpuFree)} available on ${gpus.length} GPU${gpus.length > 1 ? "s" : ""}${held}`,
+      needBytes: target.need.gpuBytes,
+      freeBytes: gpuFree,
+    };
+  }
+  const need = target.need.hostBytes + target.need.gpuBytes;
+  return { action: "refuse", reason: `needs ${mib(need)} of memory, at most ${mib(hostFree)} available${held}`, needBytes: need, freeBytes: hostFree };
+}
+
+/** llama-server arguments and environment that realise a placement. */
+export function placementLaunch(p: Placement, gpusPresent: boolean): { args: string[]; env: Record<string, string> } {
+  const args: string[] = [];
+  const env: Record<string, string> = {};
+  // Never a silent slowdown: without allowPartialOffload, llama-server must not shrink the context
+  // or move layers to the CPU on its own (--fit, on by default since late 2025).
+  args.push("--fit", p.partial ? "on" : "off");
+  if (gpusPresent) {
+    // nvidia-smi's indexes are PCI bus order; make CUDA number the GPUs the same way.
+    env.CUDA_DEVICE_ORDER = "PCI_BUS_ID";
+    env.CUDA_VISIBLE_DEVICES = p.gpus.length ? p.gpus.join(",") : "";
+    if (p.tensorSplit && p.tensorSplit.length > 1) args.push("--tensor-split", p.tensorSplit.join(","));
+  }
+  return { args, env };
+}

@@ -1,0 +1,94 @@
+import { describe, expect, test } from "bun:test";
+import { place, placementLaunch, planStart, type DeviceBudget, type ModelNeed, type Occupant, type PlanInput } from "../../src/supervisor/planner";
+
+const G = 1024 ** 3;
+const host = (gb: number): DeviceBudget => ({ id: "host", kind: "host", capacityBytes: gb * G });
+const gpu = (i: number, gb: number): DeviceBudget => ({ id: `gpu${i}`, kind: "gpu", index: i, capacityBytes: gb * G });
+
+/** A model needing `gpuGb` on GPUs in 10 equal layers (+ nothing fixed) and `hostGb` on the host. */
+const need = (gpuGb: number, hostGb = 0.5): ModelNeed => ({ gpuBytes: gpuGb * G, hostBytes: hostGb * G, gpuLayerBytes: new Array(10).fill((gpuGb * G) / 10) });
+const hostNeed = (gb: number): ModelNeed => ({ gpuBytes: 0, hostBytes: gb * G, gpuLayerBytes: [] });
+
+let clock = 0;
+function occ(id: string, devices: Record<string, number>, o: Partial<Occupant> = {}): Occupant {
+  return {
+    id, state: "running", inFlight: 0, queued: 0, lastUsed: ++clock, pinned: false, draining: false,
+    placement: { devices: Object.entries(devices).map(([d, gb]) => ({ id: d, bytes: gb * G })), gpus: [] },
+    ...o,
+  };
+}
+
+function input(devices: DeviceBudget[], occupants: Occupant[], n: ModelNeed, o: Partial<PlanInput> & { partial?: boolean } = {}): PlanInput {
+  return { devices, occupants, target: { id: "new", need: n, allowPartialOffload: o.partial ?? false }, maxLoadedModels: o.maxLoadedModels ?? 0 };
+}
+
+describe("planStart: one device (host only)", () => {
+  const cases: [string, PlanInput, unknown][] = [
+    ["fits beside what runs: start on the host", input([host(16)], [occ("a", { host: 8 })], hostNeed(6)), { action: "start", placement: { devices: [{ id: "host", bytes: 6 * G }], gpus: [] } }],
+    ["does not fit: the least recently used idle model is stopped", input([host(16)], [occ("old", { host: 6 }), occ("recent", { host: 6 })], hostNeed(6)), { action: "stop", models: ["old"] }],
+    ["needs two gone: both stopped, oldest first", input([host(16)], [occ("a", { host: 6 }), occ("b", { host: 6 }), occ("c", { host: 2 })], hostNeed(12)), { action: "stop", models: ["a", "b"] }],
+    ["a busy model is not stopped; an idle one after it is", input([host(16)], [occ("busy", { host: 8 }, { inFlight: 1 }), occ("idle", { host: 8 })], hostNeed(8)), { action: "stop", models: ["idle"] }],
+    ["only busy ones can make room: drain the least recently used", input([host(16)], [occ("b1", { host: 8 }, { inFlight: 2 }), occ("b2", { host: 8 }, { queued: 1 })], hostNeed(8)), { action: "drain", models: ["b1"] }],
+    ["a drained model that is still busy: wait", input([host(16)], [occ("b1", { host: 8 }, { inFlight: 1, draining: true }), occ("b2", { host: 8 }, { inFlight: 1 })], hostNeed(8)), { action: "wait" }],
+    ["a drained model whose queue waits for this swap counts as idle", input([host(16)], [occ("d", { host: 12 }, { queued: 3, draining: true })], hostNeed(8)), { action: "stop", models: ["d"] }],
+    ["a crashed model waiting for its restart goes first", input([host(16)], [occ("idle", { host: 8 }), occ("crashed", { host: 8 }, { state: "restarting" })], hostNeed(8)), { action: "stop", models: ["crashed"] }],
+    ["a stopping model keeps its memory until it is gone: wait", input([host(16)], [occ("s", { host: 12 }, { state: "stopping" })], hostNeed(8)), { action: "wait" }],
+    ["a loading model is never evicted: wait for it", input([host(16)], [occ("l", { host: 12 }, { state: "loading" })], hostNeed(8)), { action: "wait" }],
+    ["pinned is never evicted: refuse with the numbers", input([host(16)], [occ("p", { host: 12 }, { pinned: true })], hostNeed(8)), { action: "refuse", needBytes: 8 * G, freeBytes: 4 * G }],
+    ["can never fit: refuse", input([host(16)], [], hostNeed(20)), { action: "refuse", needBytes: 20 * G, freeBytes: 16 * G }],
+  ];
+  test.each(cases)("%s", (_l, inp, expected) => {
+    expect(planStart(inp)).toMatchObject(expected as object);
+  });
+
+  test("the refusal says what it needs and what there is", () => {
+    const d = planStart(input([host(16)], [occ("p", { host: 12 }, { pinned: true })], hostNeed(8)));
+    expect(d.action === "refuse" && d.reason).toBe("needs 8192 MiB of memory, at most 4096 MiB available (pinned models p keep their memory)");
+  });
+});
+
+describe("planStart: maxLoadedModels is an extra cap", () => {
+  test.each([
+    ["room in memory but the cap is reached: the LRU goes", input([host(64)], [occ("a", { host: 1 }), occ("b", { host: 1 })], hostNeed(1), { maxLoadedModels: 2 }), { action: "stop", models: ["a"] }],
+    ["0 = memory only", input([host(64)], [occ("a", { host: 1 }), occ("b", { host: 1 })], hostNeed(1), { maxLoadedModels: 0 }), { action: "start" }],
+    ["the cap reached by pinned models: refuse", input([host(64)], [occ("p", { host: 1 }, { pinned: true })], hostNeed(1), { maxLoadedModels: 1 }), { action: "refuse" }],
+    ["the model itself does not count against the cap (it restarts)", { ...input([host(64)], [occ("new", { host: 1 }, { state: "restarting" })], hostNeed(1), { maxLoadedModels: 1 }) }, { action: "start" }],
+  ] as [string, PlanInput, unknown][])("%s", (_l, inp, expected) => {
+    expect(planStart(inp)).toMatchObject(expected as object);
+  });
+});
+
+describe("planStart: GPUs", () => {
+  test.each([
+    ["the GPU with the most room", input([host(64), gpu(0, 80), gpu(1, 80)], [occ("a", { gpu0: 30, host: 1 })], need(20)), { action: "start", placement: { gpus: [1], devices: [{ id: "gpu1", bytes: 20 * G }, { id: "host", bytes: 0.5 * G }] } }],
+    ["too big for one: split over two, layers by room", input([host(64), gpu(0, 40), gpu(1, 60)], [], need(80)), { action: "start", placement: { gpus: [1, 0], tensorSplit: [7, 3] } }],
+    ["no room on any GPU: evict the model on the GPU", input([host(64), gpu(0, 40)], [occ("a", { gpu0: 30, host: 1 })], need(20)), { action: "stop", models: ["a"] }],
+    ["host memory counts too", input([host(4), gpu(0, 80)], [occ("a", { host: 3.8 })], need(20, 1)), { action: "stop", models: ["a"] }],
+    ["partial offload allowed: start on what is free, no eviction", input([host(64), gpu(0, 40)], [occ("a", { gpu0: 30, host: 1 })], need(20), { partial: true }), { action: "start", placement: { partial: true, gpus: [0], devices: [{ id: "gpu0", bytes: 10 * G }, { id: "host", bytes: 10.5 * G }] } }],
+    ["-ngl 0 (no GPU bytes): host only, even with GPUs", input([host(64), gpu(0, 40)], [], hostNeed(8)), { action: "start", placement: { gpus: [], devices: [{ id: "host", bytes: 8 * G }] } }],
+    ["can never fit on the GPUs: refuse with the GPU numbers", input([host(64), gpu(0, 40), gpu(1, 40)], [], need(100)), { action: "refuse", needBytes: 100 * G, freeBytes: 80 * G }],
+  ] as [string, PlanInput, unknown][])("%s", (_l, inp, expected) => {
+    expect(planStart(inp)).toMatchObject(expected as object);
+  });
+
+  test("a split keeps the fixed part (output, compute) on the main GPU", () => {
+    const n: ModelNeed = { gpuBytes: 12 * G, hostBytes: 0, gpuLayerBytes: new Array(10).fill(1 * G) }; // 2 GB fixed
+    const p = place([host(8), gpu(0, 8), gpu(1, 8)], new Map([["host", 8 * G], ["gpu0", 8 * G], ["gpu1", 8 * G]]), n)!;
+    expect(p.gpus).toEqual([0, 1]);
+    expect(p.tensorSplit).toEqual([6, 4]);
+    expect(p.devices[0]).toEqual({ id: "gpu0", bytes: 8 * G });
+  });
+});
+
+describe("placementLaunch", () => {
+  test.each([
+    ["one GPU", { devices: [], gpus: [1] }, true, ["--fit", "off"], { CUDA_VISIBLE_DEVICES: "1", CUDA_DEVICE_ORDER: "PCI_BUS_ID" }],
+    ["split", { devices: [], gpus: [1, 0], tensorSplit: [7, 3] }, true, ["--fit", "off", "--tensor-split", "7,3"], { CUDA_VISIBLE_DEVICES: "1,0" }],
+    ["partial", { devices: [], gpus: [0], partial: true }, true, ["--fit", "on"], { CUDA_VISIBLE_DEVICES: "0" }],
+    ["no GPU on the machine", { devices: [], gpus: [] }, false, ["--fit", "off"], {}],
+  ] as const)("%s", (_l, p, present, args, env) => {
+    const l = placementLaunch(p as never, present);
+    expect(l.args).toEqual([...args]);
+    expect(l.env).toMatchObject(env);
+  });
+});
