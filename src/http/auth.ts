@@ -1,6 +1,8 @@
 import type { MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "node:crypto";
-import { errorBody } from "./envelope";
+import { fail } from "./envelope";
+import { ApiError } from "./errors";
+import { openAiFail } from "./openai";
 
 /** Reads the key from `Authorization: Bearer <key>`, `X-API-Key`, or (for the console) a cookie. */
 export function presentedKey(headers: Headers): string | undefined {
@@ -28,7 +30,7 @@ export function requireApiKey(apiKey: string | undefined, style: "envelope" | "o
     if (!apiKey || keyMatches(apiKey, presentedKey(c.req.raw.headers))) return next();
     c.header("WWW-Authenticate", 'Bearer realm="llama-async-proxy"');
     return style === "openai"
-      ? c.json({ error: { message: "Invalid or missing API key", type: "authentication_error", code: "invalid_api_key" } }, 401)
-      : c.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"), 401);
+      ? openAiFail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key"))
+      : fail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"));
   };
 }

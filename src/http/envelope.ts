@@ -34,7 +34,7 @@ export function okSerialized<T>(c: Context, dataJson: string): ReturnType<typeof
   return c.body(body, 200, { "Content-Type": "application/json" }) as unknown as ReturnType<typeof ok<T>>;
 }
 
-export function errorBody(code: ErrorCode | string, message: string, details?: string): ApiResponse<never> {
+export function errorBody(code: ErrorCode, message: string, details?: string): ApiResponse<never> {
   return {
     success: false,
     error: { code, message, ...(details !== undefined ? { details } : {}) },
@@ -46,4 +46,9 @@ export function errorBody(code: ErrorCode | string, message: string, details?: s
 export function fail(c: Context, err: ApiError) {
   if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
   return c.json(errorBody(err.code, err.message, err.details), err.status);
+}
+
+/** The same outside Hono (the realtime entry, the request guard): a plain Response. */
+export function errorResponse(err: ApiError): Response {
+  return Response.json(errorBody(err.code, err.message, err.details), { status: err.status, headers: err.headers });
 }

@@ -1,3 +1,5 @@
+import { ApiError } from "../http/errors";
+import { sseErrorEvent } from "../http/openai";
 import type { RequestOutcome } from "./stats";
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and ones fetch must compute itself. */
@@ -147,8 +149,7 @@ export function passThrough(
         if (!finished) {
           // Upstream died mid-stream: say so in-band (SSE clients parse `data:` events), then end.
           if (opts.sse) {
-            const message = `upstream llama-server closed the stream: ${(err as Error).message}`;
-            controller.write(`data: ${JSON.stringify({ error: { message, type: "server_error", code: 502 } })}\n\n`);
+            controller.write(sseErrorEvent(new ApiError("UPSTREAM_UNAVAILABLE", "upstream llama-server closed the stream", (err as Error).message)));
           }
           finish(false, true);
           // A JSON body cut short must not look complete: fail the response instead of ending it.

@@ -6,7 +6,7 @@
 import type { Context } from "hono";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
-import { openAiError, openAiErrorResponse, openAiType } from "../http/openai";
+import { openAiErrorResponse, sseErrorEvent } from "../http/openai";
 import type { Lease, ModelPool } from "../supervisor/pool";
 import { downstreamResponseHeaders, passThrough } from "./forward";
 import type { ProxyOptions } from "./options";
@@ -24,9 +24,6 @@ type RequestStat = ReturnType<RequestStats["begin"]>;
 type EndStat = (o: RequestOutcome) => void;
 
 const encoder = new TextEncoder();
-
-const sseError = (message: string, type: string, code: string | number) =>
-  encoder.encode(`data: ${JSON.stringify(openAiError(message, type, code))}\n\n`);
 
 /** One request on its way to a model: what forward() needs from the route that took it. */
 export interface ForwardArgs {
@@ -97,10 +94,7 @@ async function relay(
     cleanup();
     const aborted = upstreamAbort.signal.aborted;
     endStat({ status: aborted ? 499 : 502, error: !aborted });
-    return Response.json(
-      { error: { message: `llama-server for ${a.model.id} did not answer: ${(err as Error).message}`, type: "server_error", code: "upstream_unavailable" } },
-      { status: 502 },
-    );
+    return openAiErrorResponse(new ApiError("UPSTREAM_UNAVAILABLE", `llama-server for ${a.model.id} did not answer`, (err as Error).message));
   }
   const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
   const status = upstream.status;
@@ -165,7 +159,8 @@ function loadingStream(
           if (res.status >= 400) {
             // Headers are gone already: report the upstream's error as an SSE error event.
             const text = await res.text();
-            enqueue(encoder.encode(`data: ${text.trim() || JSON.stringify({ error: { message: `upstream status ${res.status}` } })}\n\n`));
+            // llama-server's own error body is already OpenAI-shaped; relay it as it is.
+            enqueue(encoder.encode(text.trim() ? `data: ${text.trim()}\n\n` : sseErrorEvent(new ApiError("UPSTREAM_UNAVAILABLE", `upstream status ${res.status}`))));
             return close();
           }
           upstreamReader = res.body.getReader();
@@ -186,7 +181,7 @@ function loadingStream(
           if (cancelled) return endStat({ status: 499, error: false });
           const apiErr = toApiError(err);
           endStat({ status: apiErr.status, error: true });
-          enqueue(sseError(apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message, openAiType(apiErr.code), apiErr.status));
+          enqueue(encoder.encode(sseErrorEvent(apiErr)));
           close();
         },
       );

@@ -1,5 +1,6 @@
 import type { Server } from "bun";
-import { errorBody } from "../http/envelope";
+import { errorResponse } from "../http/envelope";
+import { ApiError } from "../http/errors";
 import { keyMatches, presentedKey } from "../http/auth";
 import type { Connection } from "./connection";
 import { ENGINE_ERRORS, EngineSocketHandler, engineError } from "./engineio";
@@ -43,16 +44,17 @@ export function handleRealtimeRequest(host: EntryHost, req: Request, server: Ser
   const url = new URL(req.url);
   if (!isHubPath(url.pathname)) return null;
   const sources = host.sources;
-  if (!sources) return Response.json(errorBody("SERVICE_UNAVAILABLE", "Realtime hub not started"), { status: 503 });
+  if (!sources) return errorResponse(new ApiError("SERVICE_UNAVAILABLE", "Realtime hub not started"));
   const query = url.searchParams;
   const eio = query.get("EIO");
   const apiKey = sources.apiKey;
   if (apiKey && !keyMatches(apiKey, query.get("key") ?? presentedKey(req.headers))) {
     if (eio !== null) return engineError(ENGINE_ERRORS.FORBIDDEN, 401, "invalid or missing API key");
-    return Response.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Pass ?key=<key>, Authorization: Bearer <key>, X-API-Key or the lap_key cookie"), {
-      status: 401,
-      headers: { "WWW-Authenticate": 'Bearer realm="llama-async-proxy"' },
-    });
+    return errorResponse(
+      new ApiError("UNAUTHORIZED", "Invalid or missing API key", "Pass ?key=<key>, Authorization: Bearer <key>, X-API-Key or the lap_key cookie", {
+        "WWW-Authenticate": 'Bearer realm="llama-async-proxy"',
+      }),
+    );
   }
   // Host, Origin (null included) and Fetch Metadata were checked by the request guard
   // (src/http/guard.ts) before server.ts handed the request here.
@@ -61,19 +63,18 @@ export function handleRealtimeRequest(host: EntryHost, req: Request, server: Ser
   if (query.get("sid") === null && host.clientCount() >= host.options.maxClients) {
     const detail = `${host.options.maxClients} clients are connected`;
     if (eio !== null) return engineError({ code: 3, message: "Too many clients" }, 503, detail);
-    return Response.json(errorBody("SERVICE_UNAVAILABLE", "Too many realtime clients", detail), { status: 503, headers: { "Retry-After": "5" } });
+    return errorResponse(new ApiError("SERVICE_UNAVAILABLE", "Too many realtime clients", detail, { "Retry-After": "5" }));
   }
   const remote = server.requestIP(req)?.address;
 
   if (eio === null) {
     if (!isUpgrade) {
-      return Response.json(
-        errorBody("VALIDATION_ERROR", "WebSocket upgrade required", `Connect with new WebSocket("ws://host${REALTIME_PATH}") or socket.io-client (path "${REALTIME_PATH}")`),
-        { status: 426, headers: { Upgrade: "websocket" } },
+      return errorResponse(
+        new ApiError("UPGRADE_REQUIRED", "WebSocket upgrade required", `Connect with new WebSocket("ws://host${REALTIME_PATH}") or socket.io-client (path "${REALTIME_PATH}")`, { Upgrade: "websocket" }),
       );
     }
     const conn = host.newPlain(remote);
-    if (!server.upgrade(req, { data: conn })) return Response.json(errorBody("VALIDATION_ERROR", "WebSocket upgrade failed"), { status: 400 });
+    if (!server.upgrade(req, { data: conn })) return errorResponse(new ApiError("VALIDATION_ERROR", "WebSocket upgrade failed"));
     host.register(conn);
     return undefined;
   }

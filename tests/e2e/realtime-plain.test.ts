@@ -257,7 +257,7 @@ describe("plain protocol: access, statistics, lifecycle", () => {
     expect(res.status).toBe(426);
     const body = (await res.json()) as { success: boolean; error: { code: string } };
     expect(body.success).toBe(false);
-    expect(body.error.code).toBe("VALIDATION_ERROR");
+    expect(body.error.code).toBe("UPGRADE_REQUIRED");
   });
 
   test("with an API key the upgrade needs it (?key= or header)", async () => {
