@@ -10,6 +10,8 @@ import { prometheusRoutes } from "./api/prometheus";
 import { configRoutes } from "./api/config";
 import { healthRoutes } from "./api/health";
 import { importRoutes } from "./api/import";
+import { activityRoutes } from "./api/activity";
+import { requestRoutes } from "./api/requests";
 import { statusRoutes } from "./api/status";
 import { requireApiKey } from "./http/auth";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
@@ -38,7 +40,9 @@ export function apiRoutes(s: Services) {
     .route("/status", statusRoutes(s))
     .route("/logs", logsRoutes(s))
     .route("/monitoring", monitoringRoutes(s))
-    .route("/import", importRoutes(s));
+    .route("/import", importRoutes(s))
+    .route("/activity", activityRoutes(s))
+    .route("/requests", requestRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;

@@ -31,6 +31,10 @@ export interface AppEvents {
     completionTokens?: number;
     error: boolean;
   };
+  /** The live request queue changed (src/activity/tracker.ts): a request arrived, got a slot, ended or was cancelled. */
+  "requests.changed": { reason: "begin" | "running" | "end" | "cancel"; id: string; model: string };
+  /** Finished requests were written to the activity log (one event per batch). */
+  "activity.recorded": { entries: import("./activity/log").ActivityEntry[] };
   /** llama-server reported what it allocated for a model (load-time buffer lines or its breakdown table). */
   "model.memory": { modelId: string; settingsKey?: string; devices: import("./db/schema").MeasuredDevice[]; totalBytes: number; at: string };
   /** The metrics collector took a sample. */

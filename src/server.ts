@@ -50,6 +50,7 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
+  services.activity.start();
   services.pool.autoStart();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);

@@ -1,4 +1,6 @@
 import { join } from "node:path";
+import { ActivityLog, type ActivityOptions } from "./activity/log";
+import { RequestTracker } from "./activity/tracker";
 import { ConfigStore } from "./config/store";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
@@ -41,6 +43,8 @@ export interface RuntimeOptions {
   proxy?: Partial<ProxyOptions>;
   /** /llamaproxws intervals and limits (tests make them small). */
   realtime?: Partial<RealtimeOptions>;
+  /** Activity log batching (tests flush sooner). */
+  activity?: Partial<ActivityOptions>;
   /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
   startup?: StartupTimings;
 }
@@ -72,6 +76,10 @@ export interface Services {
   proxyOptions: ProxyOptions;
   /** Request counters (proxy). */
   requests: RequestStats;
+  /** The live request queue (queued, loading, in flight) and cancel. */
+  tracker: RequestTracker;
+  /** Every finished proxied request, batched into SQLite. */
+  activity: ActivityLog;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
@@ -96,6 +104,8 @@ export function createServices(options: RuntimeOptions): Services {
   const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
   const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
   const requests = new RequestStats(bus);
+  const activity = new ActivityLog(db, () => config.get(), log.child("activity"), bus, options.activity);
+  const tracker = new RequestTracker(bus, (row) => activity.add(row));
   const cpu = new CpuSampler();
   const startedAt = new Date();
   const collector = new MetricsCollector({
@@ -122,6 +132,8 @@ export function createServices(options: RuntimeOptions): Services {
     memory,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
+    tracker,
+    activity,
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
@@ -143,6 +155,8 @@ export async function shutdownServices(s: Services): Promise<void> {
   await s.collector.stop();
   s.hub.close();
   await s.pool.stopAll(); // beforeStop hooks, then every child
+  // After the children stopped: the requests they were serving have ended and are in the batch.
+  s.activity.close();
   try {
     closeDatabase(s.db);
   } catch {

@@ -53,6 +53,17 @@ export const extraConfigShape = {
   metricsIntervalSeconds: range("metricsIntervalSeconds", 1, 3600),
   /** How long minute rows of metric history are kept, hours. */
   historyRetentionHours: range("historyRetentionHours", 168, 24 * 366),
+  /** Activity log rows older than this are deleted (src/activity/log.ts). */
+  activityRetentionDays: range("activityRetentionDays", 1, 3650),
+  /** At most this many activity rows are kept; the oldest go first. */
+  activityMaxRows: range("activityMaxRows", 1000, 10_000_000),
+  /** Request headers whose first non-empty value is the activity row's session id, comma separated ("" = none). */
+  activitySessionHeaders: z
+    .string({ error: "activitySessionHeaders must be a string (comma-separated header names)" })
+    .max(500, "activitySessionHeaders must be at most 500 characters")
+    .regex(/^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*)*)?$/, "activitySessionHeaders must be header names separated by commas"),
+  /** Memory for request/response body captures, MB; 0 = captures off. */
+  captureMaxMB: range("captureMaxMB", 0, 1024),
 };
 
 export const llamaServerConfigSchema = z.strictObject({ ...referenceConfigShape, ...extraConfigShape });
@@ -83,4 +94,8 @@ export const EXTRA_DEFAULTS = {
   maxQueuedRequests: 64,
   metricsIntervalSeconds: 10,
   historyRetentionHours: 168,
+  activityRetentionDays: 30,
+  activityMaxRows: 100_000,
+  activitySessionHeaders: "X-Session-ID",
+  captureMaxMB: 0,
 } satisfies Pick<LlamaServerConfig, keyof typeof extraConfigShape>;

@@ -89,7 +89,7 @@ export function dashboardData(s: Services, recent: RecentMetrics): DashboardData
 
 // ---- Settings form -------------------------------------------------------------------------
 
-export const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath"]);
+export const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath", "activitySessionHeaders"]);
 export const REFERENCE_FIELDS = Object.keys(referenceConfigShape) as (keyof typeof referenceConfigShape)[];
 export const EXTRA_FIELDS = Object.keys(extraConfigShape) as (keyof typeof extraConfigShape)[];
 

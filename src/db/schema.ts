@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** Per-model settings beyond the reference (overrides of the global llama-server config). */
 export interface ModelSettings {
@@ -128,3 +128,44 @@ export interface MeasuredDevice {
 }
 
 export type ModelMemoryRow = typeof modelMemory.$inferSelect;
+
+/**
+ * The activity log: one row per proxied request, written in batches when it has finished
+ * (src/activity/log.ts). `seq` orders rows by when they finished and is the paging cursor.
+ */
+export const activity = sqliteTable(
+  "activity",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    /** X-Request-Id (the client's when it sent a valid one): not unique over time. */
+    requestId: text("request_id").notNull(),
+    /** When the request arrived, Unix epoch milliseconds. */
+    ts: integer("ts").notNull(),
+    model: text("model"),
+    route: text("route").notNull(),
+    status: integer("status").notNull(),
+    client: text("client"),
+    /** Name of the API key used ("admin" for --api-key), null without auth. */
+    keyName: text("key_name"),
+    sessionId: text("session_id"),
+    streaming: integer("streaming", { mode: "boolean" }).notNull().default(false),
+    promptTokens: integer("prompt_tokens"),
+    cachedTokens: integer("cached_tokens"),
+    completionTokens: integer("completion_tokens"),
+    /** Waiting for a free slot of a running model, ms. */
+    queuedMs: integer("queued_ms"),
+    /** Waiting for the model to load, ms. */
+    loadingMs: integer("loading_ms"),
+    ttftMs: integer("ttft_ms"),
+    promptTps: real("prompt_tps"),
+    genTps: real("gen_tps"),
+    durationMs: integer("duration_ms").notNull(),
+    error: text("error"),
+    /** Parameters the model's rewrite rules changed (comma separated), null when none. */
+    rewritten: text("rewritten"),
+  },
+  (t) => [index("activity_ts").on(t.ts), index("activity_model_seq").on(t.model, t.seq), index("activity_key_seq").on(t.keyName, t.seq)],
+);
+
+export type ActivityRow = typeof activity.$inferSelect;
+export type NewActivityRow = typeof activity.$inferInsert;

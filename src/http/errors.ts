@@ -1,3 +1,5 @@
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
 /**
  * The error catalogue: every code the proxy answers with, its HTTP status, and how it reads in
  * OpenAI's error shape on /v1 and the native llama-server paths (`type`, and `code` where OpenAI
@@ -19,6 +21,8 @@ export const ERRORS = {
   /** /llamaproxws asked for without a WebSocket upgrade. */
   UPGRADE_REQUIRED: { status: 426, openAiType: "invalid_request_error", openAiCode: "upgrade_required" },
   RATE_LIMITED: { status: 429, openAiType: "rate_limit_exceeded", openAiCode: "rate_limit_exceeded" },
+  /** Cancelled by an operator (DELETE /api/requests/:id); 499 as for a client that left. */
+  REQUEST_CANCELLED: { status: 499, openAiType: "cancelled", openAiCode: "request_cancelled" },
   INTERNAL_ERROR: { status: 500, openAiType: "server_error", openAiCode: "internal_error" },
   /** The model's llama-server did not answer, or broke off its answer. */
   UPSTREAM_UNAVAILABLE: { status: 502, openAiType: "server_error", openAiCode: "upstream_unavailable" },
@@ -59,8 +63,9 @@ export class ApiError extends Error {
     this.headers = headers;
   }
 
-  get status(): ErrorStatus {
-    return ERRORS[this.code].status;
+  /** Typed as Hono's status union, which has no 499 (REQUEST_CANCELLED); Responses accept it. */
+  get status(): ContentfulStatusCode {
+    return ERRORS[this.code].status as ContentfulStatusCode;
   }
 }
 

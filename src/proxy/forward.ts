@@ -38,6 +38,11 @@ export interface UsageFromTail {
   promptTokens?: number;
   completionTokens?: number;
   generationMs?: number;
+  /** Prompt tokens served from llama-server's cache (timings.cache_n, or usage's cached_tokens). */
+  cachedTokens?: number;
+  /** llama-server's timings.prompt_per_second and predicted_per_second. */
+  promptPerSecond?: number;
+  predictedPerSecond?: number;
 }
 
 const lastNumber = (text: string, key: string): number | undefined => {
@@ -61,6 +66,7 @@ export function parseUsage(tail: string): UsageFromTail {
     const u = tail.slice(usageAt, usageAt + 400);
     out.promptTokens = lastNumberFirst(u, "prompt_tokens");
     out.completionTokens = lastNumberFirst(u, "completion_tokens");
+    out.cachedTokens = lastNumberFirst(u, "cached_tokens");
   }
   if (timingsAt >= 0) {
     const t = tail.slice(timingsAt, tail.indexOf("}", timingsAt) + 1 || undefined);
@@ -69,6 +75,9 @@ export function parseUsage(tail: string): UsageFromTail {
     const cacheN = lastNumber(t, "cache_n");
     out.generationMs = lastNumber(t, "predicted_ms");
     out.completionTokens ??= predictedN;
+    if (cacheN !== undefined) out.cachedTokens = cacheN;
+    out.promptPerSecond = lastNumber(t, "prompt_per_second");
+    out.predictedPerSecond = lastNumber(t, "predicted_per_second");
     if (out.promptTokens === undefined && promptN !== undefined) out.promptTokens = promptN + (cacheN ?? 0);
   }
   return out;
@@ -101,6 +110,13 @@ export interface PassThroughHooks {
   onEnd(outcome: Omit<RequestOutcome, "status"> & { aborted: boolean; failed: boolean }): void;
   /** Called with the first body chunk (time to first token). */
   onFirstChunk?(): void;
+  /** Called for every body chunk (the live queue's "tokens so far"); keep it to a counter. */
+  onChunk?(): void;
+  /**
+   * When the upstream read fails because upstreamAbort was aborted on purpose (an operator's
+   * cancel), the SSE error event to send instead of "upstream closed the stream".
+   */
+  abortedMessage?(reason: unknown): string | null;
 }
 
 /**
@@ -140,6 +156,7 @@ export function passThrough(
             first = false;
             hooks.onFirstChunk?.();
           }
+          hooks.onChunk?.();
           tail.push(value);
           controller.write(value);
           controller.flush();
@@ -148,10 +165,14 @@ export function passThrough(
       } catch (err) {
         if (!finished) {
           // Upstream died mid-stream: say so in-band (SSE clients parse `data:` events), then end.
+          const cancelled = opts.upstreamAbort.signal.aborted ? hooks.abortedMessage?.(opts.upstreamAbort.signal.reason) : null;
           if (opts.sse) {
-            controller.write(sseErrorEvent(new ApiError("UPSTREAM_UNAVAILABLE", "upstream llama-server closed the stream", (err as Error).message)));
+            const error = cancelled
+              ? new ApiError("REQUEST_CANCELLED", cancelled)
+              : new ApiError("UPSTREAM_UNAVAILABLE", "upstream llama-server closed the stream", (err as Error).message);
+            controller.write(sseErrorEvent(error));
           }
-          finish(false, true);
+          finish(!!cancelled, !cancelled);
           // A JSON body cut short must not look complete: fail the response instead of ending it.
           if (!opts.sse) throw err;
         }

@@ -8,6 +8,7 @@ import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { openAiErrorResponse, sseErrorEvent } from "../http/openai";
 import type { Lease, ModelPool } from "../supervisor/pool";
+import { CancelledError, type RequestHandle } from "../activity/tracker";
 import { downstreamResponseHeaders, passThrough } from "./forward";
 import type { ProxyOptions } from "./options";
 import type { RequestOutcome, RequestStats } from "./stats";
@@ -36,16 +37,32 @@ export interface ForwardArgs {
   upstreamPath: string;
   init: { method: string; headers: Headers; body?: string | ArrayBuffer };
   onDone?: () => void;
+  /**
+   * The request's live-queue entry (src/activity/tracker.ts), null for the raw /upstream
+   * passthrough: its signal cancels the request, and it learns the lease, chunks and outcome.
+   */
+  track?: RequestHandle | null;
 }
+
+/** What a client whose request an operator cancelled gets (not retried by OpenAI's clients: 4xx, not 409/429). */
+export const cancelledResponse = (err: CancelledError) => openAiErrorResponse(new ApiError("REQUEST_CANCELLED", err.message));
 
 export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response> {
   const clientSignal = a.c.req.raw.signal;
   const upstreamAbort = new AbortController();
   const onClientAbort = () => upstreamAbort.abort(new Error("client disconnected"));
   clientSignal.addEventListener("abort", onClientAbort, { once: true });
-  const endStat: EndStat = (o) => a.stat?.end(o);
+  const endStat: EndStat = (o) => {
+    a.stat?.end(o);
+    a.track?.finish(o);
+  };
+  // An operator's cancel ends the wait for a slot like a client disconnect does, and aborts the
+  // upstream request (llama-server stops generating) with a CancelledError as the reason.
+  const cancelSignal = a.track?.signal;
+  const waitSignal = cancelSignal ? AbortSignal.any([clientSignal, cancelSignal]) : clientSignal;
+  cancelSignal?.addEventListener("abort", () => upstreamAbort.abort(cancelSignal.reason), { once: true });
 
-  const leaseP = deps.pool.acquire(a.model.id, clientSignal);
+  const leaseP = deps.pool.acquire(a.model.id, waitSignal);
   leaseP.catch(() => {}); // handled below, whichever way we wait for it
 
   // A streaming client waiting for a load gets an early 200 SSE response carrying keep-alive
@@ -66,13 +83,17 @@ export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response
     lease = await leaseP;
   } catch (err) {
     clientSignal.removeEventListener("abort", onClientAbort);
+    if (cancelSignal?.reason instanceof CancelledError) {
+      endStat({ status: 499, error: false, message: cancelSignal.reason.message });
+      return cancelledResponse(cancelSignal.reason);
+    }
     if (clientSignal.aborted) {
       // The client left while waiting: not a server error (499, as for a mid-stream abort).
       endStat({ status: 499, error: false });
       return new Response(null, { status: 499 });
     }
     const apiErr = toApiError(err);
-    endStat({ status: apiErr.status, error: true });
+    endStat({ status: apiErr.status, error: true, message: apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message });
     return openAiErrorResponse(apiErr);
   }
   return relay(a, lease, upstreamAbort, endStat, () => clientSignal.removeEventListener("abort", onClientAbort));
@@ -86,6 +107,7 @@ async function relay(
   endStat: EndStat,
   cleanup: () => void,
 ): Promise<Response> {
+  a.track?.leased();
   let upstream: Response;
   try {
     upstream = await fetchUpstream(lease.baseUrl + a.upstreamPath, a.init, upstreamAbort.signal);
@@ -93,7 +115,12 @@ async function relay(
     lease.release();
     cleanup();
     const aborted = upstreamAbort.signal.aborted;
-    endStat({ status: aborted ? 499 : 502, error: !aborted });
+    const reason = upstreamAbort.signal.reason;
+    if (reason instanceof CancelledError) {
+      endStat({ status: 499, error: false, message: reason.message });
+      return cancelledResponse(reason);
+    }
+    endStat({ status: aborted ? 499 : 502, error: !aborted, message: aborted ? "client disconnected" : `llama-server did not answer: ${(err as Error).message}` });
     return openAiErrorResponse(new ApiError("UPSTREAM_UNAVAILABLE", `llama-server for ${a.model.id} did not answer`, (err as Error).message));
   }
   const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
@@ -110,16 +137,23 @@ async function relay(
     upstream.body,
     {
       onFirstChunk: () => (ttftMs = performance.now() - a.started),
+      onChunk: a.track ? a.track.chunk : undefined,
+      abortedMessage: (reason) => (reason instanceof CancelledError ? reason.message : null),
       onEnd: (o) => {
         lease.release();
         cleanup();
+        const reason = upstreamAbort.signal.reason;
         endStat({
           status: o.aborted ? 499 : o.failed ? 502 : status,
           error: o.failed || status >= 400,
+          message: reason instanceof CancelledError ? reason.message : o.failed ? "llama-server closed the stream" : o.aborted ? "client disconnected" : undefined,
           ttftMs,
           promptTokens: o.promptTokens,
+          cachedTokens: o.cachedTokens,
           completionTokens: o.completionTokens,
           generationMs: o.generationMs,
+          promptPerSecond: o.promptPerSecond,
+          predictedPerSecond: o.predictedPerSecond,
         });
         a.onDone?.();
       },
@@ -179,8 +213,13 @@ function loadingStream(
         (err) => {
           clearInterval(timer);
           if (cancelled) return endStat({ status: 499, error: false });
+          if (err instanceof CancelledError) {
+            endStat({ status: 499, error: false, message: err.message });
+            enqueue(encoder.encode(sseErrorEvent(new ApiError("REQUEST_CANCELLED", err.message))));
+            return close();
+          }
           const apiErr = toApiError(err);
-          endStat({ status: apiErr.status, error: true });
+          endStat({ status: apiErr.status, error: true, message: apiErr.message });
           enqueue(encoder.encode(sseErrorEvent(apiErr)));
           close();
         },

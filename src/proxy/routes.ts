@@ -10,6 +10,8 @@ import { upstreamRequestHeaders } from "./forward";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./options";
 import { forward as relayForward, type ForwardArgs, type RelayDeps } from "./relay";
 import { hasRewrite, rewriteBody } from "./rewrite";
+import { getConnInfo } from "hono/bun";
+import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
 
 /** POST endpoints routed to a model chosen by the body's `model` field. */
 export const MODEL_ROUTED_PATHS = [
@@ -33,6 +35,35 @@ export const MODEL_ROUTED_PATHS = [
   "/detokenize",
   "/apply-template",
 ] as const;
+
+/** The connecting address (null when the app is driven without a Bun server, as in app.request tests). */
+function clientAddress(c: Context): string | null {
+  try {
+    return getConnInfo(c).remote.address ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The name of the API key the request authenticated with: "admin" for --api-key, null without auth. */
+function keyNameOf(c: Context, s: Services): string | null {
+  const named = (c.var as Record<string, unknown>).apiKeyName;
+  if (typeof named === "string") return named;
+  return s.options.apiKey ? "admin" : null;
+}
+
+/** X-Request-Id on every answer of a model route, so a client can find (or cancel) its request. */
+function withRequestId(res: Response, id: string): Response {
+  try {
+    res.headers.set("x-request-id", id);
+    return res;
+  } catch {
+    // Immutable headers (a fetch() Response passed through): copy them.
+    const headers = new Headers(res.headers);
+    headers.set("x-request-id", id);
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+  }
+}
 
 /** Throws OpenAI-shaped errors via ApiError (app.onError renders /v1 errors in that shape). */
 export function selectModel(s: Services, requested: unknown): ModelRow {
@@ -108,6 +139,26 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     app.post(path, limit, (c) => handleModelRequest(c, path));
   }
 
+  /** Who sent the request, for the activity log and the live queue. */
+  const requestFacts = (c: Context, path: string, streaming: boolean) => ({
+    requestId: acceptRequestId(c.req.header("x-request-id")),
+    route: path,
+    streaming,
+    client: clientAddress(c),
+    keyName: keyNameOf(c, s),
+    sessionId: sessionIdOf(c.req.raw.headers, sessionHeaderNames(s.config.get().activitySessionHeaders)),
+  });
+
+  /** A request refused before it reached a model is in the activity log too. */
+  const refuse = (c: Context, path: string, requested: unknown, err: ApiError) => {
+    const res = openAiErrorResponse(err);
+    const id = s.tracker.rejected(
+      { ...requestFacts(c, path, false), model: typeof requested === "string" ? requested.slice(0, 200) : null, rewritten: [] },
+      { status: res.status, error: true, message: err.message },
+    );
+    return withRequestId(res, id);
+  };
+
   async function handleModelRequest(c: Context, path: string): Promise<Response> {
     const raw = c.req.raw;
     const text = await raw.text();
@@ -117,13 +168,13 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
       body = parsed;
     } catch {
-      return openAiErrorResponse(new ApiError("VALIDATION_ERROR", "The request body must be a JSON object"));
+      return refuse(c, path, undefined, new ApiError("VALIDATION_ERROR", "The request body must be a JSON object"));
     }
     let model: ModelRow;
     try {
       model = selectModel(s, body.model);
     } catch (err) {
-      return openAiErrorResponse(err as ApiError);
+      return refuse(c, path, body.model, err as ApiError);
     }
     // The model's rewrite rules (defaults/overrides/strip); the body is re-serialised only when
     // they changed something, so requests to models without rules are forwarded byte for byte.
@@ -133,14 +184,21 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     const sent = rewritten?.changed.length ? JSON.stringify(body) : text;
     const streaming = body.stream === true;
     const stat = s.requests.begin(model.id, path);
+    const track = s.tracker.begin({
+      ...requestFacts(c, path, streaming),
+      model: model.id,
+      rewritten: rewritten?.changed ?? [],
+      modelRunning: s.supervisor.runtimeOf(model.id)?.state === "running",
+    });
     const started = performance.now();
     const url = new URL(raw.url);
-    return forward({
-      c, model, streaming, stat, started,
+    const res = await forward({
+      c, model, streaming, stat, started, track,
       upstreamPath: url.pathname + url.search,
       init: { method: "POST", headers: upstreamRequestHeaders(raw.headers), body: sent },
       onDone: () => touch(model.id),
     });
+    return withRequestId(res, track.id);
   }
 
   // Raw passthrough to one model's own server (its web UI, /props, /slots, /metrics ...).

@@ -37,6 +37,11 @@ export interface RequestOutcome {
   /** Generation time reported by llama-server (timings.predicted_ms), for tokens/s. */
   generationMs?: number;
   error?: boolean;
+  /** Why it failed, for the activity log. */
+  message?: string;
+  cachedTokens?: number;
+  promptPerSecond?: number;
+  predictedPerSecond?: number;
 }
 
 const empty = (): ModelRequestStats => ({

@@ -105,3 +105,22 @@ test("behind the API key like every /api route", async () => {
     await locked.cleanup();
   }
 });
+
+test("the import, activity and live-queue routes sit behind the Host rules: a forged Host is refused", async () => {
+  const routes: [string, RequestInit][] = [
+    ["/api/import/llama-swap", jsonRequest("POST", { yaml: exampleYaml, dryRun: true })],
+    ["/api/activity", {}],
+    ["/api/activity/export?format=csv", {}],
+    ["/api/activity/summary", {}],
+    ["/api/requests", {}],
+    ["/api/requests/x/cancel", jsonRequest("POST", {})],
+  ];
+  for (const [path, init] of routes) {
+    const forged = await t.app.request(path, { ...init, headers: { ...(init.headers as Record<string, string>), host: "evil.example:3000" } });
+    expect(forged.status).toBe(403);
+    expect((await forged.json()).error.code).toBe("FORBIDDEN");
+    const rebound = await t.app.request(`http://rebind.evil.example${path}`, init);
+    expect(rebound.status).toBe(403);
+  }
+  expect((await t.app.request("/api/activity", { headers: { host: "127.0.0.1:3000" } })).status).toBe(200);
+});

@@ -1,0 +1,99 @@
+import { Hono } from "hono";
+import { stream } from "hono/streaming";
+import { z } from "zod";
+import type { ActivityEntry, ActivityFilter } from "../activity/log";
+import { ok } from "../http/envelope";
+import { validate } from "../http/validate";
+import type { Services } from "../services";
+
+export const MAX_ACTIVITY_LIMIT = 500;
+
+const wholeNumber = (label: string, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${label} must be a whole number`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`);
+
+/** ISO 8601 or Unix epoch milliseconds -> epoch ms. */
+const instant = (label: string) =>
+  z
+    .string()
+    .max(40, `${label} must be an ISO 8601 date-time or epoch milliseconds`)
+    .transform((v, ctx) => {
+      const n = /^\d{1,15}$/.test(v) ? Number(v) : z.iso.datetime({ offset: true }).safeParse(v).success ? Date.parse(v) : NaN;
+      if (!Number.isFinite(n)) {
+        ctx.addIssue({ code: "custom", message: `${label} must be an ISO 8601 date-time (2026-01-31T10:00:00Z) or epoch milliseconds` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const filterShape = {
+  model: z.string().trim().min(1).max(200, "model must be at most 200 characters").optional(),
+  key: z.string().trim().min(1).max(100, "key must be at most 100 characters").optional(),
+  status: z
+    .string()
+    .regex(/^(\d{3}|[1-5]xx|error)$/, "status must be a status code (200), a class (4xx) or error")
+    .transform((v) => (/^\d{3}$/.test(v) ? Number(v) : (v as Exclude<ActivityFilter["status"], number | undefined>)))
+    .optional(),
+  since: instant("since").optional(),
+  until: instant("until").optional(),
+};
+
+export const activityQuerySchema = z.object({
+  ...filterShape,
+  limit: wholeNumber("limit", 1, MAX_ACTIVITY_LIMIT).default(50),
+  /** nextCursor of the previous page. */
+  cursor: z.string().regex(/^\d{1,15}$/, "cursor must be the nextCursor of a previous page").transform(Number).optional(),
+});
+
+export const activityExportSchema = z.object({
+  ...filterShape,
+  format: z.enum(["csv", "ndjson"], { error: "format must be csv or ndjson" }).default("ndjson"),
+});
+
+export const activitySummarySchema = z.object({ hours: wholeNumber("hours", 1, 24 * 366).default(24) });
+
+const CSV_COLUMNS: (keyof ActivityEntry)[] = [
+  "time", "requestId", "model", "route", "status", "client", "keyName", "sessionId", "streaming",
+  "promptTokens", "cachedTokens", "completionTokens", "queuedMs", "loadingMs", "ttftMs", "promptTps", "genTps", "durationMs", "error", "rewritten",
+];
+
+/** RFC 4180 field: quoted when it holds a comma, quote or line break. A leading =+-@ is prefixed so spreadsheets do not run it. */
+export function csvField(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  let s = Array.isArray(v) ? v.join(" ") : String(v);
+  if (/^[=+\-@\t\r]/.test(s) && typeof v === "string") s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** /api/activity: the activity log (src/activity/log.ts). */
+export function activityRoutes(s: Services) {
+  return new Hono()
+    .get("/", validate("query", activityQuerySchema, "Invalid parameters"), (c) => {
+      const { limit, cursor, ...filter } = c.req.valid("query");
+      return ok(c, s.activity.query(filter, limit, cursor));
+    })
+    .get("/summary", validate("query", activitySummarySchema, "Invalid parameters"), (c) => {
+      const { hours } = c.req.valid("query");
+      const since = Date.now() - hours * 3_600_000;
+      return ok(c, { hours, since: new Date(since).toISOString(), ...s.activity.summary(since) });
+    })
+    .get("/export", validate("query", activityExportSchema, "Invalid parameters"), (c) => {
+      const { format, ...filter } = c.req.valid("query");
+      c.header("content-type", format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson");
+      c.header("content-disposition", `attachment; filename="activity.${format === "csv" ? "csv" : "ndjson"}"`);
+      // One page of rows at a time: an export of the whole log never sits in memory.
+      return stream(c, async (out) => {
+        if (format === "csv") await out.write(CSV_COLUMNS.join(",") + "\n");
+        for (const page of s.activity.pages(filter)) {
+          if (out.aborted) return;
+          const text = format === "csv"
+            ? page.map((e) => CSV_COLUMNS.map((k) => csvField(e[k])).join(",")).join("\n") + "\n"
+            : page.map((e) => JSON.stringify(e)).join("\n") + "\n";
+          await out.write(text);
+        }
+      });
+    });
+}

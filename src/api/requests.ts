@@ -1,0 +1,31 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { REQUEST_ID_RE } from "../activity/record";
+import { ok } from "../http/envelope";
+import { notFound } from "../http/errors";
+import { validate } from "../http/validate";
+import type { Services } from "../services";
+
+const listSchema = z.object({ model: z.string().trim().min(1).max(200, "model must be at most 200 characters").optional() });
+const idSchema = z.object({ id: z.string().regex(REQUEST_ID_RE, "id must be a request id (the X-Request-Id of the request)") });
+
+/** /api/requests: the live queue (src/activity/tracker.ts). */
+export function requestRoutes(s: Services) {
+  return new Hono()
+    .get("/", validate("query", listSchema, "Invalid parameters"), (c) => {
+      const requests = s.tracker.list(c.req.valid("query"));
+      return ok(c, {
+        requests,
+        total: requests.length,
+        queued: requests.filter((r) => r.state === "queued").length,
+        loading: requests.filter((r) => r.state === "loading").length,
+        running: requests.filter((r) => r.state === "running").length,
+      });
+    })
+    .post("/:id/cancel", validate("param", idSchema, "Invalid request id"), (c) => {
+      const { id } = c.req.valid("param");
+      if (!s.tracker.cancel(id)) throw notFound("Request not found", `No queued, loading or running request has id "${id}" (it may have finished)`);
+      s.log.info(`Request ${id} cancelled from the API`);
+      return ok(c, { id, cancelled: true }, { message: "Request cancelled" });
+    });
+}
