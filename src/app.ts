@@ -12,8 +12,10 @@ import { healthRoutes } from "./api/health";
 import { importRoutes } from "./api/import";
 import { activityRoutes } from "./api/activity";
 import { requestRoutes } from "./api/requests";
+import { modelRestartRoutes } from "./api/model-restart";
 import { statusRoutes } from "./api/status";
-import { requireApiKey } from "./http/auth";
+import { peerRoutes } from "./peers/routes";
+import { requireAuth } from "./http/auth";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
 import { errorBody, fail } from "./http/envelope";
 import { ApiError, codeForStatus } from "./http/errors";
@@ -42,7 +44,9 @@ export function apiRoutes(s: Services) {
     .route("/monitoring", monitoringRoutes(s))
     .route("/import", importRoutes(s))
     .route("/activity", activityRoutes(s))
-    .route("/requests", requestRoutes(s));
+    .route("/requests", requestRoutes(s))
+    .route("/models", modelRestartRoutes(s))
+    .route("/peers", peerRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;
@@ -56,7 +60,7 @@ export function createApp(s: Services) {
 
   // Before everything: Host allow-list, Origin, Fetch Metadata, JSON content type (src/http/guard.ts).
   app.use("*", guardMiddleware(s.hosts, errorShapeOf));
-  app.use("/api/*", requireApiKey(s.options.apiKey, "envelope"));
+  app.use("/api/*", requireAuth(s.auth, "envelope"));
   app.use(
     "/api/*",
     bodyLimit({
@@ -84,7 +88,7 @@ export function createApp(s: Services) {
   app.route("/", consoleRoutes(s, { fetch: (req) => app.fetch(req) }));
 
   // OpenAI-compatible and llama-server native endpoints, routed to models by the proxy.
-  const openAiAuth = requireApiKey(s.options.apiKey, "openai");
+  const openAiAuth = requireAuth(s.auth, "openai");
   app.use("/v1/*", openAiAuth);
   app.use("/upstream/*", openAiAuth);
   for (const path of MODEL_ROUTED_PATHS) if (!path.startsWith("/v1/")) app.use(path, openAiAuth);

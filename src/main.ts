@@ -45,6 +45,12 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // SIGHUP re-reads the configuration file (as the file watcher does), it does not stop us.
+  process.on("SIGHUP", () => {
+    if (!running) return;
+    running.services.log.info("Received SIGHUP, reloading the configuration file");
+    running.services.reloader.reload();
+  });
 
   try {
     running = await startServer({ ...cli.options, startup });

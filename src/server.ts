@@ -1,5 +1,6 @@
 import type { Server } from "bun";
 import { createApp } from "./app";
+import { errorBody } from "./http/envelope";
 import { checkRequest, guardInput, refusalResponse, SOCKET_PATH } from "./http/guard";
 import { startBackgroundDiscovery } from "./models/catalog";
 import { realtimeSources } from "./realtime/sources";
@@ -42,6 +43,14 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
       return answer === null ? app.fetch(req, srv) : answer;
     },
     websocket: hub.websocket,
+    // Never Bun's development error page (it shows source lines and paths to whoever asks), and
+    // an error that escapes a handler (the hub runs outside Hono's onError) is a bare 500 with
+    // the stack in our log only.
+    development: false,
+    error: (err) => {
+      services.log.error(`Unhandled error in a request handler: ${err.message}`, { stack: err.stack });
+      return Response.json(errorBody("INTERNAL_ERROR", "Internal server error", "An unexpected error occurred; see the server log"), { status: 500 });
+    },
     // Streams from llama-server can pause for minutes while a model thinks.
     idleTimeout: 0,
   });
@@ -51,7 +60,10 @@ export async function startServer(options: RuntimeOptions): Promise<RunningServe
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
   services.activity.start();
+  services.reloader.start();
   services.pool.autoStart();
+  // Peers are checked in the background from now on (the first round at once).
+  services.peers.start();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);
 

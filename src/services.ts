@@ -2,9 +2,11 @@ import { join } from "node:path";
 import { ActivityLog, type ActivityOptions } from "./activity/log";
 import { RequestTracker } from "./activity/tracker";
 import { ConfigStore } from "./config/store";
+import { ConfigReloader } from "./config/reload";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
+import { Authenticator } from "./http/auth";
 import { HostAllowList } from "./http/guard";
 import { Logger } from "./logs/logger";
 import type { LogLevel } from "./logs/types";
@@ -12,6 +14,8 @@ import { MetricsCollector } from "./metrics/collector";
 import { MetricsHistory } from "./metrics/history";
 import { CpuSampler } from "./metrics/system";
 import { ModelRegistry } from "./models/registry";
+import { loadInstanceId } from "./peers/instance";
+import { PeerRegistry, type PeerTimings } from "./peers/registry";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
@@ -43,6 +47,8 @@ export interface RuntimeOptions {
   proxy?: Partial<ProxyOptions>;
   /** /llamaproxws intervals and limits (tests make them small). */
   realtime?: Partial<RealtimeOptions>;
+  /** Peer health-check and back-off timings (tests make them small). */
+  peers?: Partial<PeerTimings>;
   /** Activity log batching (tests flush sooner). */
   activity?: Partial<ActivityOptions>;
   /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
@@ -80,10 +86,18 @@ export interface Services {
   tracker: RequestTracker;
   /** Every finished proxied request, batched into SQLite. */
   activity: ActivityLog;
+  /** Hot reload of the config file (watcher, SIGHUP); started by startServer. */
+  reloader: ConfigReloader;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
   collector: MetricsCollector;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
   hub: RealtimeHub;
+  /** Random id of this instance (per data dir): the loop guard in the Via header of peer requests. */
+  instanceId: string;
+  /** Other hosts /v1 requests are routed to by model: their health, models and back-off. */
+  peers: PeerRegistry;
+  /** The API key and the console's login sessions: who may call us (src/http/auth.ts). */
+  auth: Authenticator;
   /** Which Host / Origin values the request guard accepts (src/http/guard.ts). */
   hosts: HostAllowList;
   /** Filled in by main.ts once Bun.serve is listening (the actual port when 0 was asked for). */
@@ -115,6 +129,8 @@ export function createServices(options: RuntimeOptions): Services {
     startedAt,
     history: new MetricsHistory(db, () => config.get().historyRetentionHours),
   });
+  const instanceId = loadInstanceId(options.dataDir);
+  const peers = new PeerRegistry({ config, log: log.child("peers"), bus, instanceId }, options.peers);
   options.startup?.mark("supervisor, pool, collector");
   const services: Services = {
     options,
@@ -134,9 +150,13 @@ export function createServices(options: RuntimeOptions): Services {
     requests,
     tracker,
     activity,
+    reloader: undefined as unknown as ConfigReloader,
     collector,
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
+    instanceId,
+    peers,
+    auth: new Authenticator(options.apiKey),
     hosts: new HostAllowList({
       allowedHosts: options.allowedHosts ?? [],
       boundHost: options.host,
@@ -145,18 +165,22 @@ export function createServices(options: RuntimeOptions): Services {
     }),
   };
   options.startup?.mark("realtime hub");
+  // Reads services.pool/supervisor when it acts, so a supervisor swapped in by tests is the one used.
+  services.reloader = new ConfigReloader(services);
   return services;
 }
 
 /** Stops everything that holds a resource, in reverse order of need. Safe to call twice. */
 export async function shutdownServices(s: Services): Promise<void> {
   s.pool.close();
+  s.peers.close();
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
   s.hub.close();
   await s.pool.stopAll(); // beforeStop hooks, then every child
   // After the children stopped: the requests they were serving have ended and are in the batch.
   s.activity.close();
+  s.reloader.stop();
   try {
     closeDatabase(s.db);
   } catch {

@@ -4,6 +4,7 @@ import { ok } from "../http/envelope";
 import { ApiError } from "../http/errors";
 import { validate } from "../http/validate";
 import { toApiModel } from "../models/view";
+import { startOnPeer } from "../peers/remote-start";
 import type { Services } from "../services";
 
 const idParam = z.object({ id: z.string().min(1, "Model id is required").max(200, "Model id is too long") });
@@ -40,8 +41,14 @@ export function modelControlRoutes(s: Services) {
     .post("/:id/start", validate("param", idParam), validate("query", startQuery), async (c) => {
       const { id } = c.req.valid("param");
       const { wait } = c.req.valid("query");
+      const noWait = wait === "false" || wait === "0";
+      if (!s.registry.get(id)) {
+        // Not ours: another instance of this product may run it (it is started there).
+        const remote = await startOnPeer(s, id, !noWait);
+        if (remote) return ok(c, remote.data, { status: remote.status, message: remote.message });
+      }
       currentModel(s, id); // 404 before anything starts
-      if (wait === "false" || wait === "0") {
+      if (noWait) {
         // The outcome shows up in the model's status (and the log); nobody awaits this promise.
         // Through the pool, so maxLoadedModels applies as it does for proxied requests.
         s.pool.start(id).catch(() => {});

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { requireApiKey } from "../http/auth";
+import { requireAuth } from "../http/auth";
 import { renderPrometheus } from "../metrics/prometheus";
 import type { Services } from "../services";
 
@@ -14,6 +14,7 @@ export async function prometheusText(s: Services): Promise<string> {
     runtimes: s.supervisor.runtimes(),
     registeredModels: s.registry.list().length,
     llamaServers: sample?.llamaServers ?? [],
+    peers: s.peers.snapshot(),
   });
 }
 
@@ -23,6 +24,6 @@ export async function prometheusText(s: Services): Promise<string> {
  */
 export function prometheusRoutes(s: Services) {
   return new Hono()
-    .use(requireApiKey(s.options.apiKey, "envelope"))
+    .use(requireAuth(s.auth, "envelope"))
     .get("/", async (c) => c.text(await prometheusText(s), 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }));
 }

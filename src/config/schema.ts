@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { peersSchema, rpcWorkersSchema } from "../peers/schema";
 
 const int = (label: string) =>
   z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
@@ -66,7 +67,18 @@ export const extraConfigShape = {
   captureMaxMB: range("captureMaxMB", 0, 1024),
 };
 
-export const llamaServerConfigSchema = z.strictObject({ ...referenceConfigShape, ...extraConfigShape });
+/**
+ * Other hosts (src/peers/): list-valued, so they are edited as JSON (config file, POST /api/config),
+ * not as fields of the console's settings form. Absent on POST keeps the current lists.
+ */
+export const clusterConfigShape = {
+  /** Other instances / OpenAI-compatible servers that /v1 requests are routed to by model. */
+  peers: peersSchema,
+  /** Hosts running `llama-async-proxy worker` (llama.cpp rpc-server) that models can be split over. */
+  rpcWorkers: rpcWorkersSchema,
+};
+
+export const llamaServerConfigSchema = z.strictObject({ ...referenceConfigShape, ...extraConfigShape, ...clusterConfigShape });
 
 /** The single source of the LlamaServerConfig type. */
 export type LlamaServerConfig = z.infer<typeof llamaServerConfigSchema>;
@@ -77,6 +89,7 @@ export const configUpdateSchema = z
   .extend(Object.fromEntries(Object.entries(extraConfigShape).map(([k, v]) => [k, v.optional()])) as {
     [K in keyof typeof extraConfigShape]: z.ZodOptional<(typeof extraConfigShape)[K]>;
   })
+  .extend({ peers: clusterConfigShape.peers.optional(), rpcWorkers: clusterConfigShape.rpcWorkers.optional() })
   .strict();
 export type ConfigUpdate = z.infer<typeof configUpdateSchema>;
 
@@ -98,4 +111,6 @@ export const EXTRA_DEFAULTS = {
   activityMaxRows: 100_000,
   activitySessionHeaders: "X-Session-ID",
   captureMaxMB: 0,
-} satisfies Pick<LlamaServerConfig, keyof typeof extraConfigShape>;
+  peers: [],
+  rpcWorkers: [],
+} satisfies Pick<LlamaServerConfig, keyof typeof extraConfigShape | keyof typeof clusterConfigShape>;

@@ -3,7 +3,9 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { EventBus } from "../events";
 import type { Logger } from "../logs/logger";
+import { z } from "zod";
 import { describeIssues } from "../http/validate";
+import { MODEL_ID_RE, modelSettingsSchema } from "../models/schema";
 import { EXTRA_DEFAULTS, llamaServerConfigSchema, type ConfigUpdate, type LlamaServerConfig } from "./schema";
 
 /** getDefaultConfig() of the reference: what a fresh install runs with. */
@@ -66,8 +68,20 @@ export function writeFileAtomic(path: string, text: string): void {
  * reported (loadError, log, /api/health) and left untouched until a valid update replaces it,
  * so a typo made by hand is never silently thrown away.
  */
+/** The optional per-model section of the file: {"models": {"<id>": {ctxSize, gpuLayers, ...}}}. */
+export const fileModelsSchema = z.record(
+  z.string().regex(MODEL_ID_RE, "models: keys must be model ids"),
+  modelSettingsSchema.partial(),
+  { error: "models must be an object of model id: settings" },
+).refine((m) => Object.keys(m).length <= 1000, "models: at most 1000 entries");
+export type FileModels = z.infer<typeof fileModelsSchema>;
+
+type ReadResult = { ok: true; config: LlamaServerConfig; models: FileModels } | { ok: false; why: string };
+
 export class ConfigStore {
   private current: LlamaServerConfig;
+  /** Per-model settings from the file's `models` section (applied by src/config/reload.ts). */
+  private models: FileModels = {};
   /** Why the file on disk could not be used, or null when it is fine (or absent). */
   loadError: string | null = null;
 
@@ -76,24 +90,32 @@ export class ConfigStore {
     private readonly log?: Logger,
     private readonly bus?: EventBus,
   ) {
-    this.current = this.load();
+    const read = this.read();
+    if (read.ok) {
+      this.current = read.config;
+      this.models = read.models;
+    } else {
+      this.current = this.corrupt(getDefaultConfig(), read.why);
+    }
   }
 
-  private load(): LlamaServerConfig {
+  private read(): ReadResult {
     const defaults = getDefaultConfig();
-    if (!existsSync(this.path)) return defaults;
+    if (!existsSync(this.path)) return { ok: true, config: defaults, models: {} };
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(this.path, "utf8"));
     } catch (err) {
-      return this.corrupt(defaults, `not valid JSON (${(err as Error).message})`);
+      return { ok: false, why: `not valid JSON (${(err as Error).message})` };
     }
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return this.corrupt(defaults, "not a JSON object");
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { ok: false, why: "not a JSON object" };
     // Fields added in newer versions take their defaults; unknown keys are ignored, not fatal.
     const known = Object.fromEntries(Object.entries(raw).filter(([k]) => k in defaults));
     const parsed = llamaServerConfigSchema.safeParse({ ...defaults, ...known });
-    if (!parsed.success) return this.corrupt(defaults, describeIssues(parsed.error));
-    return parsed.data;
+    if (!parsed.success) return { ok: false, why: describeIssues(parsed.error) };
+    const models = fileModelsSchema.safeParse((raw as { models?: unknown }).models ?? {});
+    if (!models.success) return { ok: false, why: describeIssues(models.error) };
+    return { ok: true, config: parsed.data, models: models.data };
   }
 
   private corrupt(defaults: LlamaServerConfig, why: string): LlamaServerConfig {
@@ -106,10 +128,43 @@ export class ConfigStore {
     return { ...this.current };
   }
 
+  /** The file's per-model settings (a copy). */
+  fileModels(): FileModels {
+    return structuredClone(this.models);
+  }
+
+  /**
+   * Re-reads the file (hot reload: file watcher, SIGHUP). A valid file replaces the running
+   * configuration and announces config.changed when something changed; an invalid one keeps the
+   * running configuration, and the reason is in loadError (so /api/health shows it) and the log.
+   * Returns what happened.
+   */
+  reload(): "changed" | "unchanged" | "invalid" {
+    const read = this.read();
+    if (!read.ok) {
+      this.loadError = `Configuration file ${this.path} is invalid: ${read.why}. Keeping the running configuration until the file is fixed.`;
+      this.log?.error(this.loadError);
+      return "invalid";
+    }
+    const wasBroken = this.loadError !== null;
+    this.loadError = null;
+    if (JSON.stringify(read.config) === JSON.stringify(this.current) && JSON.stringify(read.models) === JSON.stringify(this.models)) {
+      if (wasBroken) this.log?.info("Configuration file is valid again", { path: this.path });
+      return "unchanged";
+    }
+    this.current = read.config;
+    this.models = read.models;
+    this.log?.info("Configuration reloaded from the file", { path: this.path });
+    this.bus?.emit("config.changed", this.get());
+    return "changed";
+  }
+
   /** Validated update (fields absent from `input` keep their current values), saved atomically. */
   update(input: ConfigUpdate | LlamaServerConfig): LlamaServerConfig {
     const next = llamaServerConfigSchema.parse({ ...this.current, ...input });
-    writeFileAtomic(this.path, JSON.stringify(next, null, 2) + "\n");
+    // The file's per-model section is kept as it is.
+    const file = Object.keys(this.models).length ? { ...next, models: this.models } : next;
+    writeFileAtomic(this.path, JSON.stringify(file, null, 2) + "\n");
     this.current = next;
     this.loadError = null;
     this.log?.info("Configuration saved", { path: this.path });

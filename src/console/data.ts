@@ -1,5 +1,6 @@
 // What the console pages show, built from the services (no HTTP here, so tests drive it directly).
 import { buildStatus } from "../api/status";
+import type { PeerSnapshot } from "../peers/registry";
 import { configUpdateSchema, extraConfigShape, referenceConfigShape, type LlamaServerConfig } from "../config/schema";
 import type { LogEntry } from "../logs/types";
 import { readDisk, readMemory } from "../metrics/system";
@@ -65,6 +66,8 @@ export interface DashboardData {
   averageResponseTime: number;
   tokensPerSecond: number;
   models: ModelView[];
+  /** Configured peers (src/peers/), empty when there are none. */
+  peers: PeerSnapshot[];
 }
 
 export function dashboardData(s: Services, recent: RecentMetrics): DashboardData {
@@ -84,6 +87,7 @@ export function dashboardData(s: Services, recent: RecentMetrics): DashboardData
     averageResponseTime: latest?.requests.averageResponseTime ?? perf.averageResponseTime,
     tokensPerSecond: perf.tokensPerSecond,
     models: modelViews(s),
+    peers: s.peers.snapshot(),
   };
 }
 

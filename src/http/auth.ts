@@ -1,36 +1,182 @@
 import type { MiddlewareHandler } from "hono";
-import { timingSafeEqual } from "node:crypto";
+import { parse as parseCookies } from "hono/utils/cookie";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { fail } from "./envelope";
 import { ApiError } from "./errors";
 import { openAiFail } from "./openai";
 
-/** Reads the key from `Authorization: Bearer <key>`, `X-API-Key`, or (for the console) a cookie. */
-export function presentedKey(headers: Headers): string | undefined {
-  const auth = headers.get("authorization");
-  if (auth?.toLowerCase().startsWith("bearer ")) return auth.slice(7).trim();
-  const x = headers.get("x-api-key");
-  if (x) return x.trim();
-  const cookie = headers.get("cookie")?.match(/(?:^|;\s*)lap_key=([^;]+)/);
-  return cookie ? decodeURIComponent(cookie[1]!) : undefined;
+/** The console's session cookie: a random token, never the key itself. */
+export const SESSION_COOKIE = "lap_session";
+/** How long a console login lasts (absolute, not sliding): a stolen cookie stops working. */
+export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
+/** Sessions kept at once; the oldest is dropped beyond it (each login makes one). */
+const MAX_SESSIONS = 1000;
+/** Longest credential we look at: anything longer is simply wrong (and never hashed at length). */
+const MAX_CREDENTIAL_CHARS = 4096;
+
+/**
+ * Constant-time comparison whatever the lengths: both sides are hashed to a fixed-length digest
+ * first, so neither the time nor an early length check says how long the key is.
+ */
+export function secretsEqual(expected: string, given: string | undefined | null): boolean {
+  if (typeof given !== "string" || given.length === 0 || given.length > MAX_CREDENTIAL_CHARS) return false;
+  const a = createHash("sha256").update(expected).digest();
+  const b = createHash("sha256").update(given).digest();
+  return timingSafeEqual(a, b);
 }
 
-export function keyMatches(expected: string, given: string | undefined): boolean {
-  if (!given) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** Credentials a request presents: a key (Authorization: Bearer, X-API-Key) and/or a session cookie. */
+export interface Presented {
+  key?: string;
+  session?: string;
 }
 
 /**
- * Requires the API key when one is configured. Whoever can POST /api/config chooses which binary
- * we execute, so a proxy reachable from the network must not be open.
+ * Reads credentials without ever throwing: a malformed cookie (`lap_session=%`), an empty bearer or
+ * a header of another scheme is simply "no credential", answered 401 like a missing one.
  */
-export function requireApiKey(apiKey: string | undefined, style: "envelope" | "openai"): MiddlewareHandler {
+export function presentedCredentials(headers: Headers): Presented {
+  const out: Presented = {};
+  const auth = headers.get("authorization");
+  if (auth && /^bearer\s+/i.test(auth)) {
+    const key = auth.replace(/^bearer\s+/i, "").trim();
+    if (key) out.key = key;
+  }
+  if (!out.key) {
+    const x = headers.get("x-api-key")?.trim();
+    if (x) out.key = x;
+  }
+  const cookie = headers.get("cookie");
+  if (cookie && cookie.length <= 16 * 1024) {
+    // hono's parser decodes with a try (a bare "%" stays as it is) and skips invalid pairs.
+    const session = parseCookies(cookie, SESSION_COOKIE)[SESSION_COOKIE];
+    if (session) out.session = session;
+  }
+  return out;
+}
+
+/**
+ * The one owner of "who may call us": the configured API key and the console's login sessions.
+ * With no key configured everything is open (loopback only, enforced by the CLI).
+ */
+export class Authenticator {
+  /** token -> expiry (ms). Insertion order = age, for dropping the oldest. */
+  private readonly sessions = new Map<string, number>();
+
+  constructor(private readonly apiKey: string | undefined, private readonly now: () => number = Date.now) {}
+
+  get required(): boolean {
+    return this.apiKey !== undefined;
+  }
+
+  /** A key given directly (login form, ?key= on the socket). */
+  keyMatches(given: string | undefined | null): boolean {
+    return this.apiKey !== undefined && secretsEqual(this.apiKey, given);
+  }
+
+  sessionValid(token: string | undefined): boolean {
+    if (!token || token.length > 128) return false;
+    const expires = this.sessions.get(token);
+    if (expires === undefined) return false;
+    if (expires <= this.now()) {
+      this.sessions.delete(token);
+      return false;
+    }
+    return true;
+  }
+
+  /** True when the request may pass: no key configured, the key, or a live console session. */
+  allows(p: Presented): boolean {
+    if (!this.required) return true;
+    return this.keyMatches(p.key) || this.sessionValid(p.session);
+  }
+
+  allowsRequest(headers: Headers): boolean {
+    return this.allows(presentedCredentials(headers));
+  }
+
+  /** A new console session; its token goes into the HttpOnly cookie. */
+  createSession(): { token: string; expiresAt: number } {
+    const now = this.now();
+    for (const [t, exp] of this.sessions) if (exp <= now) this.sessions.delete(t);
+    while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+    const token = randomBytes(32).toString("base64url");
+    const expiresAt = now + SESSION_TTL_MS;
+    this.sessions.set(token, expiresAt);
+    return { token, expiresAt };
+  }
+
+  endSession(token: string | undefined): void {
+    if (token) this.sessions.delete(token);
+  }
+}
+
+/**
+ * Requires the API key (or a console session) when one is configured. Whoever can POST
+ * /api/config chooses which binary we execute, so a proxy reachable from the network must not be
+ * open.
+ */
+export function requireAuth(auth: Authenticator, style: "envelope" | "openai"): MiddlewareHandler {
   return async (c, next) => {
-    if (!apiKey || keyMatches(apiKey, presentedKey(c.req.raw.headers))) return next();
+    if (auth.allowsRequest(c.req.raw.headers)) return next();
     c.header("WWW-Authenticate", 'Bearer realm="llama-async-proxy"');
     return style === "openai"
       ? openAiFail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key"))
       : fail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"));
   };
+}
+
+/**
+ * Failed logins per client address: `limit` failures within `windowMs` lock that address out
+ * until the oldest failure leaves the window. Bounded: at most `maxClients` addresses tracked.
+ */
+export class LoginThrottle {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(readonly limit = 5, readonly windowMs = 60_000, private readonly maxClients = 10_000, private readonly now: () => number = Date.now) {}
+
+  private recent(address: string): number[] {
+    const cutoff = this.now() - this.windowMs;
+    const list = (this.failures.get(address) ?? []).filter((t) => t > cutoff);
+    if (list.length) this.failures.set(address, list);
+    else this.failures.delete(address);
+    return list;
+  }
+
+  /** Seconds until this address may try again; 0 = it may try now. */
+  retryAfterSeconds(address: string): number {
+    const list = this.recent(address);
+    if (list.length < this.limit) return 0;
+    return Math.max(1, Math.ceil((list[0]! + this.windowMs - this.now()) / 1000));
+  }
+
+  fail(address: string): void {
+    const list = this.recent(address);
+    list.push(this.now());
+    this.failures.delete(address);
+    this.failures.set(address, list);
+    while (this.failures.size > this.maxClients) this.failures.delete(this.failures.keys().next().value!);
+  }
+
+  succeed(address: string): void {
+    this.failures.delete(address);
+  }
+}
+
+/**
+ * Where a login may send the browser afterwards: a path on this server only. Refuses
+ * scheme-relative (`//evil`), backslash tricks (`/\evil`, which browsers read as `//`), schemes,
+ * and control characters.
+ */
+export function safeNextPath(next: unknown): string {
+  if (typeof next !== "string" || !next.startsWith("/") || next.length > 2000) return "/";
+  if (/[\\\x00-\x1f\x7f]/.test(next) || next.startsWith("//")) return "/";
+  let url: URL;
+  try {
+    url = new URL(next, "http://same.invalid");
+  } catch {
+    return "/";
+  }
+  if (url.origin !== "http://same.invalid") return "/";
+  return url.pathname + url.search + url.hash;
 }

@@ -26,6 +26,8 @@ export const ERRORS = {
   INTERNAL_ERROR: { status: 500, openAiType: "server_error", openAiCode: "internal_error" },
   /** The model's llama-server did not answer, or broke off its answer. */
   UPSTREAM_UNAVAILABLE: { status: 502, openAiType: "server_error", openAiCode: "upstream_unavailable" },
+  /** No peer (src/peers/) could serve a request routed to other hosts. */
+  PEER_UNAVAILABLE: { status: 502, openAiType: "server_error", openAiCode: "peer_unavailable" },
   SERVICE_UNAVAILABLE: { status: 503, openAiType: "unavailable_error", openAiCode: "service_unavailable" },
 } as const;
 

@@ -1,4 +1,5 @@
 import type { ModelRuntimeInfo } from "../supervisor/types";
+import { childAuthHeaders } from "../supervisor/child-keys";
 
 /** Throughput and load of one running llama-server, from its own /metrics. */
 export interface LlamaServerMetrics {
@@ -87,7 +88,8 @@ export class LlamaMetricsReader {
     const results = await Promise.all(
       running.map(async (r) => {
         try {
-          const res = await fetch(`${r.baseUrl!.replace(/\/$/, "")}/metrics`, { signal: AbortSignal.timeout(this.timeoutMs) });
+          const url = `${r.baseUrl!.replace(/\/$/, "")}/metrics`;
+          const res = await fetch(url, { headers: childAuthHeaders(url), signal: AbortSignal.timeout(this.timeoutMs) });
           if (!res.ok) {
             await res.body?.cancel();
             return null;

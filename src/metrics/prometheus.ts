@@ -37,6 +37,8 @@ export interface PrometheusInput {
   runtimes: ModelRuntimeInfo[];
   registeredModels: number;
   llamaServers: LlamaServerMetrics[];
+  /** Peers (src/peers/): health, latency, models, requests. */
+  peers?: import("../peers/registry").PeerSnapshot[];
 }
 
 /** Escapes a label value per the text exposition format (backslash, double quote, newline). */
@@ -129,6 +131,15 @@ export function renderPrometheus(input: PrometheusInput): string {
   out.family("llamaproxy_model_predicted_tokens_per_second", "gauge", "Generation throughput read from the model's llama-server.", ls.map((m) => [{ model: m.modelId }, m.predictedTokensPerSecond]));
   out.family("llamaproxy_model_requests_processing", "gauge", "Requests the model's llama-server is processing.", ls.map((m) => [{ model: m.modelId }, m.requestsProcessing]));
   out.family("llamaproxy_model_requests_deferred", "gauge", "Requests the model's llama-server has deferred.", ls.map((m) => [{ model: m.modelId }, m.requestsDeferred]));
+
+  const peers = [...(input.peers ?? [])].sort((a, b) => a.name.localeCompare(b.name));
+  out.family("llamaproxy_peer_up", "gauge", "1 when the peer answered its last health check and is not backing off.", peers.map((p) => [{ peer: p.name }, p.state === "up" && !p.backoffUntil ? 1 : 0]));
+  out.family("llamaproxy_peer_latency_seconds", "gauge", "Duration of the peer's last successful health check (GET /v1/models).", peers.filter((p) => p.latencyMs !== undefined).map((p) => [{ peer: p.name }, p.latencyMs! / 1000]));
+  out.family("llamaproxy_peer_models", "gauge", "Models the peer serves (after its models globs).", peers.map((p) => [{ peer: p.name }, p.models.length]));
+  out.family("llamaproxy_peer_requests_active", "gauge", "Requests in flight to the peer.", peers.map((p) => [{ peer: p.name }, p.inFlight]));
+  out.family("llamaproxy_peer_requests_total", "counter", "Requests relayed to the peer.", peers.map((p) => [{ peer: p.name }, p.requestsTotal]));
+  out.family("llamaproxy_peer_request_errors_total", "counter", "Requests relayed to the peer that failed.", peers.map((p) => [{ peer: p.name }, p.requestErrors]));
+  out.family("llamaproxy_peer_failures", "gauge", "Failures in a row (checks and requests) of the peer.", peers.map((p) => [{ peer: p.name }, p.failures]));
 
   if (sample) {
     out.family("llamaproxy_cpu_usage_percent", "gauge", "Machine CPU busy share since the previous sample.", [[{}, sample.cpu.usage]]);

@@ -4,6 +4,7 @@
 // endpoints, the raw /upstream passthrough) shares one path; proxy/routes.ts only parses and picks
 // the model.
 import type { Context } from "hono";
+import { addChildAuth } from "../supervisor/child-keys";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { openAiErrorResponse, sseErrorEvent } from "../http/openai";
@@ -123,44 +124,77 @@ async function relay(
     endStat({ status: aborted ? 499 : 502, error: !aborted, message: aborted ? "client disconnected" : `llama-server did not answer: ${(err as Error).message}` });
     return openAiErrorResponse(new ApiError("UPSTREAM_UNAVAILABLE", `llama-server for ${a.model.id} did not answer`, (err as Error).message));
   }
+  return streamResponse(upstream, {
+    started: a.started,
+    streaming: a.streaming,
+    upstreamAbort,
+    endStat,
+    track: a.track,
+    done: () => {
+      lease.release();
+      cleanup();
+      a.onDone?.();
+    },
+  });
+}
+
+/**
+ * The client's response for an upstream answer: the body streamed through unbuffered
+ * (passThrough), statistics recorded and `done` called exactly once at its end. Shared by the
+ * local relay and the peer relay (src/peers/relay.ts).
+ */
+export function streamResponse(
+  upstream: Response,
+  o: {
+    started: number;
+    streaming: boolean;
+    upstreamAbort: AbortController;
+    endStat: EndStat;
+    done: (failed: boolean) => void;
+    track?: RequestHandle | null;
+    /** Response headers to add (the peer relay names the peer). */
+    headers?: Record<string, string>;
+    /** Who closed a stream cut short, for the statistics ("llama-server", "peer b"). */
+    upstreamName?: string;
+  },
+): Response {
+  const { endStat, upstreamAbort } = o;
   const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
   const status = upstream.status;
+  const headers = downstreamResponseHeaders(upstream.headers, upstream.body ? isSse || o.streaming : false);
+  for (const [k, v] of Object.entries(o.headers ?? {})) headers.set(k, v);
   if (!upstream.body) {
-    lease.release();
-    cleanup();
+    o.done(false);
     endStat({ status });
-    a.onDone?.();
-    return new Response(null, { status, headers: downstreamResponseHeaders(upstream.headers, false) });
+    return new Response(null, { status, headers });
   }
   let ttftMs: number | undefined;
   const body = passThrough(
     upstream.body,
     {
-      onFirstChunk: () => (ttftMs = performance.now() - a.started),
-      onChunk: a.track ? a.track.chunk : undefined,
+      onFirstChunk: () => (ttftMs = performance.now() - o.started),
+      onChunk: o.track ? o.track.chunk : undefined,
       abortedMessage: (reason) => (reason instanceof CancelledError ? reason.message : null),
-      onEnd: (o) => {
-        lease.release();
-        cleanup();
+      onEnd: (end) => {
+        o.done(end.failed);
         const reason = upstreamAbort.signal.reason;
         endStat({
-          status: o.aborted ? 499 : o.failed ? 502 : status,
-          error: o.failed || status >= 400,
-          message: reason instanceof CancelledError ? reason.message : o.failed ? "llama-server closed the stream" : o.aborted ? "client disconnected" : undefined,
+          status: end.aborted ? 499 : end.failed ? 502 : status,
+          error: end.failed || status >= 400,
+          message: reason instanceof CancelledError ? reason.message : end.failed ? `${o.upstreamName ?? "llama-server"} closed the stream` : end.aborted ? "client disconnected" : undefined,
           ttftMs,
-          promptTokens: o.promptTokens,
-          cachedTokens: o.cachedTokens,
-          completionTokens: o.completionTokens,
-          generationMs: o.generationMs,
-          promptPerSecond: o.promptPerSecond,
-          predictedPerSecond: o.predictedPerSecond,
+          promptTokens: end.promptTokens,
+          cachedTokens: end.cachedTokens,
+          completionTokens: end.completionTokens,
+          generationMs: end.generationMs,
+          promptPerSecond: end.promptPerSecond,
+          predictedPerSecond: end.predictedPerSecond,
         });
-        a.onDone?.();
       },
     },
     { sse: isSse, upstreamAbort },
   );
-  return new Response(body, { status, headers: downstreamResponseHeaders(upstream.headers, isSse || a.streaming) });
+  return new Response(body, { status, headers });
 }
 
 /** The early-committed SSE response for a stream whose model is still loading. */
@@ -245,6 +279,8 @@ function loadingStream(
  * never reached the server, so it is sent again once, on a fresh connection.
  */
 export async function fetchUpstream(url: string, init: { method: string; headers: Headers; body?: string | ArrayBuffer }, signal: AbortSignal): Promise<Response> {
+  // The child's own key (the client's credentials were dropped by upstreamRequestHeaders).
+  addChildAuth(url, init.headers);
   try {
     return await fetch(url, { ...init, signal, redirect: "manual" });
   } catch (err) {

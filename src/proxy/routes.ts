@@ -4,6 +4,10 @@ import { ApiError } from "../http/errors";
 import { openAiErrorResponse } from "../http/openai";
 import type { ModelRow } from "../db/schema";
 import { listModels } from "../models/view";
+import { INSTANCE_HEADER } from "../peers/instance";
+import { peerModelEntries, peerModelEntry } from "../peers/models-list";
+import { relayToPeers } from "../peers/relay";
+import { resolveModelTarget } from "../peers/resolver";
 import type { Services } from "../services";
 import type { ModelPool } from "../supervisor/pool";
 import { upstreamRequestHeaders } from "./forward";
@@ -121,11 +125,17 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       ...(m.family ? { family: m.family } : {}),
       ...(m.contextSize ? { context_size: m.contextSize } : {}),
     }));
-    return c.json({ object: "list", data });
+    // Peers' models after ours (each entry says which peer: owned_by and peer).
+    const remote = peerModelEntries(s, c.req.header("via") ?? null, new Set(data.map((m) => m.id)));
+    // Another instance that has us as a peer learns from this header that we are this product.
+    c.header(INSTANCE_HEADER, s.instanceId);
+    return c.json({ object: "list", data: [...data, ...remote] });
   });
 
   app.get("/v1/models/:id{.+}", (c) => {
     const row = s.registry.resolve(c.req.param("id"));
+    const remote = row ? undefined : peerModelEntry(s, c.req.param("id"), c.req.header("via") ?? null);
+    if (remote) return c.json(remote);
     if (!row) return openAiErrorResponse(new ApiError("MODEL_NOT_FOUND", `The model '${c.req.param("id")}' does not exist`));
     return c.json({ id: row.id, object: "model", created: Math.floor(Date.parse(row.createdAt) / 1000), owned_by: "llama-async-proxy" });
   });
@@ -170,9 +180,22 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     } catch {
       return refuse(c, path, undefined, new ApiError("VALIDATION_ERROR", "The request body must be a JSON object"));
     }
+    const url = new URL(raw.url);
+    // The seam to the peers: "local" continues below; "peer" is relayed to another host (null
+    // back from the relay: every peer before us in the order failed, so this instance serves it).
     let model: ModelRow;
     try {
-      model = selectModel(s, body.model);
+      const target = resolveModelTarget(s, body.model, raw.headers.get("via"), (m) => selectModel(s, m));
+      if (target.kind === "peer") {
+        // Sent as it came: the peer applies its own rewrite rules for its own models.
+        const peerStreaming = body.stream === true;
+        const track = s.tracker.begin({ ...requestFacts(c, path, peerStreaming), model: target.requested, rewritten: [], modelRunning: true });
+        const answer = await relayToPeers(s, target.routes, { raw, path: url.pathname + url.search, body: text, streaming: peerStreaming, track });
+        if (answer) return withRequestId(answer, track.id);
+        const fallback = target.routes.find((r) => r.kind === "local");
+        if (!fallback || fallback.kind !== "local") throw new ApiError("SERVICE_UNAVAILABLE", "No host could serve the request");
+        model = fallback.model;
+      } else model = target.model;
     } catch (err) {
       return refuse(c, path, body.model, err as ApiError);
     }
@@ -191,7 +214,6 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       modelRunning: s.supervisor.runtimeOf(model.id)?.state === "running",
     });
     const started = performance.now();
-    const url = new URL(raw.url);
     const res = await forward({
       c, model, streaming, stat, started, track,
       upstreamPath: url.pathname + url.search,

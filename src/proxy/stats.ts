@@ -89,6 +89,11 @@ export class RequestStats {
     };
   }
 
+  /** Requests in flight for one model (routing: the least loaded host). */
+  activeOf(id: string): number {
+    return this.models.get(id)?.active ?? 0;
+  }
+
   private model(id: string): ModelRequestStats {
     let m = this.models.get(id);
     if (!m) this.models.set(id, (m = empty()));

@@ -1,7 +1,6 @@
 import type { Server } from "bun";
 import { errorResponse } from "../http/envelope";
 import { ApiError } from "../http/errors";
-import { keyMatches, presentedKey } from "../http/auth";
 import type { Connection } from "./connection";
 import { ENGINE_ERRORS, EngineSocketHandler, engineError } from "./engineio";
 import type { PlainConnection } from "./plain";
@@ -47,11 +46,10 @@ export function handleRealtimeRequest(host: EntryHost, req: Request, server: Ser
   if (!sources) return errorResponse(new ApiError("SERVICE_UNAVAILABLE", "Realtime hub not started"));
   const query = url.searchParams;
   const eio = query.get("EIO");
-  const apiKey = sources.apiKey;
-  if (apiKey && !keyMatches(apiKey, query.get("key") ?? presentedKey(req.headers))) {
+  if (!sources.authorize(req, query.get("key"))) {
     if (eio !== null) return engineError(ENGINE_ERRORS.FORBIDDEN, 401, "invalid or missing API key");
     return errorResponse(
-      new ApiError("UNAUTHORIZED", "Invalid or missing API key", "Pass ?key=<key>, Authorization: Bearer <key>, X-API-Key or the lap_key cookie", {
+      new ApiError("UNAUTHORIZED", "Invalid or missing API key", "Pass ?key=<key>, Authorization: Bearer <key>, X-API-Key or log in to the console", {
         "WWW-Authenticate": 'Bearer realm="llama-async-proxy"',
       }),
     );

@@ -10,7 +10,7 @@ export function realtimeSources(s: Services): RealtimeSources {
   return {
     bus: s.bus,
     log: s.log.child("realtime"),
-    apiKey: s.options.apiKey,
+    authorize: (req, queryKey) => s.auth.allowsRequest(req.headers) || s.auth.keyMatches(queryKey),
     metrics: () => s.collector.latest(),
     models: () => listModels(s),
     recentLogs: (limit) => s.logs.query({ limit }),

@@ -131,8 +131,11 @@ export interface ConnectionInfo {
 export interface RealtimeSources {
   bus: EventBus;
   log: Logger;
-  /** When set, required on every /llamaproxws request (?key=, Authorization, X-API-Key, cookie). */
-  apiKey?: string;
+  /**
+   * Whether a /llamaproxws request may connect: the API key (?key=, Authorization, X-API-Key) or a
+   * console session cookie, when a key is configured. Never throws on malformed credentials.
+   */
+  authorize(req: Request, queryKey: string | null): boolean;
   /** The collector's latest SystemMetrics (null before its first sample). */
   metrics(): SystemMetrics | null;
   models(): Model[];

@@ -72,10 +72,14 @@ export function connectHost(host: string): string {
 }
 
 /**
- * The address we pass to --host. "localhost" may resolve to ::1 or 127.0.0.1 depending on the
- * resolver, and llama-server binds only the first answer; pinning it keeps bind, port check and
- * health polls on one address.
+ * The address we pass to --host: always a loopback address. Children are reached only through
+ * the proxy (they hold a key nobody else knows, see child-keys.ts), so binding them anywhere else
+ * would only expose them; a configured non-loopback `host` is therefore replaced by 127.0.0.1.
+ * "localhost" may resolve to ::1 or 127.0.0.1 depending on the resolver, and llama-server binds
+ * only the first answer; pinning it keeps bind, port check and health polls on one address.
  */
 export function bindHost(host: string): string {
-  return host === "localhost" ? "127.0.0.1" : host;
+  const h = host.replace(/^\[|\]$/g, "");
+  if (h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return h;
+  return "127.0.0.1";
 }

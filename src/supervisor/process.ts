@@ -1,4 +1,5 @@
 import type { Subprocess } from "bun";
+import { CHILD_KEY_ENV, childAuthHeaders, forgetChildKey, registerChildKey } from "./child-keys";
 import type { LogLevel } from "../logs/types";
 
 export interface ChildExit {
@@ -62,6 +63,8 @@ export interface SpawnOptions {
   baseUrl: string;
   onLine: LineSink;
   env?: Record<string, string | undefined>;
+  /** The child's own API key (see child-keys.ts): passed in its environment, registered for callers. */
+  apiKey?: string;
   /** How many recent output lines to keep for error reports. */
   tailSize?: number;
 }
@@ -89,15 +92,19 @@ export class LlamaServerProcess {
     this.baseUrl = opts.baseUrl;
     this.command = opts.command;
     this.tailSize = opts.tailSize ?? 20;
+    const env = { ...(opts.env ?? process.env) };
+    if (opts.apiKey) env[CHILD_KEY_ENV] = opts.apiKey;
+    else delete env[CHILD_KEY_ENV]; // never hand down a key of our own environment by accident
     this.proc = Bun.spawn(opts.command, {
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
-      env: opts.env ?? process.env,
+      env,
       // Own session and process group: a Ctrl-C in our terminal does not reach the child
       // directly (we stop it in order), and stop() can signal the whole group.
       detached: true,
     });
+    if (opts.apiKey) registerChildKey(opts.baseUrl, opts.apiKey);
     const drained = Promise.all([this.pump(this.proc.stdout, "stdout"), this.pump(this.proc.stderr, "stderr")]);
     this.exited = this.proc.exited.then(async () => {
       this.wakeUp?.();
@@ -105,6 +112,7 @@ export class LlamaServerProcess {
       // grandchild might keep open.
       await Promise.race([drained, sleep(250)]);
       const info: ChildExit = { code: this.proc.exitCode, signal: this.proc.signalCode ? String(this.proc.signalCode) : null };
+      if (opts.apiKey) forgetChildKey(opts.baseUrl, opts.apiKey);
       this.exitInfo = info;
       this.wakeUp?.();
       return info;
@@ -167,7 +175,8 @@ export class LlamaServerProcess {
    */
   async checkHealth(timeoutMs = 1000): Promise<boolean> {
     try {
-      const res = await fetch(`${this.baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+      // /health is public on llama-server, but every request of ours carries the child's key.
+      const res = await fetch(`${this.baseUrl}/health`, { headers: childAuthHeaders(this.baseUrl), signal: AbortSignal.timeout(timeoutMs) });
       this.lastHealthCheck = new Date().toISOString();
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => {});

@@ -8,6 +8,7 @@ import type { LogBuffer } from "../logs/buffer";
 import type { Logger } from "../logs/logger";
 import type { ModelRegistry } from "../models/registry";
 import { bindHost, buildServerArgs, connectHost, LaunchArgsError } from "./args";
+import { childAuthHeaders, newChildKey } from "./child-keys";
 import { checkServerBinary } from "./binary";
 import { GpuProcessMemory, readRssMb } from "./memory";
 import { cmdlineMatches, isSameProcessAlive, PidFile, readCmdline, readStartTime, type ChildRecord } from "./pidfile";
@@ -314,6 +315,7 @@ export class Supervisor implements SupervisorApi {
           baseUrl: `http://${connectHost(host)}:${port}`,
           onLine: this.modelLog(slot, report),
           ...(slot.plan && Object.keys(slot.plan.env).length ? { env: { ...process.env, ...slot.plan.env } } : {}),
+          apiKey: newChildKey(),
         });
       } catch (err) {
         this.ports.release(port);
@@ -554,7 +556,7 @@ export class Supervisor implements SupervisorApi {
 /** n_ctx the server actually runs with (GET /props), or undefined when it does not say. */
 async function readContextSize(baseUrl: string): Promise<number | undefined> {
   try {
-    const res = await fetch(`${baseUrl}/props`, { signal: AbortSignal.timeout(1000) });
+    const res = await fetch(`${baseUrl}/props`, { headers: childAuthHeaders(baseUrl), signal: AbortSignal.timeout(1000) });
     if (!res.ok) return undefined;
     const props = (await res.json()) as { default_generation_settings?: { n_ctx?: unknown } };
     const n = props.default_generation_settings?.n_ctx;

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { childAuthHeaders } from "../../src/supervisor/child-keys";
 import OpenAI from "openai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -483,11 +484,11 @@ describe("streaming edge cases", () => {
     });
     const reader = res.body!.getReader();
     await reader.read();
-    const busy = await (await fetch(`${rt.baseUrl}/slots`)).json();
+    const busy = await (await fetch(`${rt.baseUrl}/slots`, { headers: childAuthHeaders(rt.baseUrl!) })).json();
     expect(busy.some((s: any) => s.is_processing)).toBe(true);
     ac.abort();
     await waitFor(async () => {
-      const slots = await (await fetch(`${rt.baseUrl}/slots`)).json();
+      const slots = await (await fetch(`${rt.baseUrl}/slots`, { headers: childAuthHeaders(rt.baseUrl!) })).json();
       return slots.every((s: any) => !s.is_processing);
     }, "llama-server to stop generating", 5000);
     await waitFor(() => srv.services.requests.snapshot().active === 0, "the request to be counted as finished");

@@ -4,6 +4,7 @@
  * LLAMA_SERVER_BIN and LLAMA_TEST_MODEL are set; skips with a message otherwise.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { childAuthHeaders } from "../../src/supervisor/child-keys";
 import OpenAI from "openai";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -84,7 +85,7 @@ describe.skipIf(!enabled)("proxy with a real llama-server", () => {
     await res.body!.getReader().read();
     ac.abort();
     await waitFor(async () => {
-      const slots = await (await fetch(`${rt.baseUrl}/slots`)).json();
+      const slots = await (await fetch(`${rt.baseUrl}/slots`, { headers: childAuthHeaders(rt.baseUrl!) })).json();
       return Array.isArray(slots) && slots.every((s: any) => !s.is_processing);
     }, "llama-server to stop generating", 10_000, 25);
   }, 60_000);

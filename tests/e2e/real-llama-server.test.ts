@@ -7,6 +7,7 @@
  *   bun test tests/e2e/real-llama-server.test.ts
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { childAuthHeaders } from "../../src/supervisor/child-keys";
 import { symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../../src/app";
@@ -62,14 +63,14 @@ describe.skipIf(!enabled)("real llama-server", () => {
     const rt = h.supervisor.runtimeOf("tiny")!;
     const res = await fetch(`${rt.baseUrl}/v1/chat/completions`, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...childAuthHeaders(rt.baseUrl!) },
       body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hello" }], max_tokens: 4, temperature: 0 }),
     });
     expect(res.status).toBe(200);
     const body = (await res.json()) as any;
     expect(body.object).toBe("chat.completion");
     expect(body.usage.completion_tokens).toBeGreaterThan(0);
-    const props = (await (await fetch(`${rt.baseUrl}/props`)).json()) as any;
+    const props = (await (await fetch(`${rt.baseUrl}/props`, { headers: childAuthHeaders(rt.baseUrl!) })).json()) as any;
     expect(props.model_alias ?? props.model_path).toBeDefined();
   }, 60_000);
 

@@ -3,6 +3,7 @@
  * the behaviour it protects. Every harness asserts on close that no process it spawned survives.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { childAuthHeaders } from "../../src/supervisor/child-keys";
 import { chmodSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AppEvents } from "../../src/events";
@@ -66,8 +67,13 @@ describe("start and stop", () => {
     const lines = h.services.logs.query({ source: "llama-server:m1" });
     expect(lines.some((e) => e.message.includes("I srv  llama_server: listening on http://127.0.0.1:"))).toBe(true);
     expect(lines.every((e) => e.source === "llama-server:m1")).toBe(true);
-    // Levels come from llama-server's I/W/E markers.
-    expect(lines.find((e) => e.message.includes("CORS is set to allow all origins"))?.level).toBe("warn");
+    // Every child has its own key, so llama-server's "no API key is set" warning never appears.
+    expect(lines.some((e) => e.message.includes("no API key is set"))).toBe(false);
+    // Levels come from llama-server's I/W/E markers: a request without the key logs a W line.
+    const rt = h.supervisor.runtimeOf("m1")!;
+    expect((await fetch(`${rt.baseUrl}/props`)).status).toBe(401);
+    await waitFor(() => h!.services.logs.query({ source: "llama-server:m1", q: "unauthorized" }).length > 0, "the W line");
+    expect(h.services.logs.query({ source: "llama-server:m1", q: "unauthorized" })[0]!.level).toBe("warn");
     expect(lines.find((e) => e.message.includes("model loaded"))?.level).toBe("info");
     expect(h.services.logs.query({ source: "proxy", q: "is ready on port" }).length).toBe(1);
   });
@@ -304,7 +310,7 @@ describe("crashes", () => {
     h.addModel("m1", { extraArgs: ["--fake-crash-after", "1"] });
     const events = recordStatus(h);
     const first = await h.supervisor.start("m1");
-    const res = await fetch(`${first.baseUrl}/completion`, { method: "POST", body: JSON.stringify({ prompt: "hi", n_predict: 2 }) });
+    const res = await fetch(`${first.baseUrl}/completion`, { method: "POST", headers: childAuthHeaders(first.baseUrl!), body: JSON.stringify({ prompt: "hi", n_predict: 2 }) });
     expect(res.status).toBe(200);
     await res.text();
     await waitFor(() => events.some((e) => e.state === "error"), "the crash to be noticed");
@@ -348,7 +354,7 @@ describe("crashes", () => {
     });
     const first = await h.supervisor.start("m1");
     rmSync(path); // every restart now fails its preflight: a crash loop without processes
-    await (await fetch(`${first.baseUrl}/completion`, { method: "POST", body: "{}" })).text();
+    await (await fetch(`${first.baseUrl}/completion`, { method: "POST", headers: childAuthHeaders(first.baseUrl!), body: "{}" })).text();
     await waitFor(() => h!.supervisor.runtimeOf("m1")?.statusDetail?.startsWith("gave up"), "giving up", 10_000);
     expect(h.supervisor.runtimeOf("m1")!.statusDetail).toBe("gave up after 3 restarts");
     expect(loadingAt.length).toBe(4); // the first start + 3 restarts
@@ -369,7 +375,7 @@ describe("crashes", () => {
         return r.state === "running" ? r : undefined;
       }, "running");
       await Bun.sleep(250); // stay up longer than stableAfterMs
-      await (await fetch(`${rt.baseUrl}/completion`, { method: "POST", body: "{}" })).text();
+      await (await fetch(`${rt.baseUrl}/completion`, { method: "POST", headers: childAuthHeaders(rt.baseUrl!), body: "{}" })).text();
       await waitFor(() => h!.supervisor.runtimeOf("m1")!.pid !== rt.pid, "the crash");
     };
     await h.supervisor.start("m1");
@@ -387,7 +393,7 @@ describe("crashes", () => {
     h = await makeHarness({ config: { restartDelayMs: 300 } });
     h.addModel("m1", { extraArgs: ["--fake-crash-after", "1"] });
     const first = await h.supervisor.start("m1");
-    await (await fetch(`${first.baseUrl}/completion`, { method: "POST", body: "{}" })).text();
+    await (await fetch(`${first.baseUrl}/completion`, { method: "POST", headers: childAuthHeaders(first.baseUrl!), body: "{}" })).text();
     await waitFor(() => h!.supervisor.runtimeOf("m1")!.statusDetail?.startsWith("restarting"), "the restart to be scheduled");
     await h.supervisor.stop("m1");
     // The restart timer itself is gone, so nothing can come back (no need to wait it out).

@@ -66,7 +66,11 @@ describe("buildServerArgs", () => {
 describe("hosts", () => {
   test("localhost is pinned to 127.0.0.1 for binding; wildcards are reached through loopback", () => {
     expect(bindHost("localhost")).toBe("127.0.0.1");
-    expect(bindHost("10.0.0.5")).toBe("10.0.0.5");
+    // Children are only ever reached through the proxy: never bound beyond loopback.
+    expect(bindHost("10.0.0.5")).toBe("127.0.0.1");
+    expect(bindHost("0.0.0.0")).toBe("127.0.0.1");
+    expect(bindHost("::1")).toBe("::1");
+    expect(bindHost("127.0.0.2")).toBe("127.0.0.2");
     expect(connectHost("0.0.0.0")).toBe("127.0.0.1");
     expect(connectHost("::")).toBe("[::1]");
     expect(connectHost("::1")).toBe("[::1]");

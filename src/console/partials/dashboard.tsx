@@ -3,6 +3,7 @@ import type { DashboardData } from "../data";
 import { clock, formatBytes, formatDuration, formatMB, formatNumber, sparklinePoints } from "../format";
 import type { RecentPoint } from "../recent";
 import { Pill, StatusBadge } from "./badge";
+import { PeersSection } from "./peers";
 
 function Sparkline(props: { values: number[]; max?: number; label: string }) {
   const points = sparklinePoints(props.values, 120, 32, props.max);
@@ -136,6 +137,8 @@ export function DashboardLive(props: { d: DashboardData }) {
           <Tile id="tps" label="Tokens per second" value={formatNumber(d.tokensPerSecond)} sub="generation, all models" series={series(pts, (p) => p.tokensPerSecond)} />
         </div>
       </section>
+
+      <PeersSection peers={d.peers} />
     </div>
   );
 }

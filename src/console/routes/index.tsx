@@ -1,10 +1,10 @@
 /** @jsxImportSource hono/jsx */
 import { Hono, type Context } from "hono";
-import { setCookie } from "hono/cookie";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { keyMatches, presentedKey } from "../../http/auth";
+import { LoginThrottle, safeNextPath, SESSION_COOKIE } from "../../http/auth";
 import { ApiError } from "../../http/errors";
 import type { Services } from "../../services";
 import { LoginPage, ErrorPage } from "../pages/misc";
@@ -19,6 +19,16 @@ import { monitoringRoutes } from "./monitoring";
 import { playgroundRoutes } from "./playground";
 import { settingsRoutes } from "./settings";
 
+/** The client's address from Bun's server.requestIP (c.env is the server under Bun.serve). */
+function clientAddress(c: Context): string {
+  const server = c.env as { requestIP?: (req: Request) => { address: string } | null } | undefined;
+  try {
+    return server?.requestIP?.(c.req.raw)?.address ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
 /** The console's pages (everything else it serves is under /ui/ and /static/). */
 export const PAGES = ["/", "/models", "/monitoring", "/logs", "/settings", "/playground"] as const;
 
@@ -30,6 +40,7 @@ export const PAGES = ["/", "/models", "/monitoring", "/logs", "/settings", "/pla
  */
 export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   const recent = new RecentMetrics(s.bus, s.requests);
+  const loginThrottle = new LoginThrottle();
   const app = new Hono();
 
   // Pages are unauthenticated only when the API is. With an API key, the browser proves it once
@@ -37,8 +48,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   // Only the console's own paths: this router is mounted at "/", and /api and /v1 answer a
   // missing key in their own shapes.
   const requireLogin = async (c: Context, next: () => Promise<void>) => {
-    const key = s.options.apiKey;
-    if (!key || keyMatches(key, presentedKey(c.req.raw.headers))) return next();
+    if (s.auth.allowsRequest(c.req.raw.headers)) return next();
     if (c.req.method === "GET" && !c.req.path.startsWith("/ui/")) {
       return c.html(<LoginPage next={c.req.path} />, 401);
     }
@@ -89,15 +99,37 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   });
 
   // ---- login (only meaningful with an API key) -----------------------------------------
-  app.get("/login", (c) => c.html(<LoginPage next={c.req.query("next") ?? "/"} />));
+  app.get("/login", (c) => c.html(<LoginPage next={safeNextPath(c.req.query("next"))} />));
   app.post("/login", async (c) => {
     const form = await c.req.parseBody();
-    const next = str(form.next)?.startsWith("/") && !str(form.next)!.startsWith("//") ? str(form.next)! : "/";
-    const key = str(form.key) ?? "";
-    if (!s.options.apiKey) return c.redirect(next, 303);
-    if (!keyMatches(s.options.apiKey, key)) return c.html(<LoginPage next={next} error="That key is not right." />, 401);
-    setCookie(c, "lap_key", key, { httpOnly: true, sameSite: "Strict", path: "/" });
+    const next = safeNextPath(form.next);
+    if (!s.auth.required) return c.redirect(next, 303);
+    // Per client address (Bun's server.requestIP; app.request() in tests has none: one bucket).
+    const address = clientAddress(c);
+    const wait = loginThrottle.retryAfterSeconds(address);
+    if (wait > 0) {
+      c.header("Retry-After", String(wait));
+      return c.html(<LoginPage next={next} error={`Too many failed attempts: try again in ${wait} s.`} />, 429);
+    }
+    if (!s.auth.keyMatches(str(form.key))) {
+      loginThrottle.fail(address);
+      return c.html(<LoginPage next={next} error="That key is not right." />, 401);
+    }
+    loginThrottle.succeed(address);
+    // The cookie holds a random session token, never the key: it expires, and logging out (or a
+    // restart) revokes it. Secure when the browser reached us over https, which for a proxy that
+    // serves plain HTTP means through a TLS reverse proxy saying so in X-Forwarded-Proto. Trusting
+    // that header can only ever add Secure (a lying client gets a cookie its browser keeps off
+    // plain HTTP), so it needs no list of trusted proxies.
+    const { token, expiresAt } = s.auth.createSession();
+    const https = new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto")?.split(",")[0]?.trim().toLowerCase() === "https";
+    setCookie(c, SESSION_COOKIE, token, { httpOnly: true, sameSite: "Strict", path: "/", secure: https, expires: new Date(expiresAt), maxAge: Math.floor((expiresAt - Date.now()) / 1000) });
     return c.redirect(next, 303);
+  });
+  app.post("/logout", (c) => {
+    s.auth.endSession(getCookie(c, SESSION_COOKIE));
+    deleteCookie(c, SESSION_COOKIE, { path: "/" });
+    return c.redirect("/login", 303);
   });
 
   // ---- one router per page, each with its htmx fragments and form posts -------------------
