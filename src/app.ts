@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { consoleRoutes } from "./console/routes";
+import { kvCacheRoutes } from "./api/kv-cache";
 import { modelControlRoutes } from "./api/model-control";
 import { modelRoutes } from "./api/models";
 import { logsRoutes } from "./api/logs";
@@ -39,6 +40,7 @@ export function apiRoutes(s: Services) {
     .route("/health", healthRoutes(s))
     .route("/models", modelRoutes(s))
     .route("/models", modelControlRoutes(s))
+    .route("/models", kvCacheRoutes(s))
     .route("/status", statusRoutes(s))
     .route("/logs", logsRoutes(s))
     .route("/monitoring", monitoringRoutes(s))

@@ -13,6 +13,8 @@ import type { LogLevel } from "./logs/types";
 import { MetricsCollector } from "./metrics/collector";
 import { MetricsHistory } from "./metrics/history";
 import { CpuSampler } from "./metrics/system";
+import { KvCacheService } from "./kvcache/service";
+import { KvCacheStore } from "./kvcache/store";
 import { ModelRegistry } from "./models/registry";
 import { loadInstanceId } from "./peers/instance";
 import { PeerRegistry, type PeerTimings } from "./peers/registry";
@@ -77,6 +79,8 @@ export interface Services {
    * queues, idle TTL. Everything that starts or stops a model goes through it.
    */
   pool: ModelPool;
+  /** Saved KV caches: slots saved when a model stops, restored when its conversation returns. */
+  kvcache: KvCacheService;
   /** Memory estimates, measured figures and device budgets. */
   memory: MemoryService;
   proxyOptions: ProxyOptions;
@@ -114,9 +118,13 @@ export function createServices(options: RuntimeOptions): Services {
   options.startup?.mark("database + migrations");
   const registry = new ModelRegistry(db, bus);
   options.startup?.mark("registry");
-  const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir });
+  const kvcache = new KvCacheService({ store: new KvCacheStore(join(options.dataDir, "kv-cache"), log.child("kvcache")), config: () => config.get(), log: log.child("kvcache") });
+  const supervisor = new Supervisor({ registry, config, logs, log, bus, dataDir: options.dataDir, hooks: { launchArgs: (m, bin) => kvcache.launchArgs(m, bin) } });
   const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
   const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
+  // Before any stop of a running model (eviction, idle TTL, user, restart, shutdown): save its slots.
+  // Bounded by the stricter of the pool's hook deadline and the stop's grace period (stopTimeoutSeconds).
+  pool.onBeforeStop((id, ctx) => kvcache.beforeStop(id, ctx.baseUrl, AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, config.get().stopTimeoutSeconds * 1000))])));
   const requests = new RequestStats(bus);
   const activity = new ActivityLog(db, () => config.get(), log.child("activity"), bus, options.activity);
   const tracker = new RequestTracker(bus, (row) => activity.add(row));
@@ -145,6 +153,7 @@ export function createServices(options: RuntimeOptions): Services {
     cpu,
     supervisor,
     pool,
+    kvcache,
     memory,
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,

@@ -14,6 +14,7 @@ export async function prometheusText(s: Services): Promise<string> {
     runtimes: s.supervisor.runtimes(),
     registeredModels: s.registry.list().length,
     llamaServers: sample?.llamaServers ?? [],
+    kvCache: { counters: s.kvcache.counters, ...s.kvcache.totals() },
     peers: s.peers.snapshot(),
   });
 }

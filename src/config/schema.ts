@@ -54,6 +54,10 @@ export const extraConfigShape = {
   metricsIntervalSeconds: range("metricsIntervalSeconds", 1, 3600),
   /** How long minute rows of metric history are kept, hours. */
   historyRetentionHours: range("historyRetentionHours", 168, 24 * 366),
+  /** Disk for saved KV caches (slots saved when a model stops, restored when it returns), MiB; 0 = off. */
+  kvCacheDiskMiB: range("kvCacheDiskMiB", 0, 16 * 1024 * 1024),
+  /** Only slots holding at least this many tokens are saved (shorter prompts are cheap to redo). */
+  kvCacheMinTokens: range("kvCacheMinTokens", 1, 16_777_216),
   /** Activity log rows older than this are deleted (src/activity/log.ts). */
   activityRetentionDays: range("activityRetentionDays", 1, 3650),
   /** At most this many activity rows are kept; the oldest go first. */
@@ -107,6 +111,8 @@ export const EXTRA_DEFAULTS = {
   maxQueuedRequests: 64,
   metricsIntervalSeconds: 10,
   historyRetentionHours: 168,
+  kvCacheDiskMiB: 8192,
+  kvCacheMinTokens: 1024,
   activityRetentionDays: 30,
   activityMaxRows: 100_000,
   activitySessionHeaders: "X-Session-ID",

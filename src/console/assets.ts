@@ -6,6 +6,7 @@ import uplotJs from "../../node_modules/uplot/dist/uPlot.iife.min.js" with { typ
 import uplotCss from "../../node_modules/uplot/dist/uPlot.min.css" with { type: "file" };
 import appCss from "../../static/app.css" with { type: "file" };
 import consoleJs from "../../static/console.js" with { type: "file" };
+import activityJs from "../../static/activity.js" with { type: "file" };
 import { readFileSync } from "node:fs";
 
 const FILES: Record<string, { path: string; type: string }> = {
@@ -14,6 +15,7 @@ const FILES: Record<string, { path: string; type: string }> = {
   "uPlot.min.css": { path: uplotCss, type: "text/css; charset=utf-8" },
   "app.css": { path: appCss, type: "text/css; charset=utf-8" },
   "console.js": { path: consoleJs, type: "text/javascript; charset=utf-8" },
+  "activity.js": { path: activityJs, type: "text/javascript; charset=utf-8" },
 };
 
 export type AssetName = keyof typeof FILES;

@@ -12,3 +12,7 @@ declare module "*/static/console.js" {
   const path: string;
   export default path;
 }
+declare module "*/static/activity.js" {
+  const path: string;
+  export default path;
+}

@@ -3,11 +3,12 @@ import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
 import { assetUrl } from "./assets";
 
-export type PageId = "dashboard" | "models" | "monitoring" | "logs" | "settings" | "playground";
+export type PageId = "dashboard" | "models" | "activity" | "monitoring" | "logs" | "settings" | "playground";
 
 const NAV: { id: PageId; href: string; label: string }[] = [
   { id: "dashboard", href: "/", label: "Dashboard" },
   { id: "models", href: "/models", label: "Models" },
+  { id: "activity", href: "/activity", label: "Activity" },
   { id: "monitoring", href: "/monitoring", label: "Monitoring" },
   { id: "logs", href: "/logs", label: "Logs" },
   { id: "settings", href: "/settings", label: "Settings" },

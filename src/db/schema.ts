@@ -15,6 +15,8 @@ export interface ModelSettings {
   autoStart?: boolean;
   /** Stop after this many idle seconds (0 = never; absent = global default). */
   idleTimeoutSeconds?: number;
+  /** false: never save or restore this model's KV cache across stops (absent = on). */
+  kvCache?: boolean;
   /** Never stopped to make room for another model. */
   pinned?: boolean;
   /** May start with some layers on the CPU (llama-server's --fit) when the GPUs are short of memory. */

@@ -2,6 +2,7 @@ import type { RequestStatsSnapshot } from "../proxy/stats";
 import type { ModelRuntimeInfo, ProcessState } from "../supervisor/types";
 import type { LlamaServerMetrics } from "./llama-metrics";
 import type { SystemMetrics } from "./types";
+import type { KvCacheCounters } from "../kvcache/service";
 
 /** Upper bounds (seconds) of the request latency histogram: from a cached token to a long generation. */
 export const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -37,6 +38,8 @@ export interface PrometheusInput {
   runtimes: ModelRuntimeInfo[];
   registeredModels: number;
   llamaServers: LlamaServerMetrics[];
+  /** Saved KV caches (src/kvcache): counters since start-up and what is on disk now. */
+  kvCache?: { counters: KvCacheCounters; files: number; bytes: number };
   /** Peers (src/peers/): health, latency, models, requests. */
   peers?: import("../peers/registry").PeerSnapshot[];
 }
@@ -132,6 +135,21 @@ export function renderPrometheus(input: PrometheusInput): string {
   out.family("llamaproxy_model_requests_processing", "gauge", "Requests the model's llama-server is processing.", ls.map((m) => [{ model: m.modelId }, m.requestsProcessing]));
   out.family("llamaproxy_model_requests_deferred", "gauge", "Requests the model's llama-server has deferred.", ls.map((m) => [{ model: m.modelId }, m.requestsDeferred]));
 
+  if (input.kvCache) {
+    const k = input.kvCache;
+    const c = k.counters;
+    out.family("llamaproxy_kv_cache_saves_total", "counter", "Slots saved before a model stopped.", [[{}, c.saves]]);
+    out.family("llamaproxy_kv_cache_save_failures_total", "counter", "Slot saves that failed or ran out of time.", [[{}, c.saveFailures]]);
+    out.family("llamaproxy_kv_cache_restores_total", "counter", "Saved caches restored into a slot before forwarding.", [[{}, c.restores]]);
+    out.family("llamaproxy_kv_cache_restore_failures_total", "counter", "Restores refused by llama-server or failed.", [[{}, c.restoreFailures]]);
+    out.family("llamaproxy_kv_cache_hits_total", "counter", "Restores whose answer reused the prefix (timings.cache_n).", [[{}, c.hits]]);
+    out.family("llamaproxy_kv_cache_misses_total", "counter", "Restores the model ignored (the file was dropped).", [[{}, c.misses]]);
+    out.family("llamaproxy_kv_cache_evictions_total", "counter", "Saved caches deleted to stay within kvCacheDiskMiB.", [[{}, c.evictions]]);
+    out.family("llamaproxy_kv_cache_saved_bytes_total", "counter", "Bytes written by slot saves.", [[{}, c.bytesSaved]]);
+    out.family("llamaproxy_kv_cache_restored_bytes_total", "counter", "Bytes read by slot restores.", [[{}, c.bytesRestored]]);
+    out.family("llamaproxy_kv_cache_files", "gauge", "Saved KV cache files on disk.", [[{}, k.files]]);
+    out.family("llamaproxy_kv_cache_bytes", "gauge", "Bytes of saved KV cache files on disk.", [[{}, k.bytes]]);
+  }
   const peers = [...(input.peers ?? [])].sort((a, b) => a.name.localeCompare(b.name));
   out.family("llamaproxy_peer_up", "gauge", "1 when the peer answered its last health check and is not backing off.", peers.map((p) => [{ peer: p.name }, p.state === "up" && !p.backoffUntil ? 1 : 0]));
   out.family("llamaproxy_peer_latency_seconds", "gauge", "Duration of the peer's last successful health check (GET /v1/models).", peers.filter((p) => p.latencyMs !== undefined).map((p) => [{ peer: p.name }, p.latencyMs! / 1000]));

@@ -70,6 +70,8 @@ export const modelSettingsSchema = z.strictObject({
     .refine((a) => new Set(a.map((s) => s.toLowerCase())).size === a.length, "aliases must not repeat"),
   autoStart: z.boolean({ error: "autoStart must be true or false" }),
   idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
+  /** false: never save or restore this model's KV cache (global switch: kvCacheDiskMiB 0). */
+  kvCache: z.boolean({ error: "kvCache must be true or false" }),
   pinned: z.boolean({ error: "pinned must be true or false" }),
   allowPartialOffload: z.boolean({ error: "allowPartialOffload must be true or false" }),
   rewrite: rewriteRulesSchema,

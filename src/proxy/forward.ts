@@ -38,6 +38,8 @@ export interface UsageFromTail {
   promptTokens?: number;
   completionTokens?: number;
   generationMs?: number;
+  /** llama-server's timings.prompt_n: prompt tokens it had to process (cachedTokens came from its cache). */
+  promptN?: number;
   /** Prompt tokens served from llama-server's cache (timings.cache_n, or usage's cached_tokens). */
   cachedTokens?: number;
   /** llama-server's timings.prompt_per_second and predicted_per_second. */
@@ -74,6 +76,7 @@ export function parseUsage(tail: string): UsageFromTail {
     const promptN = lastNumber(t, "prompt_n");
     const cacheN = lastNumber(t, "cache_n");
     out.generationMs = lastNumber(t, "predicted_ms");
+    if (promptN !== undefined) out.promptN = promptN;
     out.completionTokens ??= predictedN;
     if (cacheN !== undefined) out.cachedTokens = cacheN;
     out.promptPerSecond = lastNumber(t, "prompt_per_second");
@@ -107,7 +110,7 @@ class TailWindow {
 
 export interface PassThroughHooks {
   /** Called once, when the stream has ended, failed or been cancelled by the client. */
-  onEnd(outcome: Omit<RequestOutcome, "status"> & { aborted: boolean; failed: boolean }): void;
+  onEnd(outcome: Omit<RequestOutcome, "status"> & UsageFromTail & { aborted: boolean; failed: boolean }): void;
   /** Called with the first body chunk (time to first token). */
   onFirstChunk?(): void;
   /** Called for every body chunk (the live queue's "tokens so far"); keep it to a counter. */

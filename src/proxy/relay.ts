@@ -10,7 +10,7 @@ import { ApiError } from "../http/errors";
 import { openAiErrorResponse, sseErrorEvent } from "../http/openai";
 import type { Lease, ModelPool } from "../supervisor/pool";
 import { CancelledError, type RequestHandle } from "../activity/tracker";
-import { downstreamResponseHeaders, passThrough } from "./forward";
+import { downstreamResponseHeaders, passThrough, type PassThroughHooks } from "./forward";
 import type { ProxyOptions } from "./options";
 import type { RequestOutcome, RequestStats } from "./stats";
 
@@ -20,6 +20,18 @@ export interface RelayDeps {
   /** Whether the model's server is up already (then no loading timer is armed). */
   isRunning: (modelId: string) => boolean;
   options: ProxyOptions;
+  /**
+   * Named seam before forwarding (lease held, model running). The KV cache uses it to restore a
+   * saved prompt into a free slot and pin the request there (`id_slot`); null = send as received.
+   * `done` hears how the answer ended, with llama-server's timings.cache_n / prompt_n.
+   */
+  beforeForward?: (a: ForwardArgs, lease: Lease, signal: AbortSignal) => Promise<PreparedForward | null>;
+}
+
+/** A body to send instead of the client's, and who wants to hear how the answer went. */
+export interface PreparedForward {
+  body: string;
+  done(outcome: { cacheN?: number; promptN?: number; failed?: boolean }): void;
 }
 
 type RequestStat = ReturnType<RequestStats["begin"]>;
@@ -36,6 +48,8 @@ export interface ForwardArgs {
   stat: RequestStat | null;
   started: number;
   upstreamPath: string;
+  /** The model-routed endpoint it came in on (absent for /upstream, which is never rewritten). */
+  routedPath?: string;
   init: { method: string; headers: Headers; body?: string | ArrayBuffer };
   onDone?: () => void;
   /**
@@ -97,11 +111,12 @@ export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response
     endStat({ status: apiErr.status, error: true, message: apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message });
     return openAiErrorResponse(apiErr);
   }
-  return relay(a, lease, upstreamAbort, endStat, () => clientSignal.removeEventListener("abort", onClientAbort));
+  return relay(deps, a, lease, upstreamAbort, endStat, () => clientSignal.removeEventListener("abort", onClientAbort));
 }
 
 /** Sends the request upstream and relays the response; always releases the lease once. */
 async function relay(
+  deps: RelayDeps,
   a: ForwardArgs,
   lease: Lease,
   upstreamAbort: AbortController,
@@ -109,10 +124,13 @@ async function relay(
   cleanup: () => void,
 ): Promise<Response> {
   a.track?.leased();
+  const prepared = deps.beforeForward && a.routedPath ? await deps.beforeForward(a, lease, upstreamAbort.signal) : null;
+  const init = prepared ? { ...a.init, body: prepared.body } : a.init;
   let upstream: Response;
   try {
-    upstream = await fetchUpstream(lease.baseUrl + a.upstreamPath, a.init, upstreamAbort.signal);
+    upstream = await fetchUpstream(lease.baseUrl + a.upstreamPath, init, upstreamAbort.signal);
   } catch (err) {
+    prepared?.done({ failed: true });
     lease.release();
     cleanup();
     const aborted = upstreamAbort.signal.aborted;
@@ -130,7 +148,10 @@ async function relay(
     upstreamAbort,
     endStat,
     track: a.track,
+    // The KV cache's check of its restore reads llama-server's own timings from the answer.
+    onOutcome: prepared ? (end, status) => prepared.done({ cacheN: end.cachedTokens, promptN: end.promptN, failed: end.failed || end.aborted || status >= 400 }) : undefined,
     done: () => {
+      prepared?.done({ failed: true }); // no-op once onOutcome has reported (a body-less answer)
       lease.release();
       cleanup();
       a.onDone?.();
@@ -156,6 +177,8 @@ export function streamResponse(
     headers?: Record<string, string>;
     /** Who closed a stream cut short, for the statistics ("llama-server", "peer b"). */
     upstreamName?: string;
+    /** Hears how the answer ended (usage and timings from its tail), before `done`. */
+    onOutcome?: (end: Parameters<PassThroughHooks["onEnd"]>[0], status: number) => void;
   },
 ): Response {
   const { endStat, upstreamAbort } = o;
@@ -176,6 +199,7 @@ export function streamResponse(
       onChunk: o.track ? o.track.chunk : undefined,
       abortedMessage: (reason) => (reason instanceof CancelledError ? reason.message : null),
       onEnd: (end) => {
+        o.onOutcome?.(end, status);
         o.done(end.failed);
         const reason = upstreamAbort.signal.reason;
         endStat({
@@ -222,7 +246,7 @@ function loadingStream(
       leaseP.then(
         async (lease) => {
           clearInterval(timer);
-          const res = await relay(a, lease, upstreamAbort, endStat, () => {});
+          const res = await relay(deps, a, lease, upstreamAbort, endStat, () => {});
           if (!res.body) return close();
           if (res.status >= 400) {
             // Headers are gone already: report the upstream's error as an SSE error event.

@@ -99,6 +99,10 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
   const relay: RelayDeps = {
     pool,
     isRunning: (id) => s.supervisor.runtimeOf(id)?.state === "running",
+    beforeForward: (a, lease, signal) =>
+      typeof a.init.body === "string" && a.routedPath
+        ? s.kvcache.prepareRequest({ modelId: a.model.id, baseUrl: lease.baseUrl, path: a.routedPath, body: a.init.body, signal })
+        : Promise.resolve(null),
     options,
   };
   const forward = (a: ForwardArgs) => relayForward(relay, a);
@@ -217,6 +221,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     const res = await forward({
       c, model, streaming, stat, started, track,
       upstreamPath: url.pathname + url.search,
+      routedPath: path,
       init: { method: "POST", headers: upstreamRequestHeaders(raw.headers), body: sent },
       onDone: () => touch(model.id),
     });

@@ -36,6 +36,17 @@ export interface SupervisorDeps {
   dataDir: string;
   /** Port allocation (tests inject one whose "is it free?" answer they control). */
   ports?: PortAllocator;
+  /** Small named hooks into process launches (the KV cache adds --slot-save-path). */
+  hooks?: LifecycleHooks;
+}
+
+/**
+ * Work other modules do when a process is launched. A failing hook never fails the launch.
+ * (Work before a stop hooks into the lifecycle owner instead: ModelPool.onBeforeStop.)
+ */
+export interface LifecycleHooks {
+  /** Extra llama-server arguments for this launch, appended after the model's own. */
+  launchArgs?(model: ModelRow, serverBinary: string): string[];
 }
 
 /** Timings that are not part of the user config; tests shrink them. */
@@ -302,7 +313,7 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args);
+        args = [...buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args), ...this.hookLaunchArgs(model, binary.path!)];
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
@@ -472,6 +483,15 @@ export class Supervisor implements SupervisorApi {
     slot.state.set("stopped");
     const how = result.killed ? "killed with SIGKILL after the grace period" : describeExit(result);
     this.deps.log.info(`Model ${slot.id} stopped in ${Math.round(performance.now() - t0)} ms (${how})`);
+  }
+
+  private hookLaunchArgs(model: ModelRow, serverBinary: string): string[] {
+    try {
+      return this.deps.hooks?.launchArgs?.(model, serverBinary) ?? [];
+    } catch (err) {
+      this.deps.log.warn(`Launch hook for ${model.id} failed (starting without it): ${(err as Error).message}`);
+      return [];
+    }
   }
 
   /**

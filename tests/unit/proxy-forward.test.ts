@@ -98,7 +98,7 @@ describe("parseUsage", () => {
     expect(parseUsage(chatJson)).toEqual({
       promptTokens: 29, completionTokens: 4, generationMs: 7.712,
       // The real server's cache hit (usage.prompt_tokens_details.cached_tokens = timings.cache_n) and its speeds.
-      cachedTokens: 28, promptPerSecond: 1545.5950540958268, predictedPerSecond: 389.00414937759336,
+      cachedTokens: 28, promptN: 1, promptPerSecond: 1545.5950540958268, predictedPerSecond: 389.00414937759336,
     });
   });
   test("is empty when the body says nothing", () => {

@@ -31,6 +31,8 @@ const PROXY_FIELDS: FieldSpec[] = [
   { name: "maxQueuedRequests", label: "Queued requests per model" },
   { name: "metricsIntervalSeconds", label: "Metrics interval (s)" },
   { name: "historyRetentionHours", label: "History retention (h)", hint: "At least 168" },
+  { name: "kvCacheDiskMiB", label: "Saved KV caches (MiB)", hint: "Conversations kept across model swaps; 0 = off" },
+  { name: "kvCacheMinTokens", label: "Save slots from (tokens)", hint: "Shorter prompts are not worth a file" },
 ];
 
 function Field(props: { f: FieldSpec; value?: string; error?: string }) {

@@ -9,6 +9,7 @@ import { ApiError } from "../../http/errors";
 import type { Services } from "../../services";
 import { LoginPage, ErrorPage } from "../pages/misc";
 import type { AppFetch } from "../api-client";
+import { activityConsoleRoutes } from "../activity";
 import { getAsset } from "../assets";
 import { RecentMetrics } from "../recent";
 import { dashboardRoutes } from "./dashboard";
@@ -30,7 +31,7 @@ function clientAddress(c: Context): string {
 }
 
 /** The console's pages (everything else it serves is under /ui/ and /static/). */
-export const PAGES = ["/", "/models", "/monitoring", "/logs", "/settings", "/playground"] as const;
+export const PAGES = ["/", "/models", "/activity", "/monitoring", "/logs", "/settings", "/playground"] as const;
 
 /**
  * The web console: full pages, the htmx fragments they are made of, and the form posts. Every
@@ -83,6 +84,9 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
     if (isHtmx(c)) return c.html(<div class="callout" data-tone="error" role="alert"><strong>{message}</strong>{details ? <div>{details}</div> : null}</div>, status);
     return c.html(<ErrorPage status={status} message={message} details={details} />, status);
   });
+
+  // The Activity page and the live queue (src/console/activity.tsx), behind the same login.
+  app.route("/", activityConsoleRoutes(s));
 
   // ---- static files (embedded in the executable) ----------------------------------------
   app.get("/static/:name", (c) => {

@@ -1,0 +1,38 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { ok } from "../http/envelope";
+import { ApiError } from "../http/errors";
+import { validate } from "../http/validate";
+import type { Services } from "../services";
+
+const idParam = z.object({ id: z.string().min(1, "Model id is required").max(200, "Model id is too long") });
+const entryParam = idParam.extend({ entry: z.string().min(1).max(100, "Cache id is too long") });
+
+function modelOf(s: Services, id: string) {
+  const row = s.registry.get(id);
+  if (!row) throw new ApiError("NOT_FOUND", "Model not found", `No model with id "${id}"`);
+  return row;
+}
+
+/**
+ * GET /api/models/:id/kv-cache (the model's saved KV caches), DELETE it (all of them, and the
+ * "not restorable" mark) or DELETE .../:entry (one). Mounted at /api/models.
+ */
+export function kvCacheRoutes(s: Services) {
+  return new Hono()
+    .get("/:id/kv-cache", validate("param", idParam), (c) => {
+      const { id } = c.req.valid("param");
+      return ok(c, s.kvcache.view(id, modelOf(s, id)));
+    })
+    .delete("/:id/kv-cache", validate("param", idParam), (c) => {
+      const { id } = c.req.valid("param");
+      modelOf(s, id);
+      return ok(c, { modelId: id, deleted: s.kvcache.deleteAll(id) }, { message: "Saved KV caches deleted" });
+    })
+    .delete("/:id/kv-cache/:entry", validate("param", entryParam), (c) => {
+      const { id, entry } = c.req.valid("param");
+      modelOf(s, id);
+      if (!s.kvcache.deleteEntry(id, entry)) throw new ApiError("NOT_FOUND", "Saved KV cache not found", `Model "${id}" has no saved cache "${entry}"`);
+      return ok(c, { modelId: id, deleted: 1 }, { message: "Saved KV cache deleted" });
+    });
+}
