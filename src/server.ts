@@ -4,7 +4,7 @@ import { errorBody } from "./http/envelope";
 import { checkRequest, guardInput, refusalResponse, SOCKET_PATH } from "./http/guard";
 import { startBackgroundDiscovery } from "./models/catalog";
 import { realtimeSources } from "./realtime/sources";
-import { createServices, shutdownServices, type RuntimeOptions, type Services } from "./services";
+import { createServices, shutdownServices, type RuntimeOptions, type ServiceOverrides, type Services } from "./services";
 
 export interface RunningServer {
   server: Server<unknown>;
@@ -17,9 +17,9 @@ export interface RunningServer {
 }
 
 /** Builds the services and serves them; used by main.ts and by end-to-end tests (port 0). */
-export async function startServer(options: RuntimeOptions): Promise<RunningServer> {
+export async function startServer(options: RuntimeOptions, overrides: ServiceOverrides = {}): Promise<RunningServer> {
   const t = options.startup;
-  const services = createServices(options);
+  const services = createServices(options, overrides);
   // Before serving: children a kill -9'd predecessor left behind still hold ports and memory.
   await services.supervisor.cleanupOrphans?.();
   t?.mark("orphan check");

@@ -5,13 +5,12 @@ import { LiveQueue } from "../activity";
 import { DashboardPage } from "../pages/dashboard";
 import { DashboardLive } from "../partials/dashboard";
 import { dashboardData } from "../data";
-import type { RecentMetrics } from "../recent";
 
 /** The dashboard page and its live fragment. */
-export function dashboardRoutes(s: Services, recent: RecentMetrics) {
+export function dashboardRoutes(s: Services) {
   const app = new Hono();
-  app.get("/", (c) => c.html(<DashboardPage d={dashboardData(s, recent)} queue={<LiveQueue requests={s.tracker.list()} />} />));
-  app.get("/ui/dashboard", (c) => c.html(<DashboardLive d={dashboardData(s, recent)} />));
+  app.get("/", (c) => c.html(<DashboardPage d={dashboardData(s)} queue={<LiveQueue requests={s.tracker.list()} />} />));
+  app.get("/ui/dashboard", (c) => c.html(<DashboardLive d={dashboardData(s)} />));
 
   return app;
 }

@@ -11,7 +11,6 @@ import { LoginPage, ErrorPage } from "../pages/misc";
 import type { AppFetch } from "../api-client";
 import { activityConsoleRoutes } from "../activity";
 import { getAsset } from "../assets";
-import { RecentMetrics } from "../recent";
 import { dashboardRoutes } from "./dashboard";
 import { isHtmx, str } from "./helpers";
 import { logsRoutes } from "./logs";
@@ -40,7 +39,6 @@ export const PAGES = ["/", "/models", "/activity", "/monitoring", "/logs", "/set
  * schema of POST /api/config, model forms through the /api/models endpoints called in process.
  */
 export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
-  const recent = new RecentMetrics(s.bus, s.requests);
   const loginThrottle = new LoginThrottle();
   const app = new Hono();
 
@@ -137,7 +135,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   });
 
   // ---- one router per page, each with its htmx fragments and form posts -------------------
-  app.route("/", dashboardRoutes(s, recent));
+  app.route("/", dashboardRoutes(s));
   app.route("/", modelsRoutes(s, deps));
   app.route("/", monitoringRoutes(deps));
   app.route("/", logsRoutes(s));
