@@ -12,7 +12,7 @@ import { createServices, shutdownServices, type Services } from "../../src/servi
 import type { ModelRuntimeInfo, SupervisorApi } from "../../src/supervisor/types";
 import { waitFor } from "../helpers/services";
 
-const LLAMA_METRICS = readFileSync("/work/shared/fixtures/llama-server/metrics.txt", "utf8");
+const LLAMA_METRICS = readFileSync(join(import.meta.dir, "../fixtures/llama-server/metrics.txt"), "utf8");
 
 
 describe("system readings agree with the machine's own tools", () => {
