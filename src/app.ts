@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { except } from "hono/combine";
 import { HTTPException } from "hono/http-exception";
 import { consoleRoutes } from "./console/routes";
 import { kvCacheRoutes } from "./api/kv-cache";
@@ -22,13 +23,15 @@ import { errorBody, fail } from "./http/envelope";
 import { ApiError, codeForStatus } from "./http/errors";
 import { openAiFail } from "./http/openai";
 import { MODEL_ROUTED_PATHS, proxyRoutes } from "./proxy/routes";
+import { isOllamaPath, ollamaErrorBody, ollamaRoutes } from "./ollama/routes";
 import type { Services } from "./services";
 
 const isOpenAiPath = (path: string) => path.startsWith("/v1/") || path === "/v1";
 const NATIVE_PATHS = new Set<string>(MODEL_ROUTED_PATHS);
 
-/** Which error shape a path's clients parse: OpenAI's on /v1, /upstream and llama-server's native paths. */
+/** Which error shape a path's clients parse: OpenAI's on /v1, /upstream and llama-server's native paths, Ollama's on its routes. */
 export function errorShapeOf(path: string): ErrorShape {
+  if (isOllamaPath(path)) return "ollama";
   if (isOpenAiPath(path) || path.startsWith("/upstream/") || NATIVE_PATHS.has(path)) return "openai";
   return "envelope";
 }
@@ -61,15 +64,20 @@ export function createApp(s: Services) {
   const app = new Hono();
 
   // Before everything: Host allow-list, Origin, Fetch Metadata, JSON content type (src/http/guard.ts).
-  app.use("*", guardMiddleware(s.hosts, errorShapeOf));
-  app.use("/api/*", requireAuth(s.auth, "envelope"));
+  app.use("*", guardMiddleware(s.hosts, errorShapeOf, { anyBodyType: isOllamaPath }));
+  // Ollama's routes share /api with the seed's (no path in common): they get the same key in
+  // Ollama's error shape, and their own body limits and body parsing (src/ollama/routes.ts).
+  const ollama = (c: { req: { path: string } }) => isOllamaPath(c.req.path);
+  const ollamaAuth = requireAuth(s.auth, "ollama");
+  const apiAuth = requireAuth(s.auth, "envelope");
+  app.use("/api/*", (c, next) => (ollama(c) ? ollamaAuth : apiAuth)(c, next));
   app.use(
     "/api/*",
-    bodyLimit({
+    except(ollama, bodyLimit({
       maxSize: 1024 * 1024,
       // The same rule as /v1 (proxy/routes.ts): an oversized body is a 413.
       onError: (c) => fail(c, new ApiError("PAYLOAD_TOO_LARGE", "Request body too large", "The limit is 1 MiB")),
-    }),
+    })),
   );
 
   // Prometheus scrape endpoint, outside /api.
@@ -77,14 +85,16 @@ export function createApp(s: Services) {
 
   // Every POST must now say application/json even without a body (src/http/guard.ts); a bodiless
   // one reads as {} so "POST /api/models/discover" with no body still means "all defaults".
-  app.use("/api/*", async (c, next) => {
+  app.use("/api/*", except(ollama, async (c, next) => {
     if (c.req.method !== "GET" && (c.req.raw.body === null || c.req.header("content-length") === "0")) {
       // Hono's json() reads bodyCache.text as a promise at run time (its type says string); the
       // bare-discover test in tests/api/models.test.ts fails if that ever changes.
       (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve("{}");
     }
     await next();
-  });
+  }));
+
+  app.route("/", ollamaRoutes(s));
   app.route("/api", apiRoutes(s));
   // The web console: pages, htmx fragments, /static/*. Its forms call /api in process.
   app.route("/", consoleRoutes(s, { fetch: (req) => app.fetch(req) }));
@@ -97,6 +107,7 @@ export function createApp(s: Services) {
   app.route("/", proxyRoutes(s, s.pool, s.proxyOptions));
 
   app.notFound((c) => {
+    if (isOllamaPath(c.req.path)) return c.json(ollamaErrorBody(`${c.req.method} ${c.req.path} is not an Ollama route`), 404);
     if (isOpenAiPath(c.req.path)) {
       return openAiFail(c, new ApiError("NOT_FOUND", `Unknown endpoint ${c.req.method} ${c.req.path}`));
     }
@@ -104,6 +115,11 @@ export function createApp(s: Services) {
   });
 
   app.onError((err, c) => {
+    if (isOllamaPath(c.req.path)) {
+      const status = err instanceof ApiError || (err instanceof HTTPException && err.status < 500) ? err.status : 500;
+      if (status === 500) s.log.error(`Unhandled error on ${c.req.method} ${c.req.path}: ${(err as Error).message}`, { stack: (err as Error).stack });
+      return c.json(ollamaErrorBody(status === 500 ? "internal server error" : err.message), status);
+    }
     const openai = isOpenAiPath(c.req.path);
     if (err instanceof ApiError) return openai ? openAiFail(c, err) : fail(c, err);
     if (err instanceof HTTPException && err.status < 500) {

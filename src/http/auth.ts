@@ -116,13 +116,14 @@ export class Authenticator {
  * /api/config chooses which binary we execute, so a proxy reachable from the network must not be
  * open.
  */
-export function requireAuth(auth: Authenticator, style: "envelope" | "openai"): MiddlewareHandler {
+export function requireAuth(auth: Authenticator, style: "envelope" | "openai" | "ollama"): MiddlewareHandler {
   return async (c, next) => {
     if (auth.allowsRequest(c.req.raw.headers)) return next();
     c.header("WWW-Authenticate", 'Bearer realm="llama-async-proxy"');
-    return style === "openai"
-      ? openAiFail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key"))
-      : fail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"));
+    if (style === "openai") return openAiFail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key"));
+    // Ollama clients read `error` as a string (ollama-js shows it as the message).
+    if (style === "ollama") return c.json({ error: "unauthorized: invalid or missing API key (send Authorization: Bearer <key>)" }, 401);
+    return fail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"));
   };
 }
 

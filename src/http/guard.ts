@@ -189,8 +189,19 @@ export interface GuardInput {
 
 const refuse = (status: 400 | 403, reason: RefusalReason, message: string, details: string): Refusal => ({ status, reason, message, details });
 
+export interface GuardOptions {
+  /**
+   * Paths whose clients post JSON under any Content-Type: Ollama's routes, whose documented
+   * `curl -d` examples send application/x-www-form-urlencoded (Ollama's server ignores the type).
+   * There rule 4 is waived only for requests with no browser signal at all (no Origin, no
+   * Sec-Fetch-*): every current browser sends Origin on a cross-origin POST and Sec-Fetch-Site
+   * on every request, so a forged form post still meets rules 2-4; curl and SDKs send neither.
+   */
+  anyBodyType?: (path: string) => boolean;
+}
+
 /** The decision, as a pure function: null = let it through. */
-export function checkRequest(input: GuardInput, hosts: HostAllowList): Refusal | null {
+export function checkRequest(input: GuardInput, hosts: HostAllowList, options: GuardOptions = {}): Refusal | null {
   const { method, path, headers } = input;
   const host = headers.get("host") ?? input.urlHost;
   if (!hosts.hostAllowed(host)) {
@@ -219,18 +230,21 @@ export function checkRequest(input: GuardInput, hosts: HostAllowList): Refusal |
     return refuse(403, "form-origin", "Cross-origin form post refused", "Console forms must be posted from the console's own pages");
   }
   const type = headers.get("content-type") ?? "";
+  const browser = origin !== null || site !== null || headers.get("sec-fetch-mode") !== null;
+  if (!browser && options.anyBodyType?.(path)) return null;
   if (!JSON_TYPE.test(type)) {
     return refuse(400, "content-type", "Invalid request data", `The body must be JSON (Content-Type: application/json), even an empty one, not ${type ? type.slice(0, 100) : "untyped"}`);
   }
   return null;
 }
 
-/** How a refusal is written for a path: OpenAI's shape, Engine.IO's, or our envelope. */
-export type ErrorShape = "openai" | "engineio" | "envelope";
+/** How a refusal is written for a path: OpenAI's shape, Engine.IO's, Ollama's, or our envelope. */
+export type ErrorShape = "openai" | "engineio" | "ollama" | "envelope";
 
 export function refusalResponse(refusal: Refusal, shape: ErrorShape): Response {
   const code = refusal.status === 403 ? "FORBIDDEN" : "VALIDATION_ERROR";
   if (shape === "openai") return openAiErrorResponse(new ApiError(code, refusal.message, refusal.details));
+  if (shape === "ollama") return Response.json({ error: `${refusal.message}: ${refusal.details}` }, { status: refusal.status });
   if (shape === "engineio") {
     // engine.io-client shows `message` in connect_error; code 4 is Engine.IO's "Forbidden".
     return Response.json({ code: refusal.status === 403 ? 4 : 3, message: `${refusal.message}: ${refusal.details}` }, { status: refusal.status });
@@ -244,9 +258,9 @@ export function guardInput(req: Request, url: URL = new URL(req.url)): GuardInpu
 }
 
 /** The guard as Hono middleware, applied first in createApp. */
-export function guardMiddleware(hosts: HostAllowList, shapeOf: (path: string) => ErrorShape): MiddlewareHandler {
+export function guardMiddleware(hosts: HostAllowList, shapeOf: (path: string) => ErrorShape, options: GuardOptions = {}): MiddlewareHandler {
   return async (c, next) => {
-    const refusal = checkRequest({ method: c.req.method, path: c.req.path, headers: c.req.raw.headers, urlHost: new URL(c.req.url).host }, hosts);
+    const refusal = checkRequest({ method: c.req.method, path: c.req.path, headers: c.req.raw.headers, urlHost: new URL(c.req.url).host }, hosts, options);
     if (refusal) return refusalResponse(refusal, shapeOf(c.req.path));
     await next();
   };

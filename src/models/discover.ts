@@ -13,8 +13,8 @@
  */
 import type { Dirent, Stats } from "node:fs";
 import { readdir, realpath, stat } from "node:fs/promises";
-import { basename, dirname, extname, join } from "node:path";
-import { GgufError, enoughForDiscovery, readGgufHeader, summarizeGguf, type GgufSummary } from "./gguf";
+import { basename, dirname, join } from "node:path";
+import { GgufError, enoughForDiscovery, hasGgufMagic, readGgufHeader, summarizeGguf, type GgufSummary } from "./gguf";
 import { familyFromName, isMmprojName, parseSplitName, quantizationFromName, shardFileName, stemOf } from "./names";
 
 export interface FoundModel {
@@ -272,17 +272,12 @@ async function inspectCandidate(path: string, name: string, dir: string): Promis
   // Checked before any open: opening a FIFO for reading blocks until a writer appears.
   if (!st.isFile()) throw new Error(`${kindOf(st)}, not a model file`);
   const real = await realpath(path);
-  const ext = extname(name).toLowerCase();
-  try {
-    const header = summarizeGguf(await readGgufHeader(path, { stopBeforeLargeArrays: enoughForDiscovery }));
-    return { path, real, name, dir, size: st.size, format: "gguf", header };
-  } catch (err) {
-    // A .bin (or other) file that is not GGUF is an older GGML/PyTorch file: list it by its name.
-    if (err instanceof GgufError && ext !== ".gguf" && /bad magic|too small/.test(err.message)) {
-      return { path, real, name, dir, size: st.size, format: "bin" };
-    }
-    throw err;
-  }
+  // Only files that start with the GGUF magic are models: llama-server loads nothing else, and
+  // a "model" is a file whose path we hand to a program (a config file, /etc/passwd, a script
+  // registered as a model was finding 4 of #11). Anything else throws and lands in `skipped`
+  // (discovery) or a VALIDATION_ERROR (registration).
+  const header = summarizeGguf(await readGgufHeader(path, { stopBeforeLargeArrays: enoughForDiscovery }));
+  return { path, real, name, dir, size: st.size, format: "gguf", header };
 }
 
 const PROJECTOR_PREFERENCE = ["F16", "BF16", "F32", "Q8_0"];
@@ -391,6 +386,7 @@ export async function inspectModelFile(path: string): Promise<FoundModel> {
       const shard = join(dir, shardFileName(split.stem, part, split.count));
       const st = await stat(shard).catch(() => undefined);
       if (!st?.isFile()) throw new Error(`split model is incomplete: ${basename(shard)} not found`);
+      if (!(await hasGgufMagic(shard))) throw new Error(`${basename(shard)} is not a GGUF file (bad magic)`);
       size += st.size;
     }
     shards = split.count;
@@ -405,7 +401,7 @@ export async function inspectModelFile(path: string): Promise<FoundModel> {
       }
     }
     const p = pickProjector(projectors);
-    if (p) model.mmprojPath = p.path;
+    if (p && (await hasGgufMagic(p.path))) model.mmprojPath = p.path;
   } catch {
     // An unlistable folder only means no projector.
   }

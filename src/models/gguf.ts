@@ -485,3 +485,13 @@ export function summarizeGguf(header: GgufHeader): GgufSummary {
   if (splitNo !== undefined) out.splitNo = splitNo;
   return out;
 }
+
+/** True when the file starts with "GGUF" (split parts and projectors are checked with this). */
+export async function hasGgufMagic(path: string): Promise<boolean> {
+  try {
+    const head = new Uint8Array(await Bun.file(path).slice(0, 4).arrayBuffer());
+    return head.length === 4 && new DataView(head.buffer).getUint32(0, true) === GGUF_MAGIC;
+  } catch {
+    return false;
+  }
+}

@@ -1,6 +1,6 @@
 /** zod schemas of every model-related request body (the single source of those input types). */
 import { z } from "zod";
-import { MANAGED_FLAGS } from "../supervisor/args";
+import { findRefusedFlag } from "../supervisor/refused-flags";
 
 const int = (label: string) =>
   z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
@@ -61,8 +61,8 @@ export const modelSettingsSchema = z.strictObject({
     .max(200, "at most 200 extra arguments")
     // Refused here, not only at start: a model saved with them could never start.
     .superRefine((args, ctx) => {
-      const flag = args.map((a) => a.split("=", 1)[0]!).find((f) => MANAGED_FLAGS.has(f));
-      if (flag) ctx.addIssue({ code: "custom", message: `extraArgs may not set ${flag}: the supervisor chooses the model, host, port and alias` });
+      const refused = findRefusedFlag(args);
+      if (refused) ctx.addIssue({ code: "custom", message: `extraArgs may not set ${refused.flag}: ${refused.reason}` });
     }),
   aliases: z
     .array(alias, { error: "aliases must be an array of strings" })

@@ -8,7 +8,7 @@ import { addChildAuth } from "../supervisor/child-keys";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { openAiErrorResponse, sseErrorEvent } from "../http/openai";
-import type { Lease, ModelPool } from "../supervisor/pool";
+import type { AcquireOptions, Lease, ModelPool } from "../supervisor/pool";
 import { CancelledError, type RequestHandle } from "../activity/tracker";
 import { downstreamResponseHeaders, passThrough, type PassThroughHooks } from "./forward";
 import type { ProxyOptions } from "./options";
@@ -57,6 +57,10 @@ export interface ForwardArgs {
    * passthrough: its signal cancels the request, and it learns the lease, chunks and outcome.
    */
   track?: RequestHandle | null;
+  /** Per-request pool options (Ollama's keep_alive). */
+  acquire?: AcquireOptions;
+  /** Called once the lease is granted: the end of the wait for a load or a free slot. */
+  onLease?: () => void;
 }
 
 /** What a client whose request an operator cancelled gets (not retried by OpenAI's clients: 4xx, not 409/429). */
@@ -77,7 +81,8 @@ export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response
   const waitSignal = cancelSignal ? AbortSignal.any([clientSignal, cancelSignal]) : clientSignal;
   cancelSignal?.addEventListener("abort", () => upstreamAbort.abort(cancelSignal.reason), { once: true });
 
-  const leaseP = deps.pool.acquire(a.model.id, waitSignal);
+  const leaseP = deps.pool.acquire(a.model.id, waitSignal, undefined, a.acquire);
+  if (a.onLease) leaseP.then(a.onLease, () => {});
   leaseP.catch(() => {}); // handled below, whichever way we wait for it
 
   // A streaming client waiting for a load gets an early 200 SSE response carrying keep-alive

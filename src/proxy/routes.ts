@@ -41,7 +41,7 @@ export const MODEL_ROUTED_PATHS = [
 ] as const;
 
 /** The connecting address (null when the app is driven without a Bun server, as in app.request tests). */
-function clientAddress(c: Context): string | null {
+export function clientAddress(c: Context): string | null {
   try {
     return getConnInfo(c).remote.address ?? null;
   } catch {
@@ -50,14 +50,14 @@ function clientAddress(c: Context): string | null {
 }
 
 /** The name of the API key the request authenticated with: "admin" for --api-key, null without auth. */
-function keyNameOf(c: Context, s: Services): string | null {
+export function keyNameOf(c: Context, s: Services): string | null {
   const named = (c.var as Record<string, unknown>).apiKeyName;
   if (typeof named === "string") return named;
   return s.options.apiKey ? "admin" : null;
 }
 
 /** X-Request-Id on every answer of a model route, so a client can find (or cancel) its request. */
-function withRequestId(res: Response, id: string): Response {
+export function withRequestId(res: Response, id: string): Response {
   try {
     res.headers.set("x-request-id", id);
     return res;

@@ -1,5 +1,6 @@
 import type { LlamaServerConfig } from "../config/schema";
 import type { ModelSettings } from "../db/schema";
+import { findRefusedFlag } from "./refused-flags";
 
 /** What args.ts needs to know about a model (a subset of the registry row). */
 export interface ModelLaunchSpec {
@@ -9,12 +10,6 @@ export interface ModelLaunchSpec {
   settings: ModelSettings;
 }
 
-/**
- * Flags the supervisor owns: a model's extra args may not override them, because the proxy
- * routes by the port and alias it chose and would lose track of the process.
- * Names checked against llama-server --help (shared/fixtures/llama-server/llama-server-help.txt).
- */
-export const MANAGED_FLAGS = new Set(["-m", "--model", "--host", "--port", "-a", "--alias"]);
 
 /**
  * gpu_layers -1 means "all layers". Builds since late 2025 accept `-ngl all`, older ones only a
@@ -51,11 +46,11 @@ export function buildServerArgs(config: LlamaServerConfig, model: ModelLaunchSpe
   const extra = s.extraArgs ?? [];
   for (const arg of extra) {
     if (typeof arg !== "string") throw new LaunchArgsError(`extraArgs of ${model.id} must be strings`);
-    const flag = arg.split("=", 1)[0]!;
-    if (MANAGED_FLAGS.has(flag)) {
-      throw new LaunchArgsError(`extraArgs of ${model.id} may not set ${flag}: the supervisor chooses it`);
-    }
   }
+  // Checked again at every start, whatever path the arguments came in by (API, console, import,
+  // an old database row): the table and its reasons are in refused-flags.ts.
+  const refused = findRefusedFlag(extra);
+  if (refused) throw new LaunchArgsError(`extraArgs of ${model.id} may not set ${refused.flag}: ${refused.reason}`);
   args.push(...extra);
   return args;
 }

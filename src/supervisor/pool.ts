@@ -87,9 +87,14 @@ interface Entry {
   /** Where it was started and what it was planned to need there. */
   placement?: Placement;
   keepAliveSeconds?: number;
+  /** Date.now() ms at which the armed idle timer stops the model (for Ollama's /api/ps). */
+  idleDeadline?: number;
   /** restart(model, {whenIdle}) callers waiting for the model's next idle moment. */
   restartWaiters?: { resolve: (rt: ModelRuntimeInfo) => void; reject: (err: Error) => void }[];
 }
+
+/** The longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface PoolDeps {
   /** Read on every use: tests (and a hot reload) may swap the supervisor after start-up. */
@@ -634,18 +639,44 @@ export class ModelPool {
     this.armIdleTimer(modelId, e);
   }
 
+  /** Idle seconds before the model is stopped: the latest keep_alive, else its TTL; <= 0 = never. */
+  private idleSeconds(modelId: string, e: Entry): number {
+    return e.keepAliveSeconds !== undefined ? e.keepAliveSeconds : this.ttlSeconds(modelId);
+  }
+
+  /**
+   * When the model will be stopped for idleness (Date.now() ms), or null for never. A model
+   * that is busy counts from now, as Ollama's /api/ps shows it.
+   */
+  idleExpiresAt(modelId: string): number | null {
+    const e = this.entries.get(modelId);
+    if (e?.idleTimer && e.idleDeadline !== undefined) return e.idleDeadline;
+    const ttl = e ? this.idleSeconds(modelId, e) : this.ttlSeconds(modelId);
+    return ttl > 0 ? Date.now() + ttl * 1000 : null;
+  }
+
   private armIdleTimer(modelId: string, e: Entry): void {
-    const ttl = e.keepAliveSeconds !== undefined ? e.keepAliveSeconds : this.ttlSeconds(modelId);
+    const ttl = this.idleSeconds(modelId, e);
     if (ttl <= 0) return; // 0 = never (setting); -1 = keep loaded (keep_alive)
     if (e.idleTimer) clearTimeout(e.idleTimer);
-    e.idleTimer = setTimeout(() => {
+    const deadline = Date.now() + ttl * 1000;
+    e.idleDeadline = deadline;
+    // setTimeout fires at once for delays over 2^31-1 ms (keep_alive "1000h" is 3.6e9 ms): wait in steps.
+    const step = () => Math.min(Math.max(deadline - Date.now(), 0), MAX_TIMER_MS);
+    const fire = () => {
+      if (deadline - Date.now() > 0) {
+        e.idleTimer = setTimeout(fire, step());
+        e.idleTimer.unref?.();
+        return;
+      }
       e.idleTimer = undefined;
       const rt = this.sup.runtimeOf(modelId);
       if (e.inFlight === 0 && e.queue.length === 0 && rt?.state === "running") {
         this.log?.info(`Stopping ${modelId}: idle for ${ttl}s`);
         this.stopModel(modelId, "idle").catch((err) => this.log?.warn(`Idle stop of ${modelId} failed: ${(err as Error).message}`));
       }
-    }, ttl * 1000);
+    };
+    e.idleTimer = setTimeout(fire, step());
     e.idleTimer.unref?.();
   }
 

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { FAKE_LLAMA_SERVER } from "../helpers/services";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { ISO_RE, jsonRequest, makeTestServices, type TestContext } from "../helpers/services";
 
@@ -6,7 +7,7 @@ const VALID = {
   host: "localhost",
   port: 8134,
   basePath: "/models",
-  serverPath: "/usr/local/bin/llama-server",
+  serverPath: FAKE_LLAMA_SERVER,
   ctx_size: 8192,
   batch_size: 512,
   threads: -1,

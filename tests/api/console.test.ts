@@ -1,5 +1,6 @@
 // The web console through createApp().request(): pages, fragments, forms, static files, auth.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { FAKE_LLAMA_SERVER } from "../helpers/services";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeModel } from "../fixtures/gguf-writer";
@@ -35,7 +36,7 @@ const VALID_CONFIG = {
   host: "127.0.0.1",
   port: "8200",
   basePath: "/srv/models",
-  serverPath: "/usr/local/bin/llama-server",
+  serverPath: FAKE_LLAMA_SERVER,
   ctx_size: "4096",
   batch_size: "256",
   threads: "4",
@@ -173,7 +174,7 @@ describe("settings form", () => {
     expect(html).toContain("Configuration saved at");
     const cfg = t.services.config.get();
     expect(cfg.port).toBe(8200);
-    expect(cfg.serverPath).toBe("/usr/local/bin/llama-server");
+    expect(cfg.serverPath).toBe(FAKE_LLAMA_SERVER);
     expect(cfg.maxLoadedModels).toBe(2);
     const onDisk = JSON.parse(readFileSync(t.services.config.path, "utf8"));
     expect(onDisk.ctx_size).toBe(4096);

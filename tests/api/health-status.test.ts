@@ -8,10 +8,10 @@ let t: TestContext;
 beforeEach(() => (t = makeTestServices()));
 afterEach(() => t.cleanup());
 
-/** An executable file standing in for llama-server where only its presence matters. */
+/** An executable standing in for llama-server: it answers --version as llama-server does. */
 function executable(name: string): string {
   const p = join(t.dir, name);
-  writeFileSync(p, "#!/bin/sh\nexit 0\n");
+  writeFileSync(p, '#!/bin/sh\necho "version: 1 (abc1234)" >&2\necho "built with cc for x86_64-linux-gnu" >&2\n');
   chmodSync(p, 0o755);
   return p;
 }
@@ -22,9 +22,14 @@ async function setServerPath(serverPath: string) {
   expect(res.status).toBe(200);
 }
 
+/** A serverPath the API would refuse, as a hand-edited config file can still hold one. */
+function configFileServerPath(serverPath: string) {
+  t.services.config.update({ ...t.services.config.get(), serverPath });
+}
+
 describe("GET /api/health", () => {
   test("has every field of the reference, and is 503 'not available' without llama-server", async () => {
-    await setServerPath(join(t.dir, "no-such-llama-server"));
+    configFileServerPath(join(t.dir, "no-such-llama-server"));
     const res = await t.app.request("/api/health");
     expect(res.status).toBe(503);
     const body = await res.json();
@@ -53,7 +58,7 @@ describe("GET /api/health", () => {
     const p = join(t.dir, "llama-server");
     writeFileSync(p, "not a program");
     chmodSync(p, 0o644);
-    await setServerPath(p);
+    configFileServerPath(p);
     const d = (await (await t.app.request("/api/health")).json()).data;
     // root can read anything but still needs an x bit to execute
     expect(d.services.llama_server.message).toContain("not executable");

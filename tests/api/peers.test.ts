@@ -2,9 +2,9 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadInstanceId } from "../../src/peers/instance";
-import { jsonRequest, makeTestServices, type TestContext } from "../helpers/services";
+import { FAKE_LLAMA_SERVER, jsonRequest, makeTestServices, type TestContext } from "../helpers/services";
 
-const VALID = { host: "localhost", port: 8134, basePath: "/models", serverPath: "/usr/local/bin/llama-server", ctx_size: 8192, batch_size: 512, threads: -1, gpu_layers: -1 };
+const VALID = { host: "localhost", port: 8134, basePath: "/models", serverPath: FAKE_LLAMA_SERVER, ctx_size: 8192, batch_size: 512, threads: -1, gpu_layers: -1 };
 
 let t: TestContext;
 beforeEach(() => (t = makeTestServices()));

@@ -36,7 +36,7 @@ afterAll(async () => {
 });
 
 const url = (path: string) => `http://127.0.0.1:${port}${path}`;
-type Route = { method: string; path: string; body?: string; type?: string; headers?: Record<string, string>; shape: "envelope" | "openai" | "engineio" };
+type Route = { method: string; path: string; body?: string; type?: string; headers?: Record<string, string>; shape: "envelope" | "openai" | "engineio" | "ollama" };
 
 /** Every kind of route the product serves: API, inference, native, upstream, metrics, console, static, socket. */
 const ROUTES: Route[] = [
@@ -51,7 +51,7 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/api/logs", shape: "envelope" },
   { method: "POST", path: "/api/models/alpha/start", type: "application/json", shape: "envelope" },
   { method: "DELETE", path: "/api/models/alpha", type: "application/json", shape: "envelope" },
-  { method: "POST", path: "/api/chat", body: "{}", type: "application/json", shape: "envelope" },
+  { method: "POST", path: "/api/chat", body: "{}", type: "application/json", shape: "ollama" },
   { method: "GET", path: "/v1/models", shape: "openai" },
   { method: "POST", path: "/v1/chat/completions", body: JSON.stringify({ model: "alpha", messages: [{ role: "user", content: "x" }] }), type: "application/json", shape: "openai" },
   { method: "POST", path: "/completion", body: JSON.stringify({ model: "alpha", prompt: "x" }), type: "application/json", shape: "openai" },
@@ -76,6 +76,8 @@ async function expectRefused(res: Response, shape: Route["shape"], status = 403)
   const body = (await res.json()) as any;
   if (shape === "openai") expect(body.error.type).toBe(status === 403 ? "permission_error" : "invalid_request_error");
   else if (shape === "engineio") expect(body.code).toBe(4);
+  // Ollama's routes answer Ollama's shape: ollama-js reads `error` as a string.
+  else if (shape === "ollama") expect(body.error).toMatch(status === 403 ? /not allowed|refused/ : /must be JSON/);
   else expect(body).toMatchObject({ success: false, error: { code: status === 403 ? "FORBIDDEN" : "VALIDATION_ERROR" } });
 }
 

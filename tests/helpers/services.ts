@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createApp } from "../../src/app";
 import { createServices, shutdownServices, type RuntimeOptions, type ServiceOverrides, type Services } from "../../src/services";
+
+/** The fake llama-server (answers --version like the real one), for a serverPath that must pass. */
+export const FAKE_LLAMA_SERVER = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
 
 export interface TestContext {
   dir: string;

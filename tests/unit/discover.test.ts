@@ -20,7 +20,7 @@ let root: string;
  *   orphan/mmproj-lonely.gguf               projector without a model -> skipped
  *   junk.gguf                               text, not GGUF -> skipped
  *   notes.txt, model.gguf.tmp               do not match
- *   old/gpt2-medium-q4_0.bin                only with includePatterns *.bin
+ *   old/gpt2-medium-q4_0.bin                not GGUF: skipped even with includePatterns *.bin
  *   loop -> .                               symlink loop
  *   link-to-qwen -> qwen                    same folder twice
  *   dangling.gguf -> nowhere                broken symlink -> skipped
@@ -175,8 +175,11 @@ describe("scanForModels on a mixed folder", () => {
   });
 
   test("includePatterns and excludePatterns (Bun.Glob, name or path below the root)", async () => {
+    // Finding 4 of #11: a file that does not start with the GGUF magic is never a model, whatever
+    // its name; asking for *.bin lists it in `skipped` with the reason.
     const withBin = await scanForModels({ roots: [root], includePatterns: ["*.gguf", "*.bin"] });
-    expect(byName(withBin.models, "gpt2-medium-q4_0")).toMatchObject({ format: "bin", family: "gpt2", quantization: "Q4_0", size: 4096 });
+    expect(withBin.models.some((m) => m.name === "gpt2-medium-q4_0")).toBe(false);
+    expect(withBin.skipped).toContainEqual({ path: join(root, "old/gpt2-medium-q4_0.bin"), reason: "not a GGUF file (bad magic)" });
     const noQwen = await scanForModels({ roots: [root], excludePatterns: ["*Qwen*", "big/**"] });
     expect(noQwen.models.map((m) => m.name).sort()).toEqual(["Phi-3-mini-4k-F16", "llama-3-8b-instruct-Q4_K_M"]);
     const onlyDeep = await scanForModels({ roots: [root], includePatterns: ["deep/**/*.gguf"] });

@@ -48,8 +48,8 @@ describe("buildServerArgs", () => {
   });
 
   test("extra args are appended verbatim, one argv entry each (no shell splitting)", () => {
-    const args = buildServerArgs(cfg, { ...model, settings: { extraArgs: ["--jinja", "--chat-template-file", "/a b/t.jinja"] } }, "h", 1);
-    expect(args.slice(-3)).toEqual(["--jinja", "--chat-template-file", "/a b/t.jinja"]);
+    const args = buildServerArgs(cfg, { ...model, settings: { extraArgs: ["--jinja", "--lora", "/a b/adapter.gguf"] } }, "h", 1);
+    expect(args.slice(-3)).toEqual(["--jinja", "--lora", "/a b/adapter.gguf"]);
   });
 
   test("extra args may not take over the flags the supervisor owns", () => {

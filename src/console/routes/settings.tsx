@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { validate } from "../../http/validate";
 import type { Services } from "../../services";
+import { serverPathChangeRefusal } from "../../supervisor/binary";
 import { SettingsPage } from "../pages/settings";
 import { ConfigForm } from "../partials/config-form";
 import { configToForm, parseConfigForm } from "../data";
@@ -22,6 +23,9 @@ export function settingsRoutes(s: Services) {
     const render = (p: Parameters<typeof ConfigForm>[0], status: ContentfulStatusCode) =>
       isHtmx(c) ? c.html(<ConfigForm {...p} />, status === 400 ? formStatus(c, status) : status) : c.html(<SettingsPage {...p} configPath={s.config.path} />, status);
     if (!parsed.ok) return render({ values: parsed.values, errors: parsed.errors }, 400);
+    // The same serverPath check as POST /api/config: it decides what we execute.
+    const refusal = await serverPathChangeRefusal(s.config.get().serverPath, parsed.data.serverPath);
+    if (refusal) return render({ values: parsed.values, errors: { serverPath: refusal } }, 400);
     try {
       const saved = s.config.update(parsed.data);
       const savedAt = new Date().toISOString().slice(11, 19) + " UTC";
