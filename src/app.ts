@@ -17,6 +17,7 @@ import { requestRoutes } from "./api/requests";
 import { modelRestartRoutes } from "./api/model-restart";
 import { statusRoutes } from "./api/status";
 import { peerRoutes } from "./peers/routes";
+import { rpcWorkerRoutes } from "./rpc/routes";
 import { requireAuth } from "./http/auth";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
 import { errorBody, fail } from "./http/envelope";
@@ -51,7 +52,8 @@ export function apiRoutes(s: Services) {
     .route("/activity", activityRoutes(s))
     .route("/requests", requestRoutes(s))
     .route("/models", modelRestartRoutes(s))
-    .route("/peers", peerRoutes(s));
+    .route("/peers", peerRoutes(s))
+    .route("/rpc-workers", rpcWorkerRoutes(s));
 }
 
 export type ApiRoutes = ReturnType<typeof apiRoutes>;

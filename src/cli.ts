@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { splitHostPort } from "./http/guard";
 import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "./logs/types";
+import { parseWorkerCli, type WorkerCliResult } from "./rpc/cli";
 import type { RuntimeOptions } from "./services";
 import { APP_NAME, APP_VERSION } from "./version";
 
@@ -10,6 +11,7 @@ export const HELP = `${APP_NAME} ${APP_VERSION}
 Starts, watches and proxies llama.cpp's llama-server, with a web console and a JSON API.
 
 Usage: llama-async-proxy [options]
+       llama-async-proxy worker --api-key <key> [--rpc-host <addr>] [--rpc-port <n>] ...  (see worker --help)
        llama-async-proxy import llama-swap <config.yaml> [--dry-run] [--data-dir <dir>] [--config <file>]
 
 Commands:
@@ -57,7 +59,8 @@ export type CliResult =
   | { kind: "help" }
   | { kind: "version" }
   | { kind: "run"; options: RuntimeOptions; insecure: boolean }
-  | { kind: "import"; format: "llama-swap"; file: string; dryRun: boolean; options: RuntimeOptions };
+  | { kind: "import"; format: "llama-swap"; file: string; dryRun: boolean; options: RuntimeOptions }
+  | WorkerCliResult;
 
 /** `import llama-swap <file> [--dry-run]`: works on the data directory, never starts a server. */
 function parseImport(argv: string[], env: Record<string, string | undefined>): CliResult {
@@ -101,6 +104,7 @@ function parseImport(argv: string[], env: Record<string, string | undefined>): C
 /** Flags win over environment variables, which win over defaults. Bad values throw UsageError. */
 export function parseCli(argv: string[], env: Record<string, string | undefined>): CliResult {
   if (argv[0] === "import") return parseImport(argv.slice(1), env);
+  if (argv[0] === "worker") return parseWorkerCli(argv.slice(1), env);
   let values;
   try {
     ({ values } = parseArgs({

@@ -1,6 +1,8 @@
 #!/usr/bin/env bun
 import { HELP, parseCli, UsageError } from "./cli";
 import { runLlamaSwapImport } from "./import/cli";
+import { WORKER_HELP } from "./rpc/cli";
+import { runWorker } from "./rpc/main";
 import { startServer } from "./server";
 import { StartupTimings } from "./startup";
 import { APP_NAME, APP_VERSION } from "./version";
@@ -21,6 +23,8 @@ async function main(): Promise<void> {
   }
   if (cli.kind === "help") return void process.stdout.write(HELP);
   if (cli.kind === "version") return void process.stdout.write(`${APP_VERSION}\n`);
+  if (cli.kind === "worker-help") return void process.stdout.write(WORKER_HELP);
+  if (cli.kind === "worker") return runWorker(cli.options);
   if (cli.kind === "import") {
     process.exit(await runLlamaSwapImport(cli, (t) => process.stdout.write(t), (t) => process.stderr.write(t)));
   }

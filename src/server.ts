@@ -20,8 +20,12 @@ export interface RunningServer {
 export async function startServer(options: RuntimeOptions, overrides: ServiceOverrides = {}): Promise<RunningServer> {
   const t = options.startup;
   const services = createServices(options, overrides);
-  // Before serving: children a kill -9'd predecessor left behind still hold ports and memory.
-  await services.supervisor.cleanupOrphans?.();
+  // Children a kill -9'd predecessor left behind still hold ports and memory. They are stopped in
+  // the background, since a stop can take the whole grace period: model loads wait for it (in
+  // the supervisor), the listen does not.
+  const orphans = (services.supervisor.cleanupOrphans?.() ?? Promise.resolve(0)).catch((err: Error) =>
+    services.log.warn(`Stopping processes left by a previous run failed: ${err.message}`),
+  );
   t?.mark("orphan check");
   const app = createApp(services);
   t?.mark("routes");
@@ -64,6 +68,7 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   services.pool.autoStart();
   // Peers are checked in the background from now on (the first round at once).
   services.peers.start();
+  services.rpcWorkers.start();
   // One scan of config.basePath in the background: startup never waits for a slow disk.
   const startupScan = startBackgroundDiscovery(services);
 
@@ -76,6 +81,8 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
       // Abort the startup scan and let it settle before the database closes under it.
       startupScan.abort();
       await startupScan.done;
+      // Never leave a predecessor's orphan half-stopped behind us.
+      await orphans;
       await shutdownServices(services);
     })());
   // After listening: the first sample is taken now, so /api/monitoring has data at once.

@@ -18,6 +18,7 @@ import { KvCacheStore } from "./kvcache/store";
 import { ModelRegistry } from "./models/registry";
 import { loadInstanceId } from "./peers/instance";
 import { PeerRegistry, type PeerTimings } from "./peers/registry";
+import { RpcWorkers, type RpcWorkerTimings } from "./rpc/workers";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RecentMetrics } from "./console/recent";
 import { RequestStats } from "./proxy/stats";
@@ -52,6 +53,8 @@ export interface RuntimeOptions {
   realtime?: Partial<RealtimeOptions>;
   /** Peer health-check and back-off timings (tests make them small). */
   peers?: Partial<PeerTimings>;
+  /** RPC worker check timings (tests make them small). */
+  rpcWorkers?: Partial<RpcWorkerTimings>;
   /** Activity log batching (tests flush sooner). */
   activity?: Partial<ActivityOptions>;
   /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
@@ -103,6 +106,8 @@ export interface Services {
   instanceId: string;
   /** Other hosts /v1 requests are routed to by model: their health, models and back-off. */
   peers: PeerRegistry;
+  /** The RPC workers (rpcWorkers): health, devices, --rpc arguments, models split over them. */
+  rpcWorkers: RpcWorkers;
   /** The API key and the console's login sessions: who may call us (src/http/auth.ts). */
   auth: Authenticator;
   /** Which Host / Origin values the request guard accepts (src/http/guard.ts). */
@@ -131,7 +136,14 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
   const registry = new ModelRegistry(db, bus);
   options.startup?.mark("registry");
   const kvcache = new KvCacheService({ store: new KvCacheStore(join(options.dataDir, "kv-cache"), log.child("kvcache")), config: () => config.get(), log: log.child("kvcache") });
-  const supervisorDeps: SupervisorDeps = { registry, config, logs, log, bus, dataDir: options.dataDir, hooks: { launchArgs: (m, bin) => kvcache.launchArgs(m, bin) } };
+  const supervisorDeps: SupervisorDeps = {
+    registry, config, logs, log, bus, dataDir: options.dataDir,
+    hooks: {
+      launchArgs: (m, bin) => kvcache.launchArgs(m, bin),
+      // --rpc/--tensor-split for models split over RPC workers; refuses the start when one is down.
+      requiredLaunchArgs: (m) => services.rpcWorkers.launchArgs(m),
+    },
+  };
   const supervisor = overrides.supervisor ? overrides.supervisor(supervisorDeps) : new Supervisor(supervisorDeps);
   const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
   const pool = new ModelPool({ supervisor: () => supervisor, registry, config: () => config.get(), memory, log, bus });
@@ -179,6 +191,17 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
     hub: new RealtimeHub(options.realtime),
     instanceId,
     peers,
+    rpcWorkers: new RpcWorkers(
+      {
+        config, log: log.child("rpc"), bus,
+        lifecycle: () => ({
+          stateOf: (id) => services.supervisor.runtimeOf(id)?.state,
+          failRunning: (id, reason) => services.supervisor.failRunning?.(id, reason) ?? false,
+          restart: (id) => services.pool.start(id),
+        }),
+      },
+      options.rpcWorkers,
+    ),
     auth: new Authenticator(options.apiKey),
     hosts: new HostAllowList({
       allowedHosts: options.allowedHosts ?? [],
@@ -197,6 +220,7 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
 export async function shutdownServices(s: Services): Promise<void> {
   s.pool.close();
   s.peers.close();
+  s.rpcWorkers.close();
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
   s.hub.close();

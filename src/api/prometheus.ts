@@ -16,6 +16,7 @@ export async function prometheusText(s: Services): Promise<string> {
     llamaServers: sample?.llamaServers ?? [],
     kvCache: { counters: s.kvcache.counters, ...s.kvcache.totals() },
     peers: s.peers.snapshot(),
+    rpcWorkers: s.rpcWorkers.snapshot(),
   });
 }
 

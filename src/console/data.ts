@@ -1,6 +1,7 @@
 // What the console pages show, built from the services (no HTTP here, so tests drive it directly).
 import { buildStatus } from "../api/status";
 import type { PeerSnapshot } from "../peers/registry";
+import type { RpcWorkerSnapshot } from "../rpc/workers";
 import { configUpdateSchema, extraConfigShape, referenceConfigShape, type LlamaServerConfig } from "../config/schema";
 import type { LogEntry } from "../logs/types";
 import { readDisk, readMemory } from "../metrics/system";
@@ -68,6 +69,8 @@ export interface DashboardData {
   models: ModelView[];
   /** Configured peers (src/peers/), empty when there are none. */
   peers: PeerSnapshot[];
+  /** Configured RPC workers (src/rpc/), empty when there are none. */
+  rpcWorkers: RpcWorkerSnapshot[];
 }
 
 export function dashboardData(s: Services): DashboardData {
@@ -90,6 +93,7 @@ export function dashboardData(s: Services): DashboardData {
     tokensPerSecond: perf.tokensPerSecond,
     models: modelViews(s),
     peers: s.peers.snapshot(),
+    rpcWorkers: s.rpcWorkers.snapshot(),
   };
 }
 

@@ -23,6 +23,10 @@ export interface ModelSettings {
   allowPartialOffload?: boolean;
   /** Request rewriting for this model (src/proxy/rewrite.ts). */
   rewrite?: RewriteRules;
+  /** RPC workers (rpcWorkers names, or "all") the model is split over: llama-server --rpc. */
+  rpc?: string[] | "all";
+  /** llama-server --tensor-split proportions (local devices first, then each RPC worker's). */
+  tensorSplit?: number[];
 }
 
 /** Per-model request body rewriting, applied by the proxy before forwarding. */

@@ -42,6 +42,8 @@ export interface PrometheusInput {
   kvCache?: { counters: KvCacheCounters; files: number; bytes: number };
   /** Peers (src/peers/): health, latency, models, requests. */
   peers?: import("../peers/registry").PeerSnapshot[];
+  /** RPC workers (src/rpc/): health, rpc-server restarts, devices. */
+  rpcWorkers?: import("../rpc/workers").RpcWorkerSnapshot[];
 }
 
 /** Escapes a label value per the text exposition format (backslash, double quote, newline). */
@@ -158,6 +160,11 @@ export function renderPrometheus(input: PrometheusInput): string {
   out.family("llamaproxy_peer_requests_total", "counter", "Requests relayed to the peer.", peers.map((p) => [{ peer: p.name }, p.requestsTotal]));
   out.family("llamaproxy_peer_request_errors_total", "counter", "Requests relayed to the peer that failed.", peers.map((p) => [{ peer: p.name }, p.requestErrors]));
   out.family("llamaproxy_peer_failures", "gauge", "Failures in a row (checks and requests) of the peer.", peers.map((p) => [{ peer: p.name }, p.failures]));
+
+  const workers = [...(input.rpcWorkers ?? [])].sort((a, b) => a.name.localeCompare(b.name));
+  out.family("llamaproxy_rpc_worker_up", "gauge", "1 when the RPC worker answers and its rpc-server runs.", workers.map((w) => [{ worker: w.name }, w.state === "up" && w.rpcState === "running" ? 1 : 0]));
+  out.family("llamaproxy_rpc_worker_restarts", "gauge", "rpc-server restarts the worker reports.", workers.filter((w) => w.restarts !== undefined).map((w) => [{ worker: w.name }, w.restarts!]));
+  out.family("llamaproxy_rpc_worker_device_memory_bytes", "gauge", "Memory of each device an RPC worker exposes.", workers.flatMap((w) => w.devices.map((d): [Record<string, string>, number] => [{ worker: w.name, device: d.name }, d.totalMiB * MB])));
 
   if (sample) {
     out.family("llamaproxy_cpu_usage_percent", "gauge", "Machine CPU busy share since the previous sample.", [[{}, sample.cpu.usage]]);

@@ -75,6 +75,21 @@ export const modelSettingsSchema = z.strictObject({
   pinned: z.boolean({ error: "pinned must be true or false" }),
   allowPartialOffload: z.boolean({ error: "allowPartialOffload must be true or false" }),
   rewrite: rewriteRulesSchema,
+  rpc: z.union(
+    [
+      z.literal("all"),
+      z
+        .array(z.string({ error: "rpc entries must be worker names" }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "rpc entries must be rpcWorkers names"), { error: 'rpc must be "all" or a list of rpcWorkers names' })
+        .min(1, "rpc must name at least one worker")
+        .max(32, "at most 32 RPC workers")
+        .refine((a) => new Set(a).size === a.length, "rpc must not name a worker twice"),
+    ],
+    { error: 'rpc must be "all" or a list of rpcWorkers names' },
+  ),
+  tensorSplit: z
+    .array(z.number({ error: "tensorSplit entries must be numbers" }).min(0, "tensorSplit entries must be 0 or more").max(1_000_000), { error: "tensorSplit must be an array of numbers" })
+    .min(1, "tensorSplit must not be empty")
+    .max(64, "at most 64 tensorSplit entries"),
 });
 
 /** PATCH: every setting optional; null removes an override (back to the global default). */

@@ -41,12 +41,19 @@ export interface SupervisorDeps {
 }
 
 /**
- * Work other modules do when a process is launched. A failing hook never fails the launch.
+ * Work other modules do when a process is launched. A failing launchArgs hook never fails the
+ * launch; requiredLaunchArgs is the one that may refuse it.
  * (Work before a stop hooks into the lifecycle owner instead: ModelPool.onBeforeStop.)
  */
 export interface LifecycleHooks {
   /** Extra llama-server arguments for this launch, appended after the model's own. */
   launchArgs?(model: ModelRow, serverBinary: string): string[];
+  /**
+   * Arguments that depend on other hosts (src/rpc/workers.ts: --rpc, --tensor-split), found by a
+   * fresh check before each launch. Unlike launchArgs, a throw refuses the launch, its message
+   * being the reason the model shows (an RPC worker is down).
+   */
+  requiredLaunchArgs?(model: ModelRow): Promise<string[]>;
 }
 
 /** Timings that are not part of the user config; tests shrink them. */
@@ -93,6 +100,8 @@ interface Slot {
   busy: number;
   /** Failed background health checks in a row (see checkRunning). */
   healthFailures?: number;
+  /** Why we killed the running process ourselves (failRunning): shown as its error. */
+  killReason?: string;
   /** The owner's launch plan (placement args and env) of the current start. */
   plan?: LaunchPlan;
 }
@@ -178,6 +187,19 @@ export class Supervisor implements SupervisorApi {
     return [...this.slots.values()].map((s) => this.info(s));
   }
 
+  /**
+   * Kills a running model's llama-server because something it depends on is gone (an RPC worker):
+   * the ordinary crash path follows (state error with `reason`, restart with backoff). False when
+   * the model is not running.
+   */
+  failRunning(modelId: string, reason: string): boolean {
+    const slot = this.slots.get(modelId);
+    if (!slot?.proc || slot.state.state !== "running") return false;
+    slot.killReason = reason;
+    slot.proc.signal("SIGKILL");
+    return true;
+  }
+
   lastHealthCheck(): string | null {
     return this.lastCheck;
   }
@@ -187,7 +209,20 @@ export class Supervisor implements SupervisorApi {
    * not stop them). Only processes whose pid, start time and command line all match what that
    * proxy recorded are touched. Returns how many were stopped.
    */
-  async cleanupOrphans(): Promise<number> {
+  cleanupOrphans(): Promise<number> {
+    const run = this.stopOrphans();
+    this.orphansCleared = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Settles once cleanupOrphans has stopped what a predecessor left behind. Loads wait for it
+   * (the orphans still hold ports and memory); the listen does not (stopping one may take the
+   * whole stop grace period).
+   */
+  private orphansCleared: Promise<unknown> = Promise.resolve();
+
+  private async stopOrphans(): Promise<number> {
     const previous = this.pidFile.readPrevious();
     if (!previous) return 0;
     if (previous.owner.pid !== process.pid && isSameProcessAlive(previous.owner)) {
@@ -279,6 +314,7 @@ export class Supervisor implements SupervisorApi {
 
   /** The load itself; runs inside the model's queue. */
   private async doLoad(slot: Slot, signal: AbortSignal, automatic: boolean): Promise<ModelRuntimeInfo> {
+    await this.orphansCleared;
     if (slot.state.state === "running" && slot.proc) return this.info(slot);
     if (signal.aborted || !slot.wanted) {
       // startLoad may already have shown "loading"; a cancelled load ends stopped.
@@ -300,6 +336,12 @@ export class Supervisor implements SupervisorApi {
     const binary = checkServerBinary(cfg.serverPath);
     if (!binary.found) return this.failLoad(slot, binary.reason!, undefined, automatic);
     if (!isReadable(model.path)) return this.failLoad(slot, `Model file not found or not readable: ${model.path}`, undefined, automatic);
+    let hookArgs: string[] = [];
+    try {
+      hookArgs = (await this.deps.hooks?.requiredLaunchArgs?.(model)) ?? [];
+    } catch (err) {
+      return this.failLoad(slot, (err as Error).message, undefined, automatic);
+    }
 
     const host = bindHost(cfg.host);
     const deadlineMs = this.timings.loadTimeoutMs ?? cfg.loadTimeoutSeconds * 1000;
@@ -313,7 +355,7 @@ export class Supervisor implements SupervisorApi {
       let args: string[];
       try {
         port = this.ports.allocate(host, cfg.port, bindFailed);
-        args = [...buildServerArgs(cfg, toLaunchSpec(model), host, port, slot.plan?.args), ...this.hookLaunchArgs(model, binary.path!)];
+        args = [...buildServerArgs(cfg, toLaunchSpec(model), host, port, [...(slot.plan?.args ?? []), ...hookArgs]), ...this.hookLaunchArgs(model, binary.path!)];
       } catch (err) {
         return this.failLoad(slot, (err as Error).message, undefined, automatic && !(err instanceof LaunchArgsError));
       }
@@ -433,7 +475,8 @@ export class Supervisor implements SupervisorApi {
     this.forget(slot, proc);
     if (upMs >= this.timings.stableAfterMs) slot.restarts = 0;
     const logTail = proc.logTail();
-    const message = `llama-server exited unexpectedly (${describeExit(exit)})`;
+    const message = slot.killReason ?? `llama-server exited unexpectedly (${describeExit(exit)})`;
+    slot.killReason = undefined;
     slot.error = { message, exitCode: exit.code, signal: exit.signal, logTail };
     slot.loadedAt = undefined;
     slot.state.set("error", message);

@@ -58,6 +58,8 @@ export interface SupervisorApi {
   runtimes(): ModelRuntimeInfo[];
   /** ISO time of the latest /health poll of any child, or null. */
   lastHealthCheck(): string | null;
+  /** Kills a running model's llama-server with `reason` as its error (an RPC worker it used is gone). */
+  failRunning?(modelId: string, reason: string): boolean;
   /** Stops llama-servers orphaned by a kill -9 of a previous proxy (pidfile). Returns how many. */
   cleanupOrphans?(): Promise<number>;
 }

@@ -3,7 +3,7 @@ import type { DashboardData } from "../data";
 import { clock, formatBytes, formatDuration, formatMB, formatNumber, sparklinePoints } from "../format";
 import type { RecentPoint } from "../recent";
 import { Pill, StatusBadge } from "./badge";
-import { PeersSection } from "./peers";
+import { PeersSection, RpcWorkersSection } from "./peers";
 
 function Sparkline(props: { values: number[]; max?: number; label: string }) {
   const points = sparklinePoints(props.values, 120, 32, props.max);
@@ -139,6 +139,7 @@ export function DashboardLive(props: { d: DashboardData }) {
       </section>
 
       <PeersSection peers={d.peers} />
+      <RpcWorkersSection workers={d.rpcWorkers} />
     </div>
   );
 }
