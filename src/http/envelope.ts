@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ApiError, type ErrorCode } from "./errors";
 
-/** ApiResponse<T> exactly as in the API reference. */
+/** ApiResponse<T> exactly as in the seed API (docs/API.md). */
 export interface ApiResponse<T = unknown> {
   success: boolean;
   data?: T;
@@ -13,7 +13,7 @@ export interface ApiResponse<T = unknown> {
 
 export const nowIso = () => new Date().toISOString();
 
-/** A success envelope. `message` is optional; some reference endpoints carry one. */
+/** A success envelope. `message` is optional; some seed API endpoints carry one. */
 export function ok<T>(c: Context, data: T, opts: { message?: string; status?: ContentfulStatusCode } = {}) {
   const body: { success: true; data: T; message?: string; timestamp: string } = {
     success: true,

@@ -5,7 +5,7 @@ import type { LogEntry } from "../logs/types";
 import type { SystemMetrics } from "../metrics/types";
 import type { Model } from "../models/types";
 
-/** The three things a client can subscribe to (SubscribeMessage.data.type in the reference). */
+/** The three things a client can subscribe to (SubscribeMessage.data.type in the seed API). */
 export const TOPICS = ["metrics", "models", "logs"] as const;
 export type Topic = (typeof TOPICS)[number];
 
@@ -16,7 +16,7 @@ export const UPDATE_EVENT: Record<Topic, `${Topic}_update`> = {
   logs: "logs_update",
 };
 
-/** ErrorMessage.data of the reference, plus `details` for the specifics. */
+/** ErrorMessage.data of the seed API, plus `details` for the specifics. */
 export interface RealtimeError {
   code: string;
   message: string;
@@ -31,13 +31,13 @@ export type ClientCommand =
   | { kind: "unsubscribe"; topic: Topic }
   | { kind: "ping" };
 
-/** Tunables of the hub. Tests make the intervals small; defaults follow the reference. */
+/** Tunables of the hub. Tests make the intervals small; defaults follow the seed API. */
 export interface RealtimeOptions {
-  /** metrics_update period (reference: every 10 s). */
+  /** metrics_update period (the seed API: every 10 s). */
   metricsIntervalMs: number;
-  /** models_update period (reference: every 30 s); status changes go out at once as well. */
+  /** models_update period (the seed API: every 30 s); status changes go out at once as well. */
   modelsIntervalMs: number;
-  /** logs_update period when nothing is loading or failing (reference: every 15 s). */
+  /** logs_update period when nothing is loading or failing (the seed API: every 15 s). */
   logsIntervalMs: number;
   /** While a model loads or fails, new log lines go out batched over this window. */
   logsBatchMs: number;
