@@ -19,6 +19,7 @@ import { statusRoutes } from "./api/status";
 import { peerRoutes } from "./peers/routes";
 import { rpcWorkerRoutes } from "./rpc/routes";
 import { requireAuth } from "./http/auth";
+import { inferenceAuth } from "./keys/middleware";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
 import { errorBody, fail } from "./http/envelope";
 import { ApiError, codeForStatus } from "./http/errors";
@@ -102,10 +103,12 @@ export function createApp(s: Services) {
   app.route("/", consoleRoutes(s, { fetch: (req) => app.fetch(req) }));
 
   // OpenAI-compatible and llama-server native endpoints, routed to models by the proxy.
-  const openAiAuth = requireAuth(s.auth, "openai");
-  app.use("/v1/*", openAiAuth);
-  app.use("/upstream/*", openAiAuth);
-  for (const path of MODEL_ROUTED_PATHS) if (!path.startsWith("/v1/")) app.use(path, openAiAuth);
+  // /v1 and the native inference routes also take named inference keys (src/keys/); the raw
+  // /upstream passthrough (llama-server's own UI, /slots, /props) stays admin-only.
+  const inference = inferenceAuth(s.auth);
+  app.use("/v1/*", inference);
+  app.use("/upstream/*", requireAuth(s.auth, "openai"));
+  for (const path of MODEL_ROUTED_PATHS) if (!path.startsWith("/v1/")) app.use(path, inference);
   app.route("/", proxyRoutes(s, s.pool, s.proxyOptions));
 
   app.notFound((c) => {

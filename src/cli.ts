@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { LOG_LEVELS, type LogLevel } from "./logs/types";
 import { parseWorkerCli, type WorkerCliResult } from "./rpc/cli";
 import type { RuntimeOptions } from "./services";
+import { parseKeysCommand, type KeysCommand } from "./keys/cli";
 import { APP_NAME, APP_VERSION } from "./version";
 
 export const HELP = `${APP_NAME} ${APP_VERSION}
@@ -15,6 +16,10 @@ Usage: llama-async-proxy [options]
        llama-async-proxy import llama-swap <config.yaml> [--dry-run] [--data-dir <dir>] [--config <file>]
 
 Commands:
+  keys add <name> [--scope admin|inference] [--models 'qwen*,llama-3*'] [--tokens-per-day N] [--requests-per-minute N]
+                      Create a named API key (default scope inference) in the config file and
+                      print it once; only its SHA-256 is stored. A running proxy picks it up.
+  keys list | keys remove <name>
   import llama-swap <file>  Register the llama-server models of a llama-swap config.yaml (macros
                       expanded) and map its settings; prints what was imported and what was not,
                       and why. --dry-run prints the plan without changing anything. Relative model
@@ -60,6 +65,7 @@ export type CliResult =
   | { kind: "version" }
   | { kind: "run"; options: RuntimeOptions; insecure: boolean }
   | { kind: "import"; format: "llama-swap"; file: string; dryRun: boolean; options: RuntimeOptions }
+  | { kind: "keys"; command: KeysCommand }
   | WorkerCliResult;
 
 /** `import llama-swap <file> [--dry-run]`: works on the data directory, never starts a server. */
@@ -104,6 +110,13 @@ function parseImport(argv: string[], env: Record<string, string | undefined>): C
 /** Flags win over environment variables, which win over defaults. Bad values throw UsageError. */
 export function parseCli(argv: string[], env: Record<string, string | undefined>): CliResult {
   if (argv[0] === "import") return parseImport(argv.slice(1), env);
+  if (argv[0] === "keys") {
+    try {
+      return { kind: "keys", command: parseKeysCommand(argv.slice(1), env) };
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   if (argv[0] === "worker") return parseWorkerCli(argv.slice(1), env);
   let values;
   try {

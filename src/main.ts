@@ -1,6 +1,7 @@
 #!/usr/bin/env bun
 import { HELP, parseCli, UsageError } from "./cli";
 import { runLlamaSwapImport } from "./import/cli";
+import { runKeysCommand } from "./keys/cli";
 import { WORKER_HELP } from "./rpc/cli";
 import { runWorker } from "./rpc/main";
 import { startServer } from "./server";
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
   }
   if (cli.kind === "help") return void process.stdout.write(HELP);
   if (cli.kind === "version") return void process.stdout.write(`${APP_VERSION}\n`);
+  if (cli.kind === "keys") process.exit(runKeysCommand(cli.command, (t) => process.stdout.write(t), (t) => process.stderr.write(t)));
   if (cli.kind === "worker-help") return void process.stdout.write(WORKER_HELP);
   if (cli.kind === "worker") return runWorker(cli.options);
   if (cli.kind === "import") {

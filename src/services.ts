@@ -3,6 +3,7 @@ import { ActivityLog, type ActivityOptions } from "./activity/log";
 import { RequestTracker } from "./activity/tracker";
 import { ConfigStore } from "./config/store";
 import { ConfigReloader } from "./config/reload";
+import { KeyLimiter } from "./keys/limiter";
 import { closeDatabase, openDatabase, type Db } from "./db/client";
 import { EventBus } from "./events";
 import { LogBuffer } from "./logs/buffer";
@@ -94,6 +95,8 @@ export interface Services {
   tracker: RequestTracker;
   /** Every finished proxied request, batched into SQLite. */
   activity: ActivityLog;
+  /** Per named key: requests/minute and tokens/day limits, counters for /metrics. */
+  keyLimiter: KeyLimiter;
   /** Hot reload of the config file (watcher, SIGHUP); started by startServer. */
   reloader: ConfigReloader;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
@@ -185,6 +188,10 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
     tracker,
     activity,
     reloader: undefined as unknown as ConfigReloader,
+    keyLimiter: new KeyLimiter(bus, (name, since) => {
+      const k = activity.summary(since).keys.find((x) => x.name === name);
+      return k ? k.promptTokens + k.completionTokens : 0;
+    }),
     collector,
     recent: new RecentMetrics(bus, requests),
     server: { port: options.port, host: options.host },
@@ -202,7 +209,7 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
       },
       options.rpcWorkers,
     ),
-    auth: new Authenticator(options.apiKey),
+    auth: new Authenticator(options.apiKey, Date.now, () => config.namedKeys()),
     hosts: new HostAllowList({
       allowedHosts: options.allowedHosts ?? [],
       boundHost: options.host,

@@ -1,12 +1,13 @@
 import { Hono } from "hono";
 import { requireAuth } from "../http/auth";
 import { renderPrometheus } from "../metrics/prometheus";
+import { renderKeyMetrics } from "../keys/metrics";
 import type { Services } from "../services";
 
 /** Everything GET /metrics exposes, gathered from the services that own it. */
 export async function prometheusText(s: Services): Promise<string> {
   const sample = await s.collector.current();
-  return renderPrometheus({
+  const text = renderPrometheus({
     version: s.version,
     sample,
     requests: s.requests.snapshot(),
@@ -18,6 +19,7 @@ export async function prometheusText(s: Services): Promise<string> {
     peers: s.peers.snapshot(),
     rpcWorkers: s.rpcWorkers.snapshot(),
   });
+  return (text.endsWith("\n") ? text : text + "\n") + renderKeyMetrics(s.keyLimiter.counters, s.activity);
 }
 
 /**

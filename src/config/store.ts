@@ -6,6 +6,7 @@ import type { Logger } from "../logs/logger";
 import { z } from "zod";
 import { describeIssues } from "../http/validate";
 import { MODEL_ID_RE, modelSettingsSchema } from "../models/schema";
+import { namedKeysSchema, type NamedKey } from "../keys/keys";
 import { EXTRA_DEFAULTS, llamaServerConfigSchema, type ConfigUpdate, type LlamaServerConfig } from "./schema";
 
 /** The seed API's getDefaultConfig(): what a fresh install runs with. */
@@ -76,12 +77,14 @@ export const fileModelsSchema = z.record(
 ).refine((m) => Object.keys(m).length <= 1000, "models: at most 1000 entries");
 export type FileModels = z.infer<typeof fileModelsSchema>;
 
-type ReadResult = { ok: true; config: LlamaServerConfig; models: FileModels } | { ok: false; why: string };
+type ReadResult = { ok: true; config: LlamaServerConfig; models: FileModels; keys: NamedKey[] } | { ok: false; why: string };
 
 export class ConfigStore {
   private current: LlamaServerConfig;
   /** Per-model settings from the file's `models` section (applied by src/config/reload.ts). */
   private models: FileModels = {};
+  /** Named API keys from the file's `keys` section (hashes only; src/keys/keys.ts). */
+  private keys: NamedKey[] = [];
   /** Why the file on disk could not be used, or null when it is fine (or absent). */
   loadError: string | null = null;
 
@@ -94,6 +97,7 @@ export class ConfigStore {
     if (read.ok) {
       this.current = read.config;
       this.models = read.models;
+      this.keys = read.keys;
     } else {
       this.current = this.corrupt(getDefaultConfig(), read.why);
     }
@@ -101,7 +105,7 @@ export class ConfigStore {
 
   private read(): ReadResult {
     const defaults = getDefaultConfig();
-    if (!existsSync(this.path)) return { ok: true, config: defaults, models: {} };
+    if (!existsSync(this.path)) return { ok: true, config: defaults, models: {}, keys: [] };
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(this.path, "utf8"));
@@ -115,7 +119,9 @@ export class ConfigStore {
     if (!parsed.success) return { ok: false, why: describeIssues(parsed.error) };
     const models = fileModelsSchema.safeParse((raw as { models?: unknown }).models ?? {});
     if (!models.success) return { ok: false, why: describeIssues(models.error) };
-    return { ok: true, config: parsed.data, models: models.data };
+    const keys = namedKeysSchema.safeParse((raw as { keys?: unknown }).keys ?? []);
+    if (!keys.success) return { ok: false, why: describeIssues(keys.error) };
+    return { ok: true, config: parsed.data, models: models.data, keys: keys.data };
   }
 
   private corrupt(defaults: LlamaServerConfig, why: string): LlamaServerConfig {
@@ -126,6 +132,27 @@ export class ConfigStore {
 
   get(): LlamaServerConfig {
     return { ...this.current };
+  }
+
+  /** The named API keys (hashes) of the file. */
+  namedKeys(): NamedKey[] {
+    return this.keys.map((k) => ({ ...k }));
+  }
+
+  /** Replaces the file's `keys` section (validated), keeping everything else; announces config.changed. */
+  setKeys(keys: NamedKey[]): void {
+    this.keys = namedKeysSchema.parse(keys);
+    this.write(this.current);
+    this.log?.info("API keys saved", { path: this.path, keys: this.keys.map((k) => k.name) });
+    this.bus?.emit("config.changed", this.get());
+  }
+
+  private write(config: LlamaServerConfig): void {
+    // The file's models and keys sections are kept as they are.
+    const file: Record<string, unknown> = { ...config };
+    if (Object.keys(this.models).length) file.models = this.models;
+    if (this.keys.length) file.keys = this.keys;
+    writeFileAtomic(this.path, JSON.stringify(file, null, 2) + "\n");
   }
 
   /** The file's per-model settings (a copy). */
@@ -148,12 +175,13 @@ export class ConfigStore {
     }
     const wasBroken = this.loadError !== null;
     this.loadError = null;
-    if (JSON.stringify(read.config) === JSON.stringify(this.current) && JSON.stringify(read.models) === JSON.stringify(this.models)) {
+    if (JSON.stringify(read.config) === JSON.stringify(this.current) && JSON.stringify(read.models) === JSON.stringify(this.models) && JSON.stringify(read.keys) === JSON.stringify(this.keys)) {
       if (wasBroken) this.log?.info("Configuration file is valid again", { path: this.path });
       return "unchanged";
     }
     this.current = read.config;
     this.models = read.models;
+    this.keys = read.keys;
     this.log?.info("Configuration reloaded from the file", { path: this.path });
     this.bus?.emit("config.changed", this.get());
     return "changed";
@@ -162,9 +190,7 @@ export class ConfigStore {
   /** Validated update (fields absent from `input` keep their current values), saved atomically. */
   update(input: ConfigUpdate | LlamaServerConfig): LlamaServerConfig {
     const next = llamaServerConfigSchema.parse({ ...this.current, ...input });
-    // The file's per-model section is kept as it is.
-    const file = Object.keys(this.models).length ? { ...next, models: this.models } : next;
-    writeFileAtomic(this.path, JSON.stringify(file, null, 2) + "\n");
+    this.write(next);
     this.current = next;
     this.loadError = null;
     this.log?.info("Configuration saved", { path: this.path });

@@ -18,6 +18,8 @@ export interface ModelView extends Model {
   loadingSince?: string;
   /** What the load is doing now, read from the model's own log lines. */
   stage?: string;
+  /** Saved KV caches of this model (most recently used first). */
+  kvCaches?: { id: string; tokens: number; sizeBytes: number; createdAt: string; hits: number }[];
 }
 
 /** Log source of one model's llama-server lines (the supervisor's convention). */
@@ -42,8 +44,12 @@ export function stageFromLogs(lines: string[]): string | undefined {
   return undefined;
 }
 
-export function modelViews(s: Pick<Services, "registry" | "supervisor" | "logs">): ModelView[] {
-  return listModels(s).map((m) => {
+export function modelViews(s: Pick<Services, "registry" | "supervisor" | "logs"> & Partial<Pick<Services, "kvcache">>): ModelView[] {
+  return listModels(s).map((model) => {
+    const saved = s.kvcache?.store.list(model.id) ?? [];
+    const m: ModelView = saved.length
+      ? { ...model, kvCaches: saved.map((e) => ({ id: e.id, tokens: e.tokens, sizeBytes: e.bytes, createdAt: new Date(e.createdAt).toISOString(), hits: e.hits })) }
+      : model;
     if (m.status !== "loading") return m;
     const rt = s.supervisor.runtimeOf(m.id);
     const lines = s.logs.query({ source: modelLogSource(m.id), limit: 40 }).map((e) => e.message);

@@ -4,6 +4,16 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { fail } from "./envelope";
 import { ApiError } from "./errors";
 import { openAiFail } from "./openai";
+import { findKey, type NamedKey } from "../keys/keys";
+
+/** Who a request on an inference route is: the admin key, a console session, or a named key. */
+export interface Identity {
+  /** "admin" for --api-key and console sessions, the key's name otherwise; null without auth. */
+  name: string | null;
+  scope: "admin" | "inference";
+  /** The named key, when one was used (its models and limits apply). */
+  key?: NamedKey;
+}
 
 /** The console's session cookie: a random token, never the key itself. */
 export const SESSION_COOKIE = "lap_session";
@@ -63,15 +73,35 @@ export class Authenticator {
   /** token -> expiry (ms). Insertion order = age, for dropping the oldest. */
   private readonly sessions = new Map<string, number>();
 
-  constructor(private readonly apiKey: string | undefined, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly apiKey: string | undefined,
+    private readonly now: () => number = Date.now,
+    /** Named keys (config file `keys`, src/keys/keys.ts), read per check so a reload applies at once. */
+    private readonly namedKeys: () => readonly NamedKey[] = () => [],
+  ) {}
 
   get required(): boolean {
-    return this.apiKey !== undefined;
+    return this.apiKey !== undefined || this.namedKeys().length > 0;
   }
 
-  /** A key given directly (login form, ?key= on the socket). */
+  /** An admin key given directly (login form, ?key= on the socket): --api-key or a named admin key. */
   keyMatches(given: string | undefined | null): boolean {
-    return this.apiKey !== undefined && secretsEqual(this.apiKey, given);
+    if (this.apiKey !== undefined && secretsEqual(this.apiKey, given)) return true;
+    return findKey(this.namedKeys(), given ?? undefined)?.scope === "admin";
+  }
+
+  /**
+   * For /v1 and the native inference routes: admin credentials, or any named key (inference keys
+   * included; their model globs and limits are checked by the proxy once it knows the model).
+   * Null: refuse with 401.
+   */
+  identify(p: Presented): Identity | null {
+    if (!this.required) return { name: null, scope: "admin" };
+    if (this.apiKey !== undefined && secretsEqual(this.apiKey, p.key)) return { name: "admin", scope: "admin" };
+    const named = findKey(this.namedKeys(), p.key);
+    if (named) return { name: named.name, scope: named.scope, key: named };
+    if (this.sessionValid(p.session)) return { name: "admin", scope: "admin" };
+    return null;
   }
 
   sessionValid(token: string | undefined): boolean {

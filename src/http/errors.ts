@@ -13,6 +13,8 @@ export const ERRORS = {
   INVALID_REQUEST: { status: 400, openAiType: "invalid_request_error", openAiCode: "invalid_request" },
   UNAUTHORIZED: { status: 401, openAiType: "authentication_error", openAiCode: "invalid_api_key" },
   FORBIDDEN: { status: 403, openAiType: "permission_error", openAiCode: "forbidden" },
+  /** A named API key (src/keys/) asked for a model outside its list. */
+  MODEL_NOT_ALLOWED: { status: 403, openAiType: "permission_error", openAiCode: "model_not_allowed" },
   NOT_FOUND: { status: 404, openAiType: "invalid_request_error", openAiCode: "not_found" },
   /** A model named by a /v1 request (or /upstream/:id) that this proxy does not serve. */
   MODEL_NOT_FOUND: { status: 404, openAiType: "invalid_request_error", openAiCode: "model_not_found" },

@@ -210,7 +210,7 @@ export class KvCacheService {
     if (!kind || this.deps.config().kvCacheDiskMiB <= 0) return null;
     if (!this.deps.store.isRestorable(a.modelId, inst.fingerprint)) return null;
     // Cheap check first: nothing saved for these settings that this process has not restored.
-    if (!this.deps.store.list(a.modelId).some((e) => e.fingerprint === inst.fingerprint && !inst.restored.has(e.id))) return null;
+    if (!this.deps.store.some((e) => e.modelId === a.modelId && e.fingerprint === inst.fingerprint && !inst.restored.has(e.id))) return null;
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(a.body);
@@ -360,6 +360,11 @@ export class KvCacheService {
     if (!e || e.modelId !== modelId) return false;
     this.deps.store.remove(entryId);
     return true;
+  }
+
+  /** The settings fingerprint of the model's running process (undefined when not launched by us). */
+  runningFingerprint(modelId: string): string | undefined {
+    return this.instances.get(modelId)?.fingerprint;
   }
 
   /** Gauges for /metrics. */

@@ -82,6 +82,12 @@ export class KvCacheStore {
     return (modelId ? all.filter((e) => e.modelId === modelId) : all).sort((a, b) => b.lastUsedAt - a.lastUsedAt);
   }
 
+  /** Whether any entry matches, without building or sorting a list (the proxy asks per request). */
+  some(pred: (e: KvCacheEntry) => boolean): boolean {
+    for (const e of this.entries.values()) if (pred(e)) return true;
+    return false;
+  }
+
   get(id: string): KvCacheEntry | undefined {
     return this.entries.get(id);
   }

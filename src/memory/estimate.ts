@@ -94,20 +94,22 @@ export function kvBytesPerLayer(facts: ModelMemoryFacts, s: MemorySettings, nCtx
 }
 
 /**
- * The compute (scratch) buffer llama.cpp reserves for the worst-case graph (ubatch tokens).
- * The peak holds the logits of the ubatch (n_vocab x n_ubatch f32) next to the widest
- * activations: the FFN's gate/up pair (2 x n_ff) and, without flash attention, the KQ scores
- * (n_ctx x n_head per token). Calibrated against the real llama-server's "compute buffer size"
- * lines for the shapes in tests/e2e/memory-real.test.ts.
+ * The compute (scratch) buffer llama.cpp reserves for the worst-case graph (one ubatch of tokens
+ * against the whole context). Fitted to the real llama-server's "compute buffer size" lines
+ * (CPU build, 5 shapes x 3 contexts, tests/e2e/memory-real.test.ts):
+ *   activations  ubatch x f32 x (2 x n_ff + 5 x n_embd)   (FFN gate/up pair, residual, norms, Q/K/V)
+ *   KQ mask      n_ctx x ubatch, f16 with flash attention (llama-server's "auto" turns it on), f32 without
+ *   KQ scores    without flash attention only: n_ctx x ubatch x n_head x f32
+ * e.g. n_embd 1024, n_ff 2048, ubatch 512, n_ctx 4096: 18 + 4 = 22 MiB (llama-server: 22.01 MiB).
  */
 export function computeBytes(facts: ModelMemoryFacts, s: MemorySettings, nCtx: number): number {
   const ubatch = Math.min(s.ubatchSize, s.batchSize, nCtx);
   const heads = Math.max(1, ...facts.heads);
-  const logits = facts.vocab * ubatch * 4;
-  const ffn = 2 * facts.feedForward * ubatch * 4;
-  const attn = s.flashAttn === "off" ? nCtx * ubatch * heads * 4 : heads * facts.keyLength * ubatch * 4 * 3;
-  const residual = 4 * facts.embedding * ubatch * 4;
-  return logits + Math.max(ffn, attn) + residual;
+  const activations = ubatch * 4 * (2 * facts.feedForward + 5 * facts.embedding);
+  const flash = s.flashAttn !== "off";
+  const mask = nCtx * ubatch * (flash ? 2 : 4);
+  const scores = flash ? 0 : nCtx * ubatch * heads * 4;
+  return activations + mask + scores;
 }
 
 /** The estimate. `gpus` = whether any GPU will take offloaded layers (none: all on the host). */

@@ -100,10 +100,47 @@ export class MemoryReportParser {
   }
 }
 
+/** "0.00.733.339 I " — llama-server's log prefix: elapsed time, level letter. */
+const PREFIX = /^\d+\.\d{2}\.\d{3}\.\d{3} ([IWEDT]) (.*)$/;
+
 /**
- * Lines llama-server prints only at verbosity 4 that say nothing to a person reading the log
- * (per-token and per-slot traces). Checked against the real server's -lv 4 output.
+ * What llama-server prints at its default verbosity (-lv 3), plus the few -lv 4 lines worth a
+ * person's attention (memory and load stages). Taken from the real server's output at -lv 3 and
+ * -lv 4 (same model, same requests): -lv 4 adds ~210 lines per load (metadata dump, print_info,
+ * per-slot traces) and ~20 per request.
  */
-export function isTraceNoise(line: string): boolean {
-  return / T /.test(line.slice(0, 16));
+const KEEP = [
+  /^cmn +common_param: common_params_print_info: verbosity/,
+  /^srv +llama_server: /,
+  /^srv +load_model: (loading model|initializing|failed)/,
+  /^cmn +init: llama threadpool/,
+  /^cmn +common_init_: (warming up|failed)/,
+  /^slot +get_availabl: .*selected slot/,
+  /^slot +launch_slot_: .*processing task/,
+  /^slot +print_timing: /,
+  /^slot +release: /,
+  /^srv +operator\(\): /,
+  /^srv +start: /,
+  /^load_tensors: (loading model tensors|offloaded|.* model buffer size)/,
+  /^llama_kv_cache: (size = |.* KV buffer size)/,
+  /^llama_memory_recurrent: (size = |.* RS buffer size)/,
+  /^sched_reserve: .* compute buffer size/,
+  /^llama_context: constructing/,
+];
+
+/**
+ * The log filter for a llama-server we run at -lv 4 (for its memory report): warnings and
+ * errors always pass; info lines pass when llama-server prints them at its default verbosity too
+ * (KEEP); a continuation line (no prefix: a multi-line message) follows its first line.
+ */
+export class VerbosityFilter {
+  private lastKept = true;
+
+  keep(line: string): boolean {
+    const m = PREFIX.exec(line);
+    if (!m) return this.lastKept; // continuation of the previous message
+    const [, level, text] = m;
+    this.lastKept = level === "W" || level === "E" || KEEP.some((re) => re.test(text!));
+    return this.lastKept;
+  }
 }

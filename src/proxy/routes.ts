@@ -16,6 +16,8 @@ import { forward as relayForward, type ForwardArgs, type RelayDeps } from "./rel
 import { hasRewrite, rewriteBody } from "./rewrite";
 import { getConnInfo } from "hono/bun";
 import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
+import { keyAllowsModel } from "../keys/keys";
+import { identityOf } from "../keys/middleware";
 
 /** POST endpoints routed to a model chosen by the body's `model` field. */
 export const MODEL_ROUTED_PATHS = [
@@ -117,7 +119,9 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
   };
 
   app.get("/v1/models", (c) => {
-    const data = listModels(s).map((m) => ({
+    // An inference key sees the models it may use.
+    const key = identityOf(c)?.key;
+    const data = listModels(s).filter((m) => !key || keyAllowsModel(key, m.id, m.settings?.aliases ?? [])).map((m) => ({
       id: m.id,
       object: "model" as const,
       created: Math.floor(Date.parse(s.registry.get(m.id)?.createdAt ?? "") / 1000) || Math.floor(Date.now() / 1000),
@@ -164,13 +168,30 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
   });
 
   /** A request refused before it reached a model is in the activity log too. */
-  const refuse = (c: Context, path: string, requested: unknown, err: ApiError) => {
-    const res = openAiErrorResponse(err);
+  const refuseWith = (c: Context, path: string, requested: unknown, res: Response, message: string) => {
     const id = s.tracker.rejected(
       { ...requestFacts(c, path, false), model: typeof requested === "string" ? requested.slice(0, 200) : null, rewritten: [] },
-      { status: res.status, error: true, message: err.message },
+      { status: res.status, error: true, message },
     );
     return withRequestId(res, id);
+  };
+  const refuse = (c: Context, path: string, requested: unknown, err: ApiError) => refuseWith(c, path, requested, openAiErrorResponse(err), err.message);
+
+  /**
+   * A named key's rules, once the model is known: its model globs (OpenAI 403), then its limits
+   * (429 with Retry-After). Null: it may go (and the request is counted against its limits).
+   */
+  const keyRefusal = (c: Context, path: string, modelName: string, aliases: readonly string[]): Response | null => {
+    const key = identityOf(c)?.key;
+    if (!key) return null;
+    if (!keyAllowsModel(key, modelName, aliases)) {
+      const message = `The API key '${key.name}' may not use the model '${modelName}'`;
+      return refuseWith(c, path, modelName, openAiErrorResponse(new ApiError("MODEL_NOT_ALLOWED", message)), message);
+    }
+    const limit = s.keyLimiter.admit(key);
+    if (limit.ok) return null;
+    const res = openAiErrorResponse(new ApiError("RATE_LIMITED", limit.message, undefined, { "Retry-After": String(limit.retryAfterSeconds) }));
+    return refuseWith(c, path, modelName, res, limit.message);
   };
 
   async function handleModelRequest(c: Context, path: string): Promise<Response> {
@@ -188,9 +209,13 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     // The seam to the peers: "local" continues below; "peer" is relayed to another host (null
     // back from the relay: every peer before us in the order failed, so this instance serves it).
     let model: ModelRow;
+    let admitted = false;
     try {
       const target = resolveModelTarget(s, body.model, raw.headers.get("via"), (m) => selectModel(s, m));
       if (target.kind === "peer") {
+        const refused = keyRefusal(c, path, target.requested, []);
+        if (refused) return refused;
+        admitted = true;
         // Sent as it came: the peer applies its own rewrite rules for its own models.
         const peerStreaming = body.stream === true;
         const track = s.tracker.begin({ ...requestFacts(c, path, peerStreaming), model: target.requested, rewritten: [], modelRunning: true });
@@ -202,6 +227,10 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       } else model = target.model;
     } catch (err) {
       return refuse(c, path, body.model, err as ApiError);
+    }
+    if (!admitted) {
+      const refused = keyRefusal(c, path, model.id, model.settings.aliases ?? []);
+      if (refused) return refused;
     }
     // The model's rewrite rules (defaults/overrides/strip); the body is re-serialised only when
     // they changed something, so requests to models without rules are forwarded byte for byte.

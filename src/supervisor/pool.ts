@@ -116,6 +116,20 @@ export interface PoolOptions {
 const ZERO_NEED: ModelNeed = { gpuBytes: 0, hostBytes: 0, gpuLayerBytes: [] };
 const UNLIMITED_HOST: DeviceBudget[] = [{ id: "host", kind: "host", capacityBytes: Number.MAX_SAFE_INTEGER }];
 
+/** A placement with its bytes replaced by a memory report (GPU bytes spread as planned). */
+export function measuredPlacement(p: Placement, devices: readonly import("../db/schema").MeasuredDevice[]): Placement {
+  const sum = (kind: "gpu" | "host") => devices.filter((d) => d.kind === kind).reduce((n, d) => n + d.modelBytes + d.contextBytes + d.computeBytes, 0);
+  const gpu = sum("gpu");
+  const host = sum("host");
+  const plannedGpu = p.devices.filter((d) => d.id !== "host").reduce((n, d) => n + d.bytes, 0);
+  return {
+    ...p,
+    devices: p.devices.map((d) =>
+      d.id === "host" ? { id: d.id, bytes: host } : { id: d.id, bytes: plannedGpu > 0 ? (d.bytes / plannedGpu) * gpu : gpu / Math.max(1, p.gpus.length) },
+    ),
+  };
+}
+
 const cancelled = (id: string) => new ApiError("SERVICE_UNAVAILABLE", `Start of ${id} cancelled by a stop`);
 
 /**
@@ -157,6 +171,13 @@ export class ModelPool {
       // requests that waited for it; waking a waiting admission then would drain it before it
       // served anything (two cold models would evict each other forever).
       if (e.state === "stopped" || e.state === "error") this.wakeChange();
+    });
+    // What llama-server says it allocated replaces the planned bytes of the running model, so the
+    // next plan counts what it really holds.
+    deps.bus?.on("model.memory", (m) => {
+      const entry = this.entries.get(m.modelId);
+      // In place: the supervisor's launch plan holds the same object (the model's status shows it).
+      if (entry?.placement) entry.placement.devices = measuredPlacement(entry.placement, m.devices).devices;
     });
   }
 
@@ -433,7 +454,17 @@ export class ModelPool {
     this.entry(modelId).placement = placement;
     const row = this.registry.get(modelId);
     const gpus = this.memory?.gpusPresent() ?? false;
-    const plan: LaunchPlan = { ...placementLaunch(placement, gpus), placement, ...(row && this.memory ? { memoryKey: this.memory.keyOf(row) } : {}) };
+    const launch = placementLaunch(placement, gpus);
+    // -lv 4 makes llama-server print its buffer sizes and, at exit, its memory breakdown (both
+    // are trace-level in common/log.h); a model whose extraArgs choose a verbosity keeps its own.
+    const ownVerbosity = (row?.settings?.extraArgs ?? []).some((a) => /^(-lv|--verbosity|--log-verbosity|-v|--verbose|--log-verbose)(=|$)/.test(a));
+    const plan: LaunchPlan = {
+      args: ownVerbosity ? launch.args : ["-lv", "4", ...launch.args],
+      env: launch.env,
+      placement,
+      ...(ownVerbosity ? {} : { verbose: true }),
+      ...(row && this.memory ? { memoryKey: this.memory.keyOf(row) } : {}),
+    };
     const load = this.sup.start(modelId, plan);
     // Let the supervisor register the load before the next admission counts occupants.
     load.catch(() => {});

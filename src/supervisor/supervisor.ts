@@ -22,7 +22,7 @@ import {
   LoadDeadlineError,
   type ChildExit,
 } from "./process";
-import { MemoryReportParser, isTraceNoise } from "../memory/report";
+import { MemoryReportParser, VerbosityFilter } from "../memory/report";
 import { ModelState } from "./state";
 import type { LaunchPlan, ModelRuntimeInfo, SupervisorApi } from "./types";
 
@@ -288,13 +288,13 @@ export class Supervisor implements SupervisorApi {
 
   private modelLog(slot: Slot, report: MemoryReportParser) {
     const source = `llama-server:${slot.id}`;
+    // The owner runs llama-server at -lv 4 for its memory report; that verbosity adds ~210 lines
+    // per load and ~20 per request. Every line is read for the report, but only what the default
+    // verbosity would show reaches the ring buffer, so the console's log view stays readable.
+    const filter = slot.plan?.verbose ? new VerbosityFilter() : undefined;
     return (line: string) => {
-      const memory = report.line(line);
-      // The breakdown table comes at verbosity 4 (-lv 4) with other trace output: keep its
-      // lines out of the ring buffer (they are stored as the model's measurement instead), and
-      // every other trace-only line too, so the console's log view stays as readable as at -lv 3.
-      if (memory && line.includes("common_memory_breakdown_print")) return;
-      if (isTraceNoise(line)) return;
+      report.line(line);
+      if (filter && !filter.keep(line)) return;
       this.deps.logs.append(levelOfLine(line), source, line);
     };
   }

@@ -10,6 +10,8 @@ export interface LaunchPlan {
   placement: Placement;
   /** settingsKey of the memory settings, so a memory report is stored under it. */
   memoryKey?: string;
+  /** `args` raise llama-server's verbosity (-lv 4) for its memory report: filter the log. */
+  verbose?: boolean;
 }
 
 /** Internal process states; the API maps them onto the five ModelStatus values. */

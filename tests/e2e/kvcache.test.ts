@@ -252,4 +252,27 @@ describe("KV cache across swaps", () => {
     expect(cross.status).toBe(403);
     expect((await fetch(`${srv.url}/api/models/alpha/kv-cache`)).status).toBe(200);
   });
+
+  test("the console lists a model's saved conversations and deletes them", async () => {
+    await boot();
+    register("alpha");
+    register("beta");
+    await conversationThenSwap();
+    const [entry] = srv.services.kvcache.store.list("alpha");
+    const page = await (await fetch(`${srv.url}/models`)).text();
+    expect(page).toContain('data-kv-caches="alpha"');
+    expect(page).toContain(`data-kv-entry="${entry!.id}"`);
+    expect(page).toContain(entry!.tokens.toLocaleString("en-US"));
+    const post = { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", origin: srv.url, "hx-request": "true" }, body: "" };
+    const res = await fetch(`${srv.url}/ui/models/alpha/kv-cache/${entry!.id}/delete`, post);
+    expect(res.status).toBe(200);
+    const table = await res.text();
+    expect(table).toContain("Saved conversation deleted.");
+    expect(table).not.toContain('data-kv-caches="alpha"');
+    expect(srv.services.kvcache.store.list("alpha")).toHaveLength(0);
+    // Unticking the box in the model's settings turns the cache off for it.
+    const off = await fetch(`${srv.url}/ui/models/alpha/settings`, { ...post, body: "ctxSize=" });
+    expect(off.status).toBe(200);
+    expect(srv.services.registry.get("alpha")!.settings.kvCache).toBe(false);
+  });
 });

@@ -16,14 +16,19 @@ afterEach(async () => {
 });
 
 const MiB = 1024 * 1024;
-/** ~17 MB of weights + ~66 MB compute: about 85 MB at a 512 context. */
+/** ~16 MiB of weights (the 32000-token vocabulary twice) + ~2 MiB compute and cache: ~18 MiB at a 512 context. */
 const SMALL: LlamaShape = { layers: 2, embd: 64, heads: 4, kvHeads: 4 };
 
-/** Registers a model whose file is a real GGUF header (tensor infos, no data) of `shape`. */
-function addShaped(harness: Harness, id: string, shape: LlamaShape, settings: Record<string, unknown> = {}) {
+/**
+ * Registers a model whose file is a real GGUF header (tensor infos, no data) of `shape`. The fake
+ * llama-server then reports 16 + 1 + 1 MiB, about what the real one reports for SMALL (its
+ * default, the file's size, would be a few KB for a header without data).
+ */
+function addShaped(harness: Harness, id: string, shape: LlamaShape, settings: { extraArgs?: string[]; [k: string]: unknown } = {}) {
   const path = join(harness.dir, `${id}.gguf`);
   writeGguf(path, llamaModel(shape));
-  harness.services.registry.insert([{ id, name: id, path, size: 1, settings }]);
+  const extraArgs = settings.extraArgs ?? ["--fake-memory-mib", "16,1,1"];
+  harness.services.registry.insert([{ id, name: id, path, size: 1, settings: { ...settings, extraArgs } }]);
   return path;
 }
 
@@ -36,43 +41,66 @@ const state = (id: string) => h!.supervisor.runtimeOf(id)?.state ?? "stopped";
 
 describe("memory decides what runs", () => {
   test("the second model evicts the first when both do not fit, and both stay when they do", async () => {
-    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 150, ctx_size: 512 } });
+    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 30, ctx_size: 512 } });
     addShaped(h, "a", SMALL);
     addShaped(h, "b", SMALL);
     const need = h.services.memory.estimate(h.services.registry.get("a")!)!.totalBytes;
-    expect(need).toBeGreaterThan(75 * MiB);
-    expect(need).toBeLessThan(150 * MiB);
+    expect(need).toBeGreaterThan(15 * MiB);
+    expect(need).toBeLessThan(30 * MiB);
     await h.services.pool.start("a");
     await h.services.pool.start("b");
     expect(state("b")).toBe("running");
     expect(state("a")).toBe("stopped");
     expect(h.services.logs.query({ q: "to make room for b" }).at(-1)?.message).toContain("not enough free memory");
 
-    h.services.config.update({ ...h.services.config.get(), memoryLimitMiB: 400 });
+    h.services.config.update({ ...h.services.config.get(), memoryLimitMiB: 60 });
     await h.services.pool.start("a");
     expect(state("a")).toBe("running");
     expect(state("b")).toBe("running");
   });
 
   test("a model that can never fit is refused with the numbers (503), nothing is evicted", async () => {
-    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 60, ctx_size: 512 } });
+    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 10, ctx_size: 512 } });
     addShaped(h, "big", SMALL);
     const res = await createApp(h.services).request("/api/models/big/start", { method: "POST", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(503);
     const body = (await res.json()) as any;
     expect(body.error.code).toBe("SERVICE_UNAVAILABLE");
-    expect(body.error.message).toMatch(/does not fit: needs \d+ MiB of memory, at most 60 MiB available/);
+    expect(body.error.message).toMatch(/does not fit: needs \d+ MiB of memory, at most 10 MiB available/);
     expect(state("big")).toBe("stopped");
   });
 
   test("a pinned model is never evicted: the newcomer is refused instead", async () => {
-    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 150, ctx_size: 512 } });
+    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 30, ctx_size: 512 } });
     addShaped(h, "keep", SMALL, { pinned: true });
     addShaped(h, "other", SMALL);
     await h.services.pool.start("keep");
     const err = await h.services.pool.start("other").catch((e) => e);
     expect(String(err.message)).toContain("pinned models keep keep their memory");
     expect(state("keep")).toBe("running");
+  });
+
+  test("what llama-server reports is stored, shown, and counted instead of the estimate", async () => {
+    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 50, ctx_size: 512 } });
+    // The estimate says ~18 MiB; the server says 40 (as a real one would with a bigger compute buffer).
+    addShaped(h, "a", SMALL, { extraArgs: ["--fake-memory-mib", "38,1,1"] });
+    addShaped(h, "b", SMALL);
+    await h.services.pool.start("a");
+    const { body } = await get(h, "/api/models/a");
+    expect(body.data.memory.measuredBytes).toBe(40 * MiB);
+    expect(body.data.memory.estimatedBytes).toBeLessThan(25 * MiB);
+    expect(body.data.placement.devices).toEqual([{ id: "host", bytes: 40 * MiB }]);
+    // By the estimates both fit in 50 MiB; by what a really holds they do not.
+    await h.services.pool.start("b");
+    expect(state("a")).toBe("stopped");
+    // Kept in SQLite, per model and settings: the next plan for a starts from 40 MiB.
+    expect(h.services.memory.needOf(h.services.registry.get("a")!).hostBytes).toBe(40 * MiB);
+    // The -lv 4 noise stays out of the log ring; the memory lines and the ordinary ones stay in.
+    const lines = h.services.logs.query({ source: "llama-server:a" }).map((e) => e.message);
+    expect(lines.some((l) => l.includes("model buffer size"))).toBe(true);
+    expect(lines.some((l) => l.includes("listening on"))).toBe(true);
+    expect(lines.some((l) => l.includes("llama_model_loader: - kv"))).toBe(false);
+    expect(lines.some((l) => l.includes("common_memory_breakdown_print"))).toBe(false);
   });
 
   test("the launch passes --fit off, and the placement shows in the model", async () => {
@@ -83,25 +111,25 @@ describe("memory decides what runs", () => {
     expect(JSON.stringify(started.metadata)).toContain('"--fit","off"');
     const { body } = await get(h, "/api/models/a");
     expect(body.data.placement.devices[0].id).toBe("host");
-    expect(body.data.memory.estimatedBytes).toBeGreaterThan(75 * MiB);
+    expect(body.data.memory.estimatedBytes).toBeGreaterThan(15 * MiB);
     expect(body.data.memory.breakdown.kvBytes).toBe(2 * 512 * 64 * 2 * 2);
   });
 });
 
 describe("GET /api/models/:id/fit", () => {
   test("says whether it fits, what would be evicted and the largest context", async () => {
-    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 100, ctx_size: 512 } });
+    h = await makeHarness({ config: { maxLoadedModels: 0, memoryLimitMiB: 30, ctx_size: 512 } });
     addShaped(h, "a", SMALL);
     addShaped(h, "b", { ...SMALL, ctx: 65536 });
     const alone = await get(h, "/api/models/b/fit");
     expect(alone.status).toBe(200);
     expect(alone.body.data).toMatchObject({ fits: true, evict: [], reason: "fits now" });
-    expect(alone.body.data.devices[0]).toMatchObject({ id: "host", kind: "host", capacityBytes: 100 * MiB });
+    expect(alone.body.data.devices[0]).toMatchObject({ id: "host", kind: "host", capacityBytes: 30 * MiB });
     await h.services.pool.start("a");
     const after = await get(h, "/api/models/b/fit");
     expect(after.body.data).toMatchObject({ fits: true, evict: ["a"], reason: "fits after stopping a" });
-    expect(after.body.data.freeBytes).toBeLessThan(25 * MiB);
-    // The largest context: the KV cache grows 64 KiB per 256 tokens on this shape.
+    expect(after.body.data.freeBytes).toBeLessThanOrEqual(12 * MiB);
+    // The largest context: cache and mask grow 1.5 KiB per token on this shape.
     const max = after.body.data.maxContextSize as number;
     expect(max).toBeGreaterThan(512);
     expect(max).toBeLessThan(65536); // limited by memory here, not by the trained context

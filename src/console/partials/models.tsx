@@ -2,6 +2,7 @@
 import type { ModelView } from "../data";
 import { formatDuration, formatGB, formatMB } from "../format";
 import { StatusBadge } from "./badge";
+import { KvCacheList } from "./kv-cache";
 
 export interface Notice {
   tone: "ok" | "error";
@@ -126,6 +127,10 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
           <input type="checkbox" name="autoStart" value="1" checked={st.autoStart === true} /> Start with the proxy
         </label>
         <span></span>
+        <label class="check">
+          <input type="checkbox" name="kvCache" value="1" checked={st.kvCache !== false} /> Keep conversations across swaps (KV cache)
+        </label>
+        <span></span>
         <div>
           <button type="submit" class="btn">Save settings</button>
           {props.saved ? <span class="saved" role="status"> Saved.</span> : null}
@@ -162,6 +167,7 @@ export function ModelRow(props: { m: ModelView; now: number; state?: RowState })
           saved={props.state?.settingsSaved}
           open={!!props.state?.settingsErrors || !!props.state?.settingsSaved}
         />
+        <KvCacheList m={m} now={props.now} />
       </td>
       <td data-label="Status">
         <StatusBadge status={m.status} detail={m.statusDetail} />

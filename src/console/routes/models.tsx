@@ -111,9 +111,26 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     const extraArgs = splitList(form.extraArgs, false);
     settings.extraArgs = extraArgs.length ? extraArgs : null;
     settings.autoStart = form.autoStart === "1";
+    // Checked = on, which is the default: store no override; unchecked = off for this model.
+    settings.kvCache = form.kvCache === "1" ? null : false;
     const res = await callApi<Model>(deps.fetch, c, "PATCH", `/api/models/${encodeURIComponent(id)}`, { settings });
     const rowState: Record<string, RowState> = { [id]: res.ok ? { settingsSaved: true } : { settingsErrors: res.error } };
     return modelsAnswer(c, null, res.ok ? 200 : 400, rowState);
+  });
+
+  // Saved KV caches of a model: delete one, or all of them (through DELETE /api/models/:id/kv-cache).
+  const kvEntryParam = idParam.extend({ entry: z.string().min(1).max(100) });
+  app.post("/ui/models/:id/kv-cache/:entry/delete", validate("param", kvEntryParam), async (c) => {
+    const { id, entry } = c.req.valid("param");
+    const res = await callApi(deps.fetch, c, "DELETE", `/api/models/${encodeURIComponent(id)}/kv-cache/${encodeURIComponent(entry)}`);
+    if (!res.ok) return modelsAnswer(c, { tone: "error", text: "Could not delete the saved conversation", details: res.error }, res.status === 404 ? 404 : 400);
+    return modelsAnswer(c, { tone: "ok", text: "Saved conversation deleted." });
+  });
+  app.post("/ui/models/:id/kv-cache/delete", validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const res = await callApi<{ deleted: number }>(deps.fetch, c, "DELETE", `/api/models/${encodeURIComponent(id)}/kv-cache`);
+    if (!res.ok) return modelsAnswer(c, { tone: "error", text: "Could not delete the saved conversations", details: res.error }, res.status === 404 ? 404 : 400);
+    return modelsAnswer(c, { tone: "ok", text: `${res.data?.deleted ?? 0} saved conversation(s) deleted.` });
   });
 
   app.post("/ui/models/register", async (c) => {
