@@ -16,6 +16,7 @@ import { describeIssues } from "../http/validate";
 import { removeModel } from "../models/catalog";
 import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
 import { forward, type ForwardArgs, type RelayDeps } from "../proxy/relay";
+import { hasRewrite, rewriteBody } from "../proxy/rewrite";
 import { clientAddress, keyNameOf, withRequestId } from "../proxy/routes";
 import type { Services } from "../services";
 import { DurationError, parseKeepAlive, poolKeepAlive, type KeepAlive } from "./duration";
@@ -219,10 +220,13 @@ export function ollamaRoutes(s: Services) {
     const started = performance.now();
     let leasedAt: number | undefined;
     const clock: RequestClock = { startedAt: started, now: () => performance.now(), loadMs: () => (leasedAt ?? started) - started };
+    // The model's rewrite rules apply to what goes upstream, as on /v1 (they name llama-server's fields).
+    const rewritten = hasRewrite(row.settings.rewrite) ? rewriteBody(up.body, row.settings.rewrite) : null;
+    const upstreamBody = rewritten?.changed.length ? rewritten.body : up.body;
     const track = s.tracker.begin({
       ...requestFacts(c, stream),
       model: row.id,
-      rewritten: [],
+      rewritten: rewritten?.changed ?? [],
       modelRunning: s.supervisor.runtimeOf(row.id)?.state === "running",
     });
     const res = await relay({
@@ -233,7 +237,7 @@ export function ollamaRoutes(s: Services) {
       track,
       started,
       upstreamPath: up.path,
-      init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(up.body) },
+      init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(upstreamBody) },
       acquire: { keepAliveSeconds: poolKeepAlive(keepAlive) },
       onLease: () => (leasedAt = performance.now()),
       onDone: () => touch(row.id),

@@ -215,6 +215,21 @@ describe("ollama-js against the proxy", () => {
     ({ models } = await ollama.ps());
     expect(new Date(models.find((m) => m.name === "tiny:latest")!.expires_at).getUTCFullYear()).toBeGreaterThan(2300);
     expect(models.some((m) => m.name === "slow:latest")).toBe(false);
+    // Longer than setTimeout can wait (2^31-1 ms): the model must stay, not stop at once.
+    const pid = srv.services.supervisor.runtimeOf("tiny")!.pid;
+    await ollama.generate({ model: "tiny", prompt: "x", options: { num_predict: 1 }, keep_alive: "1000h" });
+    ({ models } = await ollama.ps());
+    expect(Date.parse(models.find((m) => m.name === "tiny:latest")!.expires_at as unknown as string) - Date.now()).toBeGreaterThan(999 * 3600_000);
+    await ollama.generate({ model: "tiny", prompt: "x", options: { num_predict: 1 } });
+    expect(srv.services.supervisor.runtimeOf("tiny")!.pid).toBe(pid!);
+  });
+
+  test("the model's rewrite rules apply to Ollama requests too", async () => {
+    register("ruled", { rewrite: { overrides: { n_predict: 2 } } });
+    const res = await ollama.generate({ model: "ruled", prompt: "x", options: { num_predict: 6 } });
+    expect(res.eval_count).toBe(2);
+    const { data } = await (await fetch(`${srv.url}/api/activity?model=ruled`)).json();
+    expect(data.entries[0]).toMatchObject({ route: "/api/generate", rewritten: ["n_predict"] });
   });
 
   test("an empty request loads (done_reason load); keep_alive 0 unloads, as Ollama does", async () => {
