@@ -122,7 +122,8 @@ async function measureOnce(base: string, maxTokens: number, model: string, heade
     stream: true,
   });
   const t0 = performance.now();
-  const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  // Bounded: a request that hangs fails the run instead of stalling it.
+  const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body, signal: AbortSignal.timeout(120_000) });
   if (res.status !== 200) throw new Error(`status ${res.status} from ${base}: ${(await res.text()).slice(0, 300)}`);
   const reader = res.body!.getReader();
   let first = 0;

@@ -1,6 +1,5 @@
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { except } from "hono/combine";
 import { HTTPException } from "hono/http-exception";
 import { consoleRoutes } from "./console/routes";
 import { kvCacheRoutes } from "./api/kv-cache";
@@ -71,12 +70,16 @@ export function createApp(s: Services) {
   // Ollama's routes share /api with the seed's (no path in common): they get the same key in
   // Ollama's error shape, and their own body limits and body parsing (src/ollama/routes.ts).
   const ollama = (c: { req: { path: string } }) => isOllamaPath(c.req.path);
+  // Runs `mw` except on Ollama's paths. Not hono/combine's except(): that one builds a compose()
+  // chain and throws away an Error for every request it lets through (CPU per /api request:
+  // bench/footprint.ts).
+  const unlessOllama = (mw: MiddlewareHandler): MiddlewareHandler => (c, next) => (ollama(c) ? next() : mw(c, next));
   const ollamaAuth = requireAuth(s.auth, "ollama");
   const apiAuth = requireAuth(s.auth, "envelope");
   app.use("/api/*", (c, next) => (ollama(c) ? ollamaAuth : apiAuth)(c, next));
   app.use(
     "/api/*",
-    except(ollama, bodyLimit({
+    unlessOllama(bodyLimit({
       maxSize: 1024 * 1024,
       // The same rule as /v1 (proxy/routes.ts): an oversized body is a 413.
       onError: (c) => fail(c, new ApiError("PAYLOAD_TOO_LARGE", "Request body too large", "The limit is 1 MiB")),
@@ -88,7 +91,7 @@ export function createApp(s: Services) {
 
   // Every POST must now say application/json even without a body (src/http/guard.ts); a bodiless
   // one reads as {} so "POST /api/models/discover" with no body still means "all defaults".
-  app.use("/api/*", except(ollama, async (c, next) => {
+  app.use("/api/*", unlessOllama(async (c, next) => {
     if (c.req.method !== "GET" && (c.req.raw.body === null || c.req.header("content-length") === "0")) {
       // Hono's json() reads bodyCache.text as a promise at run time (its type says string); the
       // bare-discover test in tests/api/models.test.ts fails if that ever changes.

@@ -275,4 +275,17 @@ describe("KV cache across swaps", () => {
     expect(off.status).toBe(200);
     expect(srv.services.registry.get("alpha")!.settings.kvCache).toBe(false);
   });
+
+  test("two requests of the conversation arriving at once restore its file once, into one slot", async () => {
+    await boot();
+    register("alpha");
+    register("beta");
+    const turn2 = await conversationThenSwap();
+    await srv.services.pool.start("alpha");
+    const [a, b] = await Promise.all([chat("alpha", turn2), chat("alpha", turn2)]);
+    expect(srv.services.kvcache.counters).toMatchObject({ restores: 1, hits: 1 });
+    // One of them got the restored slot; the other ran in another slot from scratch, or after
+    // the first in the restored slot (llama-server's prefix similarity picks it when it is free).
+    expect(Math.max(a.timings.cache_n, b.timings.cache_n)).toBeGreaterThan(300);
+  });
 });
