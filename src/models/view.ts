@@ -38,5 +38,9 @@ export function toApiModel(row: ModelRow, runtime?: ModelRuntimeInfo, memory?: M
 
 /** Every registered and discovered model with its live status (GET /api/models, WS, console). */
 export function listModels(s: Pick<Services, "registry" | "supervisor"> & Partial<Pick<Services, "memory">>): Model[] {
-  return s.registry.list().map((row) => toApiModel(row, s.supervisor.runtimeOf(row.id), s.memory?.view(row, true)));
+  const rows = s.registry.list();
+  // Headers are read at once for a registry of ordinary size (~1 ms each); a scan of hundreds of
+  // files gets its estimates in the background instead ("estimate pending" until then).
+  const lazy = rows.length > 100;
+  return rows.map((row) => toApiModel(row, s.supervisor.runtimeOf(row.id), s.memory?.view(row, lazy)));
 }

@@ -1,5 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { ModelView } from "../data";
+import type { FitAnswer } from "../../supervisor/pool";
 import { formatDuration, formatGB, formatMB } from "../format";
 import { StatusBadge } from "./badge";
 import { KvCacheList } from "./kv-cache";
@@ -24,6 +25,47 @@ export function NoticeBox(props: { notice?: Notice | null }) {
 const canStart = (m: ModelView) => m.status === "stopped" || m.status === "error" || m.status === "discovered";
 const canStop = (m: ModelView) => m.status === "running" || m.status === "loading";
 
+/** MiB/GiB for memory figures (binary units, as llama-server and nvidia-smi print them). */
+export function formatMemory(bytes: number | undefined): string {
+  if (bytes === undefined || !Number.isFinite(bytes) || bytes <= 0) return "–";
+  const mib = bytes / 1048576;
+  return mib >= 1024 ? `${(mib / 1024).toFixed(1)} GiB` : `${mib >= 10 ? Math.round(mib) : mib.toFixed(1)} MiB`;
+}
+
+/**
+ * Whether the model would start now, where, and what it would stop (GET /api/models/:id/fit).
+ * /ui/models/:id/fit returns it; the row asks for it when it scrolls into view, the settings
+ * editor whenever the context or GPU layers change.
+ */
+export function FitHint(props: { fit: FitAnswer | null; error?: string }) {
+  const f = props.fit;
+  if (!f) return <span class="fit muted small" data-fit="unknown">{props.error ?? "–"}</span>;
+  const where = f.placement?.gpus.length ? `GPU ${f.placement.gpus.join("+")}` : f.placement ? "CPU" : "";
+  const text = !f.fits
+    ? `does not fit: ${f.reason}`
+    : `fits${where ? ` on ${where}` : ""}${f.evict.length ? `, stops ${f.evict.join(", ")}` : ""}`;
+  return (
+    <span class={`fit small ${f.fits ? "" : "field-error"}`} data-fit={f.fits ? (f.evict.length ? "evicts" : "fits") : "no"} title={f.reason}>
+      {text}
+      {f.maxContextSize ? <span class="muted"> · max context {f.maxContextSize.toLocaleString("en-US")}</span> : null}
+    </span>
+  );
+}
+
+/** Need (estimate) vs. measured (llama-server's report), and where it runs. */
+function MemoryCell(props: { m: ModelView }) {
+  const mem = props.m.memory;
+  const p = props.m.placement;
+  return (
+    <div class="memory" data-memory>
+      <div title="estimated from the GGUF header for these settings">need {formatMemory(mem?.estimatedBytes)}</div>
+      {mem?.measuredBytes ? <div class="muted small" title={`llama-server's own report, ${mem.measuredAt ?? ""}`}>measured {formatMemory(mem.measuredBytes)}</div> : null}
+      {p ? <div class="muted small" data-placement>{p.gpus.length ? `on GPU ${p.gpus.join("+")}${p.tensorSplit ? ` (split ${p.tensorSplit.join(":")})` : ""}` : "on CPU"}{p.partial ? ", partial" : ""}</div> : null}
+      {props.m.memoryUsage != null ? <div class="muted small">using {formatMB(props.m.memoryUsage)}</div> : null}
+    </div>
+  );
+}
+
 function Actions(props: { m: ModelView }) {
   const { m } = props;
   const id = encodeURIComponent(m.id);
@@ -34,6 +76,7 @@ function Actions(props: { m: ModelView }) {
           <button type="submit" class="btn primary" data-action="start" aria-label={`Start ${m.name}`} disabled={m.missing}>
             Start
           </button>
+          <span hx-get={`/ui/models/${id}/fit`} hx-trigger="revealed" hx-target="this" hx-swap="outerHTML" class="fit muted small" data-fit="pending"></span>
         </form>
       ) : null}
       {canStop(m) ? (
@@ -109,13 +152,37 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
       >
         <p class="hint">Empty fields use the global settings.</p>
         <label for={f("ctx")}>Context size</label>
-        <input id={f("ctx")} name="ctxSize" inputmode="numeric" value={num(st.ctxSize)} />
+        <input
+          id={f("ctx")}
+          name="ctxSize"
+          inputmode="numeric"
+          value={num(st.ctxSize)}
+          hx-get={`/ui/models/${id}/fit`}
+          hx-trigger="input changed delay:300ms"
+          hx-include="closest form"
+          hx-params="ctxSize,gpuLayers"
+          hx-target={`#${f("fit")}`}
+          hx-swap="innerHTML"
+        />
+        <span></span>
+        <output id={f("fit")} for={f("ctx")} aria-live="polite" hx-get={`/ui/models/${id}/fit`} hx-trigger="toggle from:closest details" hx-include="closest form" hx-params="ctxSize,gpuLayers" hx-swap="innerHTML"></output>
         <label for={f("batch")}>Batch size</label>
         <input id={f("batch")} name="batchSize" inputmode="numeric" value={num(st.batchSize)} />
         <label for={f("threads")}>Threads</label>
         <input id={f("threads")} name="threads" inputmode="numeric" value={num(st.threads)} />
         <label for={f("gpu")}>GPU layers</label>
-        <input id={f("gpu")} name="gpuLayers" inputmode="numeric" value={num(st.gpuLayers)} />
+        <input
+          id={f("gpu")}
+          name="gpuLayers"
+          inputmode="numeric"
+          value={num(st.gpuLayers)}
+          hx-get={`/ui/models/${id}/fit`}
+          hx-trigger="input changed delay:300ms"
+          hx-include="closest form"
+          hx-params="ctxSize,gpuLayers"
+          hx-target={`#${f("fit")}`}
+          hx-swap="innerHTML"
+        />
         <label for={f("idle")}>Idle timeout (s)</label>
         <input id={f("idle")} name="idleTimeoutSeconds" inputmode="numeric" value={num(st.idleTimeoutSeconds)} />
         <label for={f("aliases")}>Aliases</label>
@@ -178,7 +245,7 @@ export function ModelRow(props: { m: ModelView; now: number; state?: RowState })
       <td data-label="Quant">{m.quantization ?? "–"}</td>
       <td data-label="Size" class="num">{formatGB(m.size)}</td>
       <td data-label="Context" class="num">{m.contextSize ? m.contextSize.toLocaleString("en-US") : "–"}</td>
-      <td data-label="Memory" class="num">{formatMB(m.memoryUsage)}</td>
+      <td data-label="Memory" class="num"><MemoryCell m={m} /></td>
       <td data-label="Actions"><Actions m={m} /></td>
     </tr>
   );

@@ -7,10 +7,22 @@ import type { Model } from "../../models/types";
 import type { Services } from "../../services";
 import { ConfirmDeletePage, ModelsPage } from "../pages/models";
 import { DiscoverForm, RegisterForm, type DiscoverResult } from "../partials/model-forms";
-import { ModelRow, ModelsTable, type Notice, type RowState } from "../partials/models";
+import { FitHint, ModelRow, ModelsTable, type Notice, type RowState } from "../partials/models";
 import { callApi, type AppFetch } from "../api-client";
 import { modelViews } from "../data";
 import { formStatus, isHtmx, splitList, str } from "./helpers";
+
+/** The settings editor's fields as typed: blank = not set; otherwise the API's limits. */
+const formInt = (label: string, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .max(12, `${label} is too long`)
+    .refine((v) => v === "" || /^-?\d+$/.test(v), `${label} must be a whole number`)
+    .transform((v) => (v === "" ? undefined : Number(v)))
+    .refine((n) => n === undefined || (n >= min && n <= max), `${label} must be between ${min} and ${max}`)
+    .optional();
+const fitFormQuery = z.object({ ctxSize: formInt("Context size", 0, 4_194_304), gpuLayers: formInt("GPU layers", -1, 100_000) });
 
 const idParam = z.object({ id: z.string().min(1).max(200) });
 
@@ -66,6 +78,16 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
       return modelsAnswer(c, { tone: "error", text: `Could not start ${row.name}: ${e.message}`, details: e.details }, 200);
     }
     return modelsAnswer(c);
+  });
+
+  // The fit hint: the same answer as GET /api/models/:id/fit. Empty form fields mean "the model's
+  // setting" (the editor sends both fields as typed).
+  app.get("/ui/models/:id/fit", validate("param", idParam), async (c) => {
+    const { id } = c.req.valid("param");
+    if (!s.registry.get(id)) return c.html(<FitHint fit={null} error={`No model "${id}"`} />, 404);
+    const q = fitFormQuery.safeParse(c.req.query());
+    if (!q.success) return c.html(<FitHint fit={null} error={q.error.issues[0]?.message ?? "invalid value"} />);
+    return c.html(<FitHint fit={await s.pool.fit(id, q.data)} />);
   });
 
   app.post("/ui/models/:id/stop", validate("param", idParam), async (c) => {
