@@ -134,7 +134,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       ...(m.contextSize ? { context_size: m.contextSize } : {}),
     }));
     // Peers' models after ours (each entry says which peer: owned_by and peer).
-    const remote = peerModelEntries(s, c.req.header("via") ?? null, new Set(data.map((m) => m.id)));
+    const remote = peerModelEntries(s, c.req.header("via") ?? null, new Set(data.map((m) => m.id))).filter((m) => !key || keyAllowsModel(key, m.id, m.aliases));
     // Another instance that has us as a peer learns from this header that we are this product.
     c.header(INSTANCE_HEADER, s.instanceId);
     return c.json({ object: "list", data: [...data, ...remote] });

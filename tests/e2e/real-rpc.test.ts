@@ -14,6 +14,14 @@ import { startWorker, type RunningWorker } from "../../src/rpc/worker";
 import { startServer, type RunningServer } from "../../src/server";
 import { waitFor } from "../helpers/services";
 
+/** A port nobody listens on right now (the OS picks it), for rpc-server, which cannot take port 0. */
+function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
 const BIN = process.env.LLAMA_SERVER_BIN;
 const MODEL = process.env.LLAMA_TEST_MODEL;
 const RPC = process.env.LLAMA_RPC_SERVER_BIN;
@@ -32,7 +40,7 @@ describe.skipIf(!enabled)("a model over two real rpc-servers", () => {
     for (let i = 0; i < 2; i++) {
       const w = await startWorker({
         port: 0, host: "127.0.0.1", apiKey: KEY, quiet: true,
-        rpc: { binary: RPC!, host: "127.0.0.1", port: 31000 + Math.floor(Math.random() * 15000), threads: 1, restartDelayMs: 200 },
+        rpc: { binary: RPC!, host: "127.0.0.1", port: freePort(), threads: 1, restartDelayMs: 200 },
       });
       workers.push(w);
       await w.rpc.whenRunning();

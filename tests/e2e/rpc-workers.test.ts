@@ -9,6 +9,14 @@ import { startWorker, type RunningWorker } from "../../src/rpc/worker";
 import { startServer, type RunningServer } from "../../src/server";
 import { waitFor } from "../helpers/services";
 
+/** A port nobody listens on right now (the OS picks it), for rpc-server, which cannot take port 0. */
+function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
 // `worker` mode and models split over RPC workers, with llama.cpp's rpc-server (fake one here;
 // tests/e2e/real-rpc.test.ts runs the real one) and the fake llama-server (which accepts --rpc).
 const FAKE_LLAMA = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
@@ -33,7 +41,7 @@ afterEach(async () => {
 async function worker(devices?: string): Promise<RunningWorker> {
   const w = await startWorker({
     port: 0, host: "127.0.0.1", apiKey: KEY, quiet: true,
-    rpc: { binary: FAKE_RPC, host: "127.0.0.1", port: 30000 + Math.floor(Math.random() * 20000), restartDelayMs: 100, ...(devices ? { env: { FAKE_RPC_DEVICES: devices } } : {}) },
+    rpc: { binary: FAKE_RPC, host: "127.0.0.1", port: freePort(), restartDelayMs: 100, ...(devices ? { env: { FAKE_RPC_DEVICES: devices } } : {}) },
   });
   workers.push(w);
   await w.rpc.whenRunning();
