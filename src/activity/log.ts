@@ -57,6 +57,20 @@ export interface TotalsRow {
   avgGenTps: number | null;
 }
 
+/** Every column but seq, in the order of the prepared INSERT. */
+const INSERT_COLUMNS = [
+  "requestId", "ts", "model", "route", "status", "client", "keyName", "sessionId", "streaming", "promptTokens", "cachedTokens",
+  "completionTokens", "queuedMs", "loadingMs", "ttftMs", "promptTps", "genTps", "durationMs", "error", "rewritten",
+] as const satisfies readonly (keyof NewActivityRow)[];
+
+/** A placeholder needs a value for every column: absent ones are NULL (streaming: false). */
+function withDefaults(r: NewActivityRow): Omit<ActivityRow, "seq"> {
+  const out: Record<string, unknown> = {};
+  for (const c of INSERT_COLUMNS) out[c] = r[c] ?? null;
+  out.streaming = r.streaming ?? false;
+  return out as Omit<ActivityRow, "seq">;
+}
+
 export class ActivityLog {
   private pending: NewActivityRow[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
@@ -106,21 +120,38 @@ export class ActivityLog {
     (this.timer as { unref?: () => void }).unref?.();
   }
 
+  /**
+   * One prepared INSERT, run per row inside one transaction per batch. Measured in
+   * bench/activity.ts: ~2.5x cheaper per row than a multi-row `insert().values(batch)` (which
+   * builds and parses a statement with 20 parameters per row every time) and ~6x cheaper than one
+   * with `.returning()`.
+   */
+  private insert?: { run(row: Record<string, unknown>): unknown };
+
   /** Writes every pending row now (one transaction). Returns the rows as stored. */
   flush(): ActivityRow[] {
     if (!this.pending.length) return [];
     const batch = this.pending;
     this.pending = [];
+    const stmt = (this.insert ??= this.db
+      .insert(activity)
+      .values(Object.fromEntries(INSERT_COLUMNS.map((c) => [c, sql.placeholder(c)])) as never)
+      .prepare() as unknown as { run(row: Record<string, unknown>): unknown });
     let rows: ActivityRow[];
     try {
-      // One multi-row INSERT per batch (500 rows x 21 columns stays under SQLite's 32766 variables).
-      rows = this.db.insert(activity).values(batch).returning().all();
+      const full = batch.map(withDefaults);
+      const last = this.db.transaction(() => {
+        for (const r of full) stmt.run(r);
+        return (this.db.$client.query("SELECT last_insert_rowid() AS seq").get() as { seq: number }).seq;
+      });
+      // One connection, one transaction, AUTOINCREMENT: the batch got consecutive seqs ending at `last`.
+      rows = full.map((r, i) => ({ ...r, seq: last - full.length + 1 + i }) as ActivityRow);
     } catch (err) {
       this.log?.warn(`Writing ${batch.length} activity row(s) failed: ${(err as Error).message}`);
       return [];
     }
     this.written += rows.length;
-    this.bus?.emit("activity.recorded", { entries: rows.map(toEntry) });
+    if (this.bus?.listenerCount("activity.recorded")) this.bus.emit("activity.recorded", { entries: rows.map(toEntry) });
     return rows;
   }
 

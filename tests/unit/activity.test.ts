@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { ActivityLog } from "../../src/activity/log";
+import { ActivityLog, type ActivityEntry } from "../../src/activity/log";
 import { acceptRequestId, activityRow, sessionHeaderNames, sessionIdOf, type TrackedFacts } from "../../src/activity/record";
 import { CancelledError, RequestTracker } from "../../src/activity/tracker";
 import { closeDatabase, openDatabase, type Db } from "../../src/db/client";
@@ -131,13 +131,16 @@ describe("ActivityLog", () => {
   test("rows wait in memory and are written in batches (at maxBatch), off the caller's stack", async () => {
     const bus = new EventBus();
     const batched = new ActivityLog(db, () => retention, undefined, bus, { flushMs: 10_000, maxBatch: 5 });
-    const recorded = new Promise<number>((resolve) => bus.on("activity.recorded", (e) => resolve(e.entries.length)));
+    const recorded = new Promise<ActivityEntry[]>((resolve) => bus.on("activity.recorded", (e) => resolve(e.entries)));
     for (let i = 0; i < 4; i++) batched.add(row(i));
     expect(stored().n).toBe(0);
     batched.add(row(4)); // the fifth schedules an immediate write ...
     expect(stored().n).toBe(0); // ... which does not happen inside add()
-    expect(await recorded).toBe(5);
+    const entries = await recorded;
+    expect(entries).toHaveLength(5);
     expect(stored().n).toBe(5);
+    // The announced rows carry the seq SQLite gave them.
+    expect(entries.map((e) => [e.seq, e.requestId])).toEqual(batched.query({}, 10).entries.reverse().map((e) => [e.seq, e.requestId]));
     batched.close();
   });
 
