@@ -21,8 +21,8 @@ import { requireAuth } from "./http/auth";
 import { inferenceAuth } from "./keys/middleware";
 import { guardMiddleware, type ErrorShape } from "./http/guard";
 import { errorBody, fail } from "./http/envelope";
-import { ApiError } from "./http/errors";
-import { openAiError, openAiType } from "./http/openai";
+import { ApiError, codeForStatus } from "./http/errors";
+import { openAiFail } from "./http/openai";
 import { MODEL_ROUTED_PATHS, proxyRoutes } from "./proxy/routes";
 import { isOllamaPath, ollamaErrorBody, ollamaRoutes } from "./ollama/routes";
 import type { Services } from "./services";
@@ -83,7 +83,8 @@ export function createApp(s: Services) {
     "/api/*",
     unlessOllama(bodyLimit({
       maxSize: 1024 * 1024,
-      onError: (c) => c.json(errorBody("VALIDATION_ERROR", "Request body too large", "The limit is 1 MiB"), 400),
+      // The same rule as /v1 (proxy/routes.ts): an oversized body is a 413.
+      onError: (c) => fail(c, new ApiError("PAYLOAD_TOO_LARGE", "Request body too large", "The limit is 1 MiB")),
     })),
   );
 
@@ -118,9 +119,9 @@ export function createApp(s: Services) {
   app.notFound((c) => {
     if (isOllamaPath(c.req.path)) return c.json(ollamaErrorBody(`${c.req.method} ${c.req.path} is not an Ollama route`), 404);
     if (isOpenAiPath(c.req.path)) {
-      return c.json(openAiError(`Unknown endpoint ${c.req.method} ${c.req.path}`, "invalid_request_error", "not_found"), 404);
+      return openAiFail(c, new ApiError("NOT_FOUND", `Unknown endpoint ${c.req.method} ${c.req.path}`));
     }
-    return c.json(errorBody("NOT_FOUND", "Resource not found", `${c.req.method} ${c.req.path} does not exist`), 404);
+    return fail(c, new ApiError("NOT_FOUND", "Resource not found", `${c.req.method} ${c.req.path} does not exist`));
   });
 
   app.onError((err, c) => {
@@ -130,21 +131,18 @@ export function createApp(s: Services) {
       return c.json(ollamaErrorBody(status === 500 ? "internal server error" : err.message), status);
     }
     const openai = isOpenAiPath(c.req.path);
-    if (err instanceof ApiError) {
-      if (!openai) return fail(c, err);
-      if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
-      return c.json(openAiError(err.details ? `${err.message}: ${err.details}` : err.message, openAiType(err.code), err.code.toLowerCase()), err.status);
-    }
+    if (err instanceof ApiError) return openai ? openAiFail(c, err) : fail(c, err);
     if (err instanceof HTTPException && err.status < 500) {
-      // Hono's own 4xx (e.g. "Malformed JSON in request body" from the json validator).
-      const status = err.status === 400 ? 400 : err.status;
-      if (openai) return c.json(openAiError(err.message, "invalid_request_error", null), status);
-      return c.json(errorBody(status === 400 ? "VALIDATION_ERROR" : "INVALID_REQUEST", err.status === 400 ? "Invalid request data" : err.message, err.message), status);
+      // Hono's own 4xx (e.g. "Malformed JSON in request body" from the json validator): the
+      // catalogue's code for its status; a status without one keeps its status as INVALID_REQUEST.
+      const code = codeForStatus(err.status) ?? "INVALID_REQUEST";
+      if (openai) return openAiFail(c, new ApiError(code, err.message));
+      return c.json(errorBody(code, err.status === 400 ? "Invalid request data" : err.message, err.message), err.status);
     }
     // Unexpected: log it with the stack, tell the client only that it happened.
     s.log.error(`Unhandled error on ${c.req.method} ${c.req.path}: ${(err as Error).message}`, { stack: (err as Error).stack });
-    if (openai) return c.json(openAiError("Internal server error", "server_error", "internal_error"), 500);
-    return c.json(errorBody("INTERNAL_ERROR", "Internal server error", "An unexpected error occurred; see the server log"), 500);
+    if (openai) return openAiFail(c, new ApiError("INTERNAL_ERROR", "Internal server error"));
+    return fail(c, new ApiError("INTERNAL_ERROR", "Internal server error", "An unexpected error occurred; see the server log"));
   });
 
   return app;

@@ -1,5 +1,5 @@
 /**
- * The reference's ApiService as a small typed client. Everything the branch's routes declare is
+ * The seed API's ApiService as a small typed client. Everything the branch's routes declare is
  * called through Hono's RPC client (`hc<ApiRoutes>`), so argument and result types come from the
  * routes themselves: change a route and this file stops compiling where it disagrees.
  *
@@ -94,7 +94,7 @@ export class ApiService {
   getConfig() {
     return unwrap(this.rpc.config.$get());
   }
-  /** The reference's eight fields are required; the proxy's extra settings are optional. */
+  /** The seed API's eight fields are required; the proxy's extra settings are optional. */
   updateConfig(config: ConfigInput) {
     return unwrap(this.rpc.config.$post({ json: config }));
   }
@@ -112,11 +112,11 @@ export class ApiService {
   removeModel(id: string) {
     return unwrap(this.rpc.models[":id"].$delete({ param: { id } }));
   }
-  /** Starts a model and resolves once it runs (beyond the reference). */
+  /** Starts a model and resolves once it runs (beyond the seed API). */
   startModel(id: string) {
     return unwrap(this.rpc.models[":id"].start.$post({ param: { id }, query: {} }));
   }
-  /** Stops a model; idempotent (beyond the reference). */
+  /** Stops a model; idempotent (beyond the seed API). */
   stopModel(id: string) {
     return unwrap(this.rpc.models[":id"].stop.$post({ param: { id } }));
   }
@@ -142,7 +142,7 @@ export class ApiService {
     );
   }
 
-  // Logs (beyond the reference's ApiService)
+  // Logs (beyond the seed API's ApiService)
   getLogs(filters: { level?: LogLevel; source?: string; since?: string; afterId?: number; q?: string; limit?: number } = {}) {
     const { afterId, limit, ...rest } = filters;
     return unwrap(

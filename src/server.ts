@@ -8,7 +8,7 @@ import { errorBody } from "./http/envelope";
 import { checkRequest, guardInput, refusalResponse, SOCKET_PATH } from "./http/guard";
 import { startBackgroundDiscovery } from "./models/catalog";
 import { realtimeSources } from "./realtime/sources";
-import { createServices, shutdownServices, type RuntimeOptions, type Services } from "./services";
+import { createServices, shutdownServices, type RuntimeOptions, type ServiceOverrides, type Services } from "./services";
 
 /** Idle keep-alive connections are closed after this many seconds (nginx uses 75). */
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 60;
@@ -24,13 +24,13 @@ export interface RunningServer {
 }
 
 /** Builds the services and serves them; used by main.ts and by end-to-end tests (port 0). */
-export async function startServer(options: RuntimeOptions): Promise<RunningServer> {
+export async function startServer(options: RuntimeOptions, overrides: ServiceOverrides = {}): Promise<RunningServer> {
   const t = options.startup;
   // Temp files of atomic writes cut short by a kill -9 (config, pidfile) go before anything reads.
   for (const dir of new Set([dirname(options.configPath), options.dataDir])) {
     removeStaleTempFiles(dir, (pid) => isSameProcessAlive({ pid, startTime: null }));
   }
-  const services = createServices(options);
+  const services = createServices(options, overrides);
   // Children a kill -9'd predecessor left behind still hold ports and memory. They are stopped in
   // the background, since a stop can take the whole grace period: model loads wait for it (in
   // the supervisor), the listen does not.

@@ -22,13 +22,14 @@ import { loadInstanceId } from "./peers/instance";
 import { PeerRegistry, type PeerTimings } from "./peers/registry";
 import { RpcWorkers, type RpcWorkerTimings } from "./rpc/workers";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
+import { RecentMetrics } from "./console/recent";
 import { RequestStats } from "./proxy/stats";
 import { ModelPool } from "./supervisor/pool";
 import { MemoryService } from "./memory/service";
 import { RealtimeHub } from "./realtime/hub";
 import type { RealtimeOptions } from "./realtime/types";
 import type { SupervisorApi } from "./supervisor/types";
-import { Supervisor } from "./supervisor/supervisor";
+import { Supervisor, type SupervisorDeps } from "./supervisor/supervisor";
 import type { StartupTimings } from "./startup";
 import { APP_VERSION } from "./version";
 
@@ -82,7 +83,7 @@ export interface Services {
   registry: ModelRegistry;
   cpu: CpuSampler;
   /** Owns every llama-server child process. */
-  supervisor: SupervisorApi;
+  readonly supervisor: SupervisorApi;
   /**
    * The one owner of model lifecycles (start, stop, restart, requests): plans by memory, evicts,
    * queues, idle TTL. Everything that starts or stops a model goes through it.
@@ -105,6 +106,8 @@ export interface Services {
   reloader: ConfigReloader;
   /** Samples system/GPU/model/request metrics, owns the latest sample and the minute history. */
   collector: MetricsCollector;
+  /** The dashboard's sparkline points (the last few samples, derived; the collector holds the latest). */
+  recent: RecentMetrics;
   /** The /llamaproxws hub: realtime connections, subscriptions and their statistics. */
   hub: RealtimeHub;
   /** Random id of this instance (per data dir): the loop guard in the Via header of peer requests. */
@@ -123,7 +126,16 @@ export interface Services {
   server: { port: number; host: string };
 }
 
-export function createServices(options: RuntimeOptions): Services {
+/**
+ * What a caller may build differently from the defaults: the test doubles (a FakeSupervisor, a
+ * supervisor with shorter timings) go in here instead of being assigned over a built service.
+ */
+export interface ServiceOverrides {
+  /** Builds the supervisor from the same dependencies the real one gets. */
+  supervisor?: (deps: SupervisorDeps) => SupervisorApi;
+}
+
+export function createServices(options: RuntimeOptions, overrides: ServiceOverrides = {}): Services {
   const bus = new EventBus();
   const logs = new LogBuffer(5000, bus);
   const log = new Logger(logs, options.logLevel, "proxy", options.quiet ?? false);
@@ -134,16 +146,17 @@ export function createServices(options: RuntimeOptions): Services {
   const registry = new ModelRegistry(db, bus);
   options.startup?.mark("registry");
   const kvcache = new KvCacheService({ store: new KvCacheStore(join(options.dataDir, "kv-cache"), log.child("kvcache")), config: () => config.get(), log: log.child("kvcache") });
-  const supervisor = new Supervisor({
+  const supervisorDeps: SupervisorDeps = {
     registry, config, logs, log, bus, dataDir: options.dataDir,
     hooks: {
       launchArgs: (m, bin) => kvcache.launchArgs(m, bin),
       // --rpc/--tensor-split for models split over RPC workers; refuses the start when one is down.
       requiredLaunchArgs: (m) => services.rpcWorkers.launchArgs(m),
     },
-  });
+  };
+  const supervisor = overrides.supervisor ? overrides.supervisor(supervisorDeps) : new Supervisor(supervisorDeps);
   const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
-  const pool = new ModelPool({ supervisor: () => services.supervisor, registry, config: () => config.get(), memory, log, bus });
+  const pool = new ModelPool({ supervisor: () => supervisor, registry, config: () => config.get(), memory, log, bus });
   // Before any stop of a running model (eviction, idle TTL, user, restart, shutdown): save its slots.
   // Bounded by the stricter of the pool's hook deadline and the stop's grace period (stopTimeoutSeconds).
   pool.onBeforeStop((id, ctx) => kvcache.beforeStop(id, ctx.baseUrl, AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, config.get().stopTimeoutSeconds * 1000))])));
@@ -154,7 +167,7 @@ export function createServices(options: RuntimeOptions): Services {
   const startedAt = new Date();
   const collector = new MetricsCollector({
     bus, log: log.child("metrics"), config, registry, requests, cpu,
-    supervisor: () => services.supervisor,
+    supervisor,
     dataDir: options.dataDir,
     startedAt,
     history: new MetricsHistory(db, () => config.get().historyRetentionHours),
@@ -187,6 +200,7 @@ export function createServices(options: RuntimeOptions): Services {
       return k ? k.promptTokens + k.completionTokens : 0;
     }),
     collector,
+    recent: new RecentMetrics(bus, requests),
     server: { port: options.port, host: options.host },
     hub: new RealtimeHub(options.realtime),
     instanceId,
@@ -225,6 +239,7 @@ export async function shutdownServices(s: Services): Promise<void> {
   // Flush the minute in progress while the database is still open.
   await s.collector.stop();
   s.hub.close();
+  s.recent.dispose();
   await s.pool.stopAll(); // beforeStop hooks, then every child
   // After the children stopped: the requests they were serving have ended and are in the batch.
   s.activity.close();

@@ -434,7 +434,20 @@
           };
         })),
       };
-      var data = [chartData.t].concat(defs.map(function (s) { return chartData[s.key]; }));
+      // uPlot does not range an x scale that has no values (the `range` above is never asked),
+      // and its time axis then showed a date decades off under the first tick. With no data,
+      // two empty points at the ends of the chosen range give the axis its span.
+      var empty = chartData.t.length === 0;
+      var xs = empty ? xRange(null, null, null) : chartData.t;
+      var data = [xs].concat(defs.map(function (s) { return empty ? [null, null] : chartData[s.key]; }));
+      // What the time axis spans (epoch seconds), whenever uPlot sets it: the browser tests check it.
+      opts.hooks = {
+        // The time axis' tick labels as drawn (uPlot keeps them in axes[0]._values).
+        draw: [function (u) { el.setAttribute("data-x-labels", String((u.axes[0]._values || []).join("|"))); }],
+        setScale: [function (u, key) {
+          if (key === "x" && u.scales.x.min != null) el.setAttribute("data-x-range", Math.round(u.scales.x.min) + "," + Math.round(u.scales.x.max));
+        }],
+      };
       charts[id] = new window.uPlot(opts, data, el);
       el.setAttribute("data-points", String(chartData.t.length));
     });

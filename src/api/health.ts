@@ -3,7 +3,7 @@ import { ok } from "../http/envelope";
 import type { Services } from "../services";
 import { checkServerBinary } from "../supervisor/binary";
 
-/** The data of GET /api/health (reference shape, plus `config` and llama_server.message). */
+/** The data of GET /api/health (the seed API shape, plus `config` and llama_server.message). */
 export function buildHealth(s: Services) {
   const cfg = s.config.get();
   const binary = checkServerBinary(cfg.serverPath);
@@ -69,7 +69,7 @@ export function healthRoutes(s: Services) {
     // Before the collector's first sample (it starts after listening), take one now.
     await s.collector.current();
     const health = buildHealth(s);
-    // 503 when unhealthy, per the reference; the body is still the success envelope with the
+    // 503 when unhealthy, per the seed API; the body is still the success envelope with the
     // full report, so monitors see *why*.
     return ok(c, health, { status: health.status === "healthy" ? 200 : 503 });
   });

@@ -35,7 +35,7 @@ export function logsRoutes(s: Services) {
   return new Hono().get("/", validate("query", logsQuerySchema, "Invalid parameters"), (c) => {
     const query = c.req.valid("query");
     const logs = s.logs.query({ ...query, q: query.q || undefined });
-    // LogUpdateResponse of the reference, plus the sources seen (for filter menus).
+    // LogUpdateResponse of the seed API, plus the sources seen (for filter menus).
     return ok(c, { logs, timestamp: nowIso(), count: logs.length, sources: s.logs.sources() });
   });
 }

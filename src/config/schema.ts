@@ -14,7 +14,7 @@ const requiredString = (label: string) =>
 /** Hostname, IPv4 or IPv6 literal (no scheme, no port, no spaces). */
 const HOST_RE = /^(\[?[0-9a-fA-F:.]+\]?|[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62})?)*)$/;
 
-/** The eight fields of the reference's LlamaServerConfig: all required on POST /api/config. */
+/** The eight fields of the seed API's LlamaServerConfig: all required on POST /api/config. */
 export const referenceConfigShape = {
   host: requiredString("Host").trim().min(1, "Host must not be empty").regex(HOST_RE, "Host must be a hostname or an IP address (no scheme or port)"),
   port: range("Port", 1, 65535),
@@ -26,7 +26,7 @@ export const referenceConfigShape = {
   gpu_layers: int("gpu_layers").refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpu_layers must be -1 (all) or between 0 and 100000"),
 };
 
-/** Settings beyond the reference (proxy behaviour). Optional on input; defaults apply. */
+/** Settings beyond the seed API (proxy behaviour). Optional on input; defaults apply. */
 export const extraConfigShape = {
   /** How many models may run at once (an extra cap beside memory); 0 = as many as memory allows. */
   maxLoadedModels: range("maxLoadedModels", 0, 64),
@@ -87,7 +87,7 @@ export const llamaServerConfigSchema = z.strictObject({ ...referenceConfigShape,
 /** The single source of the LlamaServerConfig type. */
 export type LlamaServerConfig = z.infer<typeof llamaServerConfigSchema>;
 
-/** POST /api/config body: the reference fields required, our extras optional (kept when absent). */
+/** POST /api/config body: the seed API's fields required, our extras optional (kept when absent). */
 export const configUpdateSchema = z
   .object({ ...referenceConfigShape })
   .extend(Object.fromEntries(Object.entries(extraConfigShape).map(([k, v]) => [k, v.optional()])) as {

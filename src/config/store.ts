@@ -9,7 +9,7 @@ import { MODEL_ID_RE, modelSettingsSchema } from "../models/schema";
 import { namedKeysSchema, type NamedKey } from "../keys/keys";
 import { EXTRA_DEFAULTS, llamaServerConfigSchema, type ConfigUpdate, type LlamaServerConfig } from "./schema";
 
-/** getDefaultConfig() of the reference: what a fresh install runs with. */
+/** The seed API's getDefaultConfig(): what a fresh install runs with. */
 export function getDefaultConfig(): LlamaServerConfig {
   return {
     host: "localhost",
@@ -25,7 +25,7 @@ export function getDefaultConfig(): LlamaServerConfig {
   };
 }
 
-/** validateConfig() of the reference. */
+/** The seed API's validateConfig(). */
 export function validateConfig(config: Partial<LlamaServerConfig>): { valid: boolean; errors: string[] } {
   const result = llamaServerConfigSchema.safeParse({ ...getDefaultConfig(), ...config });
   return result.success ? { valid: true, errors: [] } : { valid: false, errors: describeIssues(result.error).split("; ") };

@@ -12,7 +12,7 @@ import { z } from "zod";
 import type { ActivityEntry, ActivityFilter, TotalsRow } from "../activity/log";
 import type { LiveRequest } from "../activity/tracker";
 import type { Services } from "../services";
-import { Layout } from "../../views/layout";
+import { Layout } from "./layout";
 import { assetUrl } from "./assets";
 
 const filterSchema = z.object({

@@ -10,7 +10,7 @@ import type { Model } from "../models/types";
 import { listModels } from "../models/view";
 import type { Services } from "../services";
 import { checkServerBinary } from "../supervisor/binary";
-import type { RecentMetrics, RecentPoint } from "./recent";
+import type { RecentPoint } from "./recent";
 
 /** A model as the console shows it: the API's Model plus load progress. */
 export interface ModelView extends Model {
@@ -79,8 +79,10 @@ export interface DashboardData {
   rpcWorkers: RpcWorkerSnapshot[];
 }
 
-export function dashboardData(s: Services, recent: RecentMetrics): DashboardData {
-  const latest = recent.latest();
+export function dashboardData(s: Services): DashboardData {
+  // The collector is the one holder of the latest sample; the console keeps only sparkline points.
+  const latest = s.collector.latest();
+  const recent = s.recent;
   const perf = s.requests.snapshot();
   const cfg = s.config.get();
   return {

@@ -1,4 +1,4 @@
-// Small, pure formatting helpers shared by the views (unit-tested in tests/api/console-data.test.ts).
+// Small, pure formatting helpers shared by the views (unit-tested in tests/unit/console-data.test.ts).
 
 export function formatGB(bytes: number): string {
   if (!Number.isFinite(bytes) || bytes <= 0) return "–";

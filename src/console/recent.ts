@@ -25,7 +25,6 @@ export interface RecentPoint {
  */
 export class RecentMetrics {
   private points: RecentPoint[] = [];
-  private latestSample: SystemMetrics | null = null;
   readonly dispose: () => void;
 
   constructor(
@@ -37,7 +36,6 @@ export class RecentMetrics {
   }
 
   add(m: SystemMetrics): void {
-    this.latestSample = m;
     const gpus = m.gpu ?? [];
     const avg = (f: (g: NonNullable<SystemMetrics["gpu"]>[number]) => number | undefined) => {
       const xs = gpus.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x));
@@ -62,10 +60,6 @@ export class RecentMetrics {
 
   list(): RecentPoint[] {
     return this.points.slice();
-  }
-
-  latest(): SystemMetrics | null {
-    return this.latestSample;
   }
 
   /** Requests per minute over the span of the kept points (0 with fewer than two). */

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
-/** Per-model settings beyond the reference (overrides of the global llama-server config). */
+/** Per-model settings beyond the seed API (overrides of the global llama-server config). */
 export interface ModelSettings {
   ctxSize?: number;
   batchSize?: number;

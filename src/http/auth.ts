@@ -1,8 +1,9 @@
 import type { MiddlewareHandler } from "hono";
 import { parse as parseCookies } from "hono/utils/cookie";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { errorBody } from "./envelope";
-import { openAiError } from "./openai";
+import { fail } from "./envelope";
+import { ApiError } from "./errors";
+import { openAiFail } from "./openai";
 import { findKey, type NamedKey } from "../keys/keys";
 
 /** Who a request on an inference route is: the admin key, a console session, or a named key. */
@@ -149,10 +150,10 @@ export function requireAuth(auth: Authenticator, style: "envelope" | "openai" | 
   return async (c, next) => {
     if (auth.allowsRequest(c.req.raw.headers)) return next();
     c.header("WWW-Authenticate", 'Bearer realm="llama-async-proxy"');
-    if (style === "openai") return c.json(openAiError("Invalid or missing API key", "authentication_error", "invalid_api_key"), 401);
+    if (style === "openai") return openAiFail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key"));
     // Ollama clients read `error` as a string (ollama-js shows it as the message).
     if (style === "ollama") return c.json({ error: "unauthorized: invalid or missing API key (send Authorization: Bearer <key>)" }, 401);
-    return c.json(errorBody("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"), 401);
+    return fail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key", "Send Authorization: Bearer <key> or X-API-Key"));
   };
 }
 

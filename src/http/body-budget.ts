@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
-import { errorBody } from "./envelope";
-import { openAiError } from "./openai";
+import { errorResponse } from "./envelope";
+import { ApiError } from "./errors";
+import { openAiErrorResponse } from "./openai";
 import type { ErrorShape } from "./guard";
 
 /** Bodies being read at once, all routes together (documented in README / SECURITY.md). */
@@ -29,15 +30,14 @@ export class BodyBudget {
       const length = c.req.header("content-length");
       const declared = length !== undefined && /^\d+$/.test(length) ? Number(length) : chunkedReserve(c.req.path);
       if (declared === 0) return next();
-      const openai = shapeOf(c.req.path) === "openai";
+      const answer = (err: ApiError) => (shapeOf(c.req.path) === "openai" ? openAiErrorResponse(err) : errorResponse(err));
       if (declared > this.maxBytes) {
         const message = `Request body too large (the server reads at most ${this.maxBytes} bytes of bodies at once)`;
-        return openai ? c.json(openAiError(message, "invalid_request_error", "request_too_large"), 413) : c.json(errorBody("VALIDATION_ERROR", "Request body too large", message), 413);
+        return answer(new ApiError("PAYLOAD_TOO_LARGE", "Request body too large", message));
       }
       if (this.inFlight + declared > this.maxBytes) {
-        c.header("Retry-After", "1");
         const message = `Too many request bodies in flight (${this.inFlight} of ${this.maxBytes} bytes); retry shortly`;
-        return openai ? c.json(openAiError(message, "unavailable_error", "server_busy"), 503) : c.json(errorBody("SERVICE_UNAVAILABLE", "Server busy", message), 503);
+        return answer(new ApiError("SERVICE_UNAVAILABLE", "Server busy", message, { "Retry-After": "1" }));
       }
       this.inFlight += declared;
       try {

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ApiError, type ErrorCode } from "./errors";
 
-/** ApiResponse<T> exactly as in the API reference. */
+/** ApiResponse<T> exactly as in the seed API (docs/API.md). */
 export interface ApiResponse<T = unknown> {
   success: boolean;
   data?: T;
@@ -13,7 +13,7 @@ export interface ApiResponse<T = unknown> {
 
 export const nowIso = () => new Date().toISOString();
 
-/** A success envelope. `message` is optional; some reference endpoints carry one. */
+/** A success envelope. `message` is optional; some seed API endpoints carry one. */
 export function ok<T>(c: Context, data: T, opts: { message?: string; status?: ContentfulStatusCode } = {}) {
   const body: { success: true; data: T; message?: string; timestamp: string } = {
     success: true,
@@ -34,7 +34,7 @@ export function okSerialized<T>(c: Context, dataJson: string): ReturnType<typeof
   return c.body(body, 200, { "Content-Type": "application/json" }) as unknown as ReturnType<typeof ok<T>>;
 }
 
-export function errorBody(code: ErrorCode | string, message: string, details?: string): ApiResponse<never> {
+export function errorBody(code: ErrorCode, message: string, details?: string): ApiResponse<never> {
   return {
     success: false,
     error: { code, message, ...(details !== undefined ? { details } : {}) },
@@ -46,4 +46,9 @@ export function errorBody(code: ErrorCode | string, message: string, details?: s
 export function fail(c: Context, err: ApiError) {
   if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
   return c.json(errorBody(err.code, err.message, err.details), err.status);
+}
+
+/** The same outside Hono (the realtime entry, the request guard): a plain Response. */
+export function errorResponse(err: ApiError): Response {
+  return Response.json(errorBody(err.code, err.message, err.details), { status: err.status, headers: err.headers });
 }

@@ -1,7 +1,8 @@
 import type { MiddlewareHandler } from "hono";
 import { networkInterfaces } from "node:os";
-import { errorBody } from "./envelope";
-import { openAiError } from "./openai";
+import { errorResponse } from "./envelope";
+import { ApiError } from "./errors";
+import { openAiErrorResponse } from "./openai";
 
 /**
  * The request guard: the first thing every request meets, on every route (the JSON API, /v1 and
@@ -242,16 +243,13 @@ export type ErrorShape = "openai" | "engineio" | "ollama" | "envelope";
 
 export function refusalResponse(refusal: Refusal, shape: ErrorShape): Response {
   const code = refusal.status === 403 ? "FORBIDDEN" : "VALIDATION_ERROR";
-  if (shape === "openai") {
-    const type = refusal.status === 403 ? "permission_error" : "invalid_request_error";
-    return Response.json(openAiError(`${refusal.message}: ${refusal.details}`, type, code.toLowerCase()), { status: refusal.status });
-  }
+  if (shape === "openai") return openAiErrorResponse(new ApiError(code, refusal.message, refusal.details));
   if (shape === "ollama") return Response.json({ error: `${refusal.message}: ${refusal.details}` }, { status: refusal.status });
   if (shape === "engineio") {
     // engine.io-client shows `message` in connect_error; code 4 is Engine.IO's "Forbidden".
     return Response.json({ code: refusal.status === 403 ? 4 : 3, message: `${refusal.message}: ${refusal.details}` }, { status: refusal.status });
   }
-  return Response.json(errorBody(code, refusal.message, refusal.details), { status: refusal.status });
+  return errorResponse(new ApiError(code, refusal.message, refusal.details));
 }
 
 /** Reads a Request into the guard's input. */

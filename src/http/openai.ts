@@ -1,24 +1,40 @@
-import type { ApiError, ErrorCode } from "./errors";
+import type { Context } from "hono";
+import { ApiError, ERRORS, type ErrorCode } from "./errors";
 
-/** The OpenAI error shape that /v1 clients parse (they do not read our envelope). */
-export function openAiError(message: string, type: string, code: string | number | null) {
-  return { error: { message, type, code } };
+// OpenAI's error shape, the one way every /v1 and native llama-server path answers an error:
+// {"error": {"message", "type", "param", "code"}} as the openai client's ErrorObject declares it
+// (code: string | null). Type and code come from the error catalogue (errors.ts); the message
+// carries the details after a colon (OpenAI clients show only `message`).
+
+export interface OpenAiErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
 }
 
-/** OpenAI's error `type` for each of our error codes. */
-export function openAiType(code: ErrorCode): string {
-  switch (code) {
-    case "RATE_LIMITED": return "rate_limit_exceeded";
-    case "NOT_FOUND": return "invalid_request_error";
-    case "VALIDATION_ERROR": return "invalid_request_error";
-    case "SERVICE_UNAVAILABLE": return "unavailable_error";
-    default: return "server_error";
-  }
-}
-
-/** Client-facing error response for /v1 and native routes (OpenAI shape). */
-export function openAiErrorResponse(err: ApiError): Response {
-  const code = err.code === "NOT_FOUND" ? "model_not_found" : err.code.toLowerCase();
+/** The OpenAI-shaped body of an ApiError. */
+export function openAiErrorBody(err: ApiError): OpenAiErrorBody {
+  const entry = ERRORS[err.code];
   const message = err.details ? `${err.message}: ${err.details}` : err.message;
-  return Response.json(openAiError(message, openAiType(err.code), code), { status: err.status, headers: err.headers });
+  return { error: { message, type: entry.openAiType, param: null, code: entry.openAiCode } };
+}
+
+/** The OpenAI-shaped response of an ApiError (its status and headers, e.g. Retry-After). */
+export function openAiErrorResponse(err: ApiError): Response {
+  return Response.json(openAiErrorBody(err), { status: err.status, headers: err.headers });
+}
+
+/** The same through Hono's context (headers set on `c` are kept), as envelope.ts's fail(). */
+export function openAiFail(c: Context, err: ApiError) {
+  if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
+  return c.json(openAiErrorBody(err), err.status);
+}
+
+/** Shorthand for an ApiError of a code, message and details. */
+export const apiError = (code: ErrorCode, message: string, details?: string) => new ApiError(code, message, details);
+
+/**
+ * The SSE error event for a stream whose 200 headers are already sent: the same body as a
+ * `data:` event (OpenAI clients and llama-server's web UI parse `data:` events with an `error`).
+ */
+export function sseErrorEvent(err: ApiError): string {
+  return `data: ${JSON.stringify(openAiErrorBody(err))}\n\n`;
 }

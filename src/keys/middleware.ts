@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { presentedCredentials, type Authenticator, type Identity } from "../http/auth";
-import { openAiError } from "../http/openai";
+import { ApiError } from "../http/errors";
+import { openAiFail } from "../http/openai";
 
 const IDENTITY = "lapIdentity";
 
@@ -14,7 +15,7 @@ export function inferenceAuth(auth: Authenticator): MiddlewareHandler {
     const who = auth.identify(presentedCredentials(c.req.raw.headers));
     if (!who) {
       c.header("WWW-Authenticate", 'Bearer realm="llama-async-proxy"');
-      return c.json(openAiError("Invalid or missing API key", "authentication_error", "invalid_api_key"), 401);
+      return openAiFail(c, new ApiError("UNAUTHORIZED", "Invalid or missing API key"));
     }
     c.set(IDENTITY as never, who as never);
     c.set("apiKeyName" as never, (who.name ?? undefined) as never);

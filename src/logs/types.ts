@@ -1,7 +1,7 @@
 export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** LogEntry exactly as in the API reference. */
+/** LogEntry exactly as in the seed API (docs/API.md). */
 export interface LogEntry {
   id: string;
   timestamp: string;

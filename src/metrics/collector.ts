@@ -17,8 +17,7 @@ export interface CollectorDeps {
   log: Logger;
   config: ConfigStore;
   registry: Pick<ModelRegistry, "list">;
-  /** A getter: the supervisor may be swapped in after the services are built. */
-  supervisor: () => SupervisorApi;
+  supervisor: SupervisorApi;
   requests: RequestStats;
   cpu: CpuSampler;
   dataDir: string;
@@ -171,7 +170,7 @@ export class MetricsCollector {
 
   private async takeSample(): Promise<SystemMetrics> {
     const d = this.d;
-    const supervisor = d.supervisor();
+    const supervisor = d.supervisor;
     const runtimes = supervisor.runtimes();
     // Slow sources first, in parallel; each is bounded and falls back on its own, so neither
     // nvidia-smi nor a stuck llama-server can hold the rest of the sample.

@@ -29,7 +29,7 @@ export function smiNumber(value: unknown): number | undefined {
 const asArray = <T>(v: T | T[] | undefined | null | ""): T[] => (v === undefined || v === null || v === "" ? [] : Array.isArray(v) ? v : [v]);
 
 /**
- * Maps node-nvidia-smi's object (xml2js of `nvidia-smi -q -x`) to the reference's GpuMetrics.
+ * Maps node-nvidia-smi's object (xml2js of `nvidia-smi -q -x`) to the seed API's GpuMetrics.
  * `id` is nvidia-smi's own index (minor_number), so it matches `nvidia-smi -i` and the CSV's
  * index column. Memory is the framebuffer (fb_memory_usage), as nvidia-smi's table shows it.
  */

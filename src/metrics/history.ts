@@ -17,13 +17,13 @@ export interface CompletedRequest {
   completionTokens?: number;
 }
 
-/** One bucket of GET /api/monitoring/history, the reference's shape plus tokensPerSecond. */
+/** One bucket of GET /api/monitoring/history, the seed API's shape plus tokensPerSecond. */
 export interface HistoryPoint {
   timestamp: string;
   cpu: number;
   memory: number;
   gpu?: number;
-  /** GPU memory used, % (beyond the reference; present when `gpu` is). */
+  /** GPU memory used, % (beyond the seed API; present when `gpu` is). */
   gpuMemory?: number;
   requests: number;
   responseTime: number;
@@ -85,7 +85,7 @@ export class MetricsHistory {
     this.lastCpu = m.cpu.usage;
     this.lastMem = m.memory.usagePercent;
     if (m.gpu && m.gpu.length) {
-      // Several GPUs count as their mean: one line on the chart, like the reference's `gpu`.
+      // Several GPUs count as their mean: one line on the chart, like the seed API's `gpu`.
       const util = m.gpu.reduce((s, g) => s + g.utilization, 0) / m.gpu.length;
       const mem = m.gpu.reduce((s, g) => s + g.memory.usagePercent, 0) / m.gpu.length;
       a.gpuSamples++;
@@ -248,7 +248,7 @@ export class MetricsHistory {
   /**
    * The buckets of the last `hours` at `resolution`, computed in SQL from the minute rows:
    * a bucket exists only where at least one minute row does (gaps stay gaps). A bucket is
-   * stamped with its start. `summary` follows the reference: averages and maxima over the
+   * stamped with its start. `summary` follows the seed API: averages and maxima over the
    * returned points, total requests, and the mean response time over points that had requests.
    */
   query(hours: number, resolution: Resolution): HistoryResponse {

@@ -1,4 +1,4 @@
-/** The reference's monitoring types, field for field. */
+/** The seed API's monitoring types, field for field. */
 export interface CpuMetrics { usage: number; cores: number; loadAverage: [number, number, number] }
 export interface MemoryMetrics { used: number; total: number; free: number; usagePercent: number }
 export interface DiskMetrics { used: number; total: number; free: number; usagePercent: number }
@@ -16,7 +16,7 @@ export interface SystemMetrics {
   models: ModelMetrics;
   requests: RequestMetrics;
   uptime: number;
-  // Beyond the reference:
+  // Beyond the seed API:
   /** The models' filesystem (config basePath), only when it is not the data dir's. */
   modelsDisk?: DiskMetrics;
   /** Throughput and load read from each running llama-server's own /metrics. */

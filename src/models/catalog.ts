@@ -1,7 +1,7 @@
 /**
  * The model operations behind /api/models: register, edit, remove, discover. Plain functions
  * over the services (tests drive them without HTTP); the routes only validate and call these.
- * Every failure is an ApiError with the code the reference asks for.
+ * Every failure is an ApiError with the code the seed API asks for (docs/API.md, "Errors").
  */
 import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -158,7 +158,7 @@ export interface DiscoverResult {
   discovered: Model[];
   scannedPaths: string[];
   totalFound: number;
-  /** Beyond the reference: what could not be read and why, models whose file vanished, timing. */
+  /** Beyond the seed API: what could not be read and why, models whose file vanished, timing. */
   skipped: SkippedEntry[];
   added: string[];
   missing: string[];

@@ -100,7 +100,7 @@ export const modelSettingsPatchSchema = z.strictObject(
 );
 
 /**
- * One entry of POST /api/models. The reference's client sends Partial<Model>, so every Model
+ * One entry of POST /api/models. The seed API's client sends Partial<Model>, so every Model
  * field is accepted; the runtime ones (status, loadedAt, ...) are ignored. Unknown keys are an
  * error, so a typo ("contextsize") is reported instead of silently dropped.
  */

@@ -1,7 +1,7 @@
-/** The five statuses the API ever shows (the reference's Model.status). */
+/** The five statuses the API ever shows (the seed API's Model.status). */
 export type ModelStatus = "running" | "loading" | "stopped" | "error" | "discovered";
 
-/** Model exactly as in the API reference, plus a few optional fields of ours. */
+/** Model exactly as in the seed API (docs/API.md), plus a few optional fields of ours. */
 export interface Model {
   id: string;
   name: string;
@@ -17,7 +17,7 @@ export interface Model {
   memoryUsage?: number;
   format?: string;
   quantization?: string;
-  // Beyond the reference:
+  // Beyond the seed API:
   /** Finer state than `status` (e.g. "stopping", "restarting in 4s", "file missing"). */
   statusDetail?: string;
   /** Why the last start failed, with the last log lines. */

@@ -1,4 +1,5 @@
-import { openAiError } from "../http/openai";
+import { ApiError } from "../http/errors";
+import { openAiErrorResponse } from "../http/openai";
 import { upstreamRequestHeaders } from "../proxy/forward";
 import { cancelledResponse, fetchUpstream, streamResponse } from "../proxy/relay";
 import type { RequestOutcome } from "../proxy/stats";
@@ -109,7 +110,7 @@ export async function relayToPeers(s: Services, routes: Route[], req: PeerReques
       headers: { "x-llama-proxy-peer": route.peer },
     });
   }
-  const message = `No peer could serve the request: ${failures.join("; ") || "no peer left"}`;
-  end({ status: 502, error: true, message });
-  return Response.json(openAiError(message, "server_error", "peer_unavailable"), { status: 502 });
+  const err = new ApiError("PEER_UNAVAILABLE", "No peer could serve the request", failures.join("; ") || "no peer left");
+  end({ status: 502, error: true, message: `${err.message}: ${err.details}` });
+  return openAiErrorResponse(err);
 }

@@ -32,7 +32,7 @@ export function resolveModelTarget(
   // A request that already passed this instance is answered here or nowhere: never sent on.
   if (hasPassed(via, s.instanceId)) {
     if (local) return { kind: "local", model: local };
-    throw new ApiError("NOT_FOUND", `The model '${name}' does not exist`, "The request already passed this proxy (peers route to each other in a loop); it was not sent on");
+    throw new ApiError("MODEL_NOT_FOUND", `The model '${name}' does not exist`, "The request already passed this proxy (peers route to each other in a loop); it was not sent on");
   }
   const matches = s.peers.matches(name, viaHops(via));
   if (matches.length === 0) {

@@ -1,3 +1,5 @@
+import { ApiError } from "../http/errors";
+import { sseErrorEvent } from "../http/openai";
 import type { RequestOutcome } from "./stats";
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and ones fetch must compute itself. */
@@ -168,9 +170,10 @@ export function passThrough(
           // Upstream died mid-stream: say so in-band (SSE clients parse `data:` events), then end.
           const cancelled = opts.upstreamAbort.signal.aborted ? hooks.abortedMessage?.(opts.upstreamAbort.signal.reason) : null;
           if (opts.sse) {
-            const message = cancelled ?? `upstream llama-server closed the stream: ${(err as Error).message}`;
-            const error = cancelled ? { message, type: "cancelled", code: "request_cancelled" } : { message, type: "server_error", code: 502 };
-            controller.write(`data: ${JSON.stringify({ error })}\n\n`);
+            const error = cancelled
+              ? new ApiError("REQUEST_CANCELLED", cancelled)
+              : new ApiError("UPSTREAM_UNAVAILABLE", "upstream llama-server closed the stream", (err as Error).message);
+            controller.write(sseErrorEvent(error));
           }
           finish(!!cancelled, !cancelled);
           // A JSON body cut short must not look complete: fail the response instead of ending it.

@@ -8,7 +8,7 @@ import { keepIdleTimeoutLifted } from "../http/connection-timeout";
 import { addChildAuth } from "../supervisor/child-keys";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
-import { openAiError, openAiErrorResponse, openAiType } from "../http/openai";
+import { openAiErrorResponse, sseErrorEvent } from "../http/openai";
 import type { AcquireOptions, Lease, ModelPool } from "../supervisor/pool";
 import { CancelledError, type RequestHandle } from "../activity/tracker";
 import { downstreamResponseHeaders, passThrough, type PassThroughHooks } from "./forward";
@@ -40,9 +40,6 @@ type EndStat = (o: RequestOutcome) => void;
 
 const encoder = new TextEncoder();
 
-const sseError = (message: string, type: string, code: string | number) =>
-  encoder.encode(`data: ${JSON.stringify(openAiError(message, type, code))}\n\n`);
-
 /** One request on its way to a model: what forward() needs from the route that took it. */
 export interface ForwardArgs {
   c: Context;
@@ -68,7 +65,7 @@ export interface ForwardArgs {
 }
 
 /** What a client whose request an operator cancelled gets (not retried by OpenAI's clients: 4xx, not 409/429). */
-export const cancelledResponse = (err: CancelledError) => Response.json(openAiError(err.message, "cancelled", "request_cancelled"), { status: 499 });
+export const cancelledResponse = (err: CancelledError) => openAiErrorResponse(new ApiError("REQUEST_CANCELLED", err.message));
 
 export async function forward(deps: RelayDeps, a: ForwardArgs): Promise<Response> {
   const clientSignal = a.c.req.raw.signal;
@@ -153,10 +150,7 @@ async function relay(
       return cancelledResponse(reason);
     }
     endStat({ status: aborted ? 499 : 502, error: !aborted, message: aborted ? "client disconnected" : `llama-server did not answer: ${(err as Error).message}` });
-    return Response.json(
-      { error: { message: `llama-server for ${a.model.id} did not answer: ${(err as Error).message}`, type: "server_error", code: "upstream_unavailable" } },
-      { status: 502 },
-    );
+    return openAiErrorResponse(new ApiError("UPSTREAM_UNAVAILABLE", `llama-server for ${a.model.id} did not answer`, (err as Error).message));
   }
   return streamResponse(upstream, {
     started: a.started,
@@ -267,7 +261,8 @@ function loadingStream(
           if (res.status >= 400) {
             // Headers are gone already: report the upstream's error as an SSE error event.
             const text = await res.text();
-            enqueue(encoder.encode(`data: ${text.trim() || JSON.stringify({ error: { message: `upstream status ${res.status}` } })}\n\n`));
+            // llama-server's own error body is already OpenAI-shaped; relay it as it is.
+            enqueue(encoder.encode(text.trim() ? `data: ${text.trim()}\n\n` : sseErrorEvent(new ApiError("UPSTREAM_UNAVAILABLE", `upstream status ${res.status}`))));
             return close();
           }
           upstreamReader = res.body.getReader();
@@ -288,12 +283,12 @@ function loadingStream(
           if (cancelled) return endStat({ status: 499, error: false });
           if (err instanceof CancelledError) {
             endStat({ status: 499, error: false, message: err.message });
-            enqueue(encoder.encode(`data: ${JSON.stringify(openAiError(err.message, "cancelled", "request_cancelled"))}\n\n`));
+            enqueue(encoder.encode(sseErrorEvent(new ApiError("REQUEST_CANCELLED", err.message))));
             return close();
           }
           const apiErr = toApiError(err);
           endStat({ status: apiErr.status, error: true, message: apiErr.message });
-          enqueue(sseError(apiErr.details ? `${apiErr.message}: ${apiErr.details}` : apiErr.message, openAiType(apiErr.code), apiErr.status));
+          enqueue(encoder.encode(sseErrorEvent(apiErr)));
           close();
         },
       );

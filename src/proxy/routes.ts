@@ -16,7 +16,6 @@ import { forward as relayForward, type ForwardArgs, type RelayDeps } from "./rel
 import { hasRewrite, rewriteBody } from "./rewrite";
 import { getConnInfo } from "hono/bun";
 import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
-import { openAiError } from "../http/openai";
 import { keyAllowsModel } from "../keys/keys";
 import { identityOf } from "../keys/middleware";
 
@@ -79,7 +78,7 @@ export function selectModel(s: Services, requested: unknown): ModelRow {
   }
   if (typeof requested === "string" && requested.trim() !== "") {
     const row = s.registry.resolve(requested.trim());
-    if (!row) throw new ApiError("NOT_FOUND", `The model '${requested}' does not exist`, "GET /v1/models lists the models this proxy serves");
+    if (!row) throw new ApiError("MODEL_NOT_FOUND", `The model '${requested}' does not exist`, "GET /v1/models lists the models this proxy serves");
     return row;
   }
   // No model named: the only running model, else the only model there is.
@@ -145,15 +144,14 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     const row = s.registry.resolve(c.req.param("id"));
     const remote = row ? undefined : peerModelEntry(s, c.req.param("id"), c.req.header("via") ?? null);
     if (remote) return c.json(remote);
-    if (!row) return openAiErrorResponse(new ApiError("NOT_FOUND", `The model '${c.req.param("id")}' does not exist`));
+    if (!row) return openAiErrorResponse(new ApiError("MODEL_NOT_FOUND", `The model '${c.req.param("id")}' does not exist`));
     return c.json({ id: row.id, object: "model", created: Math.floor(Date.parse(row.createdAt) / 1000), owned_by: "llama-async-proxy" });
   });
 
   // Bodies are read whole (the `model` field decides where they go): bound them.
   const limit = bodyLimit({
     maxSize: options.maxBodyBytes,
-    onError: (c) =>
-      c.json({ error: { message: `Request body too large (limit ${options.maxBodyBytes} bytes)`, type: "invalid_request_error", code: "request_too_large" } }, 413),
+    onError: () => openAiErrorResponse(new ApiError("PAYLOAD_TOO_LARGE", "Request body too large", `The limit is ${options.maxBodyBytes} bytes`)),
   });
   for (const path of MODEL_ROUTED_PATHS) {
     app.post(path, limit, (c) => handleModelRequest(c, path));
@@ -188,11 +186,11 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     if (!key) return null;
     if (!keyAllowsModel(key, modelName, aliases)) {
       const message = `The API key '${key.name}' may not use the model '${modelName}'`;
-      return refuseWith(c, path, modelName, Response.json(openAiError(message, "permission_error", "model_not_allowed"), { status: 403 }), message);
+      return refuseWith(c, path, modelName, openAiErrorResponse(new ApiError("MODEL_NOT_ALLOWED", message)), message);
     }
     const limit = s.keyLimiter.admit(key);
     if (limit.ok) return null;
-    const res = Response.json(openAiError(limit.message, "rate_limit_exceeded", "rate_limit_exceeded"), { status: 429, headers: { "Retry-After": String(limit.retryAfterSeconds) } });
+    const res = openAiErrorResponse(new ApiError("RATE_LIMITED", limit.message, undefined, { "Retry-After": String(limit.retryAfterSeconds) }));
     return refuseWith(c, path, modelName, res, limit.message);
   };
 
@@ -263,7 +261,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
   app.all("/upstream/:id/*", limit, async (c) => {
     const id = c.req.param("id");
     const row = s.registry.resolve(id);
-    if (!row) return c.json({ error: { message: `Unknown model '${id}'`, type: "invalid_request_error", code: "model_not_found" } }, 404);
+    if (!row) return openAiErrorResponse(new ApiError("MODEL_NOT_FOUND", `Unknown model '${id}'`));
     const url = new URL(c.req.url);
     const prefix = `/upstream/${encodeURIComponent(id)}`;
     const rest = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname.replace(/^\/upstream\/[^/]+/, "");

@@ -1,4 +1,4 @@
-import type { ConnectionInfo, RealtimeError, Topic } from "./types";
+import type { ClientCommand, ConnectionInfo, RealtimeError, RealtimeOptions, Topic } from "./types";
 
 /** Frames of one broadcast, serialized once per protocol and shared by every recipient. */
 export interface BroadcastFrames {
@@ -6,15 +6,22 @@ export interface BroadcastFrames {
   socketio: string;
 }
 
-/** What a connection needs from the hub (kept narrow so protocol code does not reach into it). */
-export interface HubContext {
-  readonly maxMessageBytes: number;
-  readonly slowConsumerBytes: number;
-  readonly rateLimitPerSecond: number;
-  readonly rateLimitBurst: number;
-  readonly floodCloseDrops: number;
+/** What a command returns: the reply to send (then `after`, e.g. the current state) or an error. */
+export type CommandResult =
+  | { ok: true; reply: { type: string; data: unknown }; after?: () => void }
+  | { ok: false; error: RealtimeError };
+
+/**
+ * What every connection, whatever its protocol, needs from the hub: the options (limits, heartbeat)
+ * and four callbacks. Kept narrow so protocol code does not reach into the hub.
+ */
+export interface ConnectionHost {
+  readonly options: RealtimeOptions;
+  /** Counts messages for messages_per_second. */
   countMessages(n: number): void;
   warn(message: string): void;
+  /** Runs a client command (subscribe, unsubscribe, ping). */
+  execute(conn: Connection, command: ClientCommand): CommandResult;
   onClosed(conn: Connection): void;
 }
 
@@ -43,10 +50,10 @@ export abstract class Connection {
   constructor(
     readonly id: string,
     readonly protocol: "plain" | "socketio",
-    protected readonly hub: HubContext,
+    protected readonly hub: ConnectionHost,
     readonly remoteAddress?: string,
   ) {
-    this.tokens = hub.rateLimitBurst;
+    this.tokens = hub.options.rateLimitBurst;
   }
 
   abstract get transport(): "websocket" | "polling";
@@ -81,8 +88,8 @@ export abstract class Connection {
    */
   admit(): boolean {
     const now = performance.now();
-    const rate = this.hub.rateLimitPerSecond;
-    this.tokens = Math.min(this.hub.rateLimitBurst, this.tokens + ((now - this.refilledAt) / 1000) * rate);
+    const rate = this.hub.options.rateLimitPerSecond;
+    this.tokens = Math.min(this.hub.options.rateLimitBurst, this.tokens + ((now - this.refilledAt) / 1000) * rate);
     this.refilledAt = now;
     if (this.tokens >= 1) {
       this.tokens -= 1;
@@ -93,7 +100,7 @@ export abstract class Connection {
       this.dropWindowStart = now;
       this.dropsInWindow = 0;
     }
-    if (++this.dropsInWindow > this.hub.floodCloseDrops) {
+    if (++this.dropsInWindow > this.hub.options.floodCloseDrops) {
       const reason = `Rate limit exceeded: ${this.dropsInWindow} messages dropped within 10 s`;
       this.hub.warn(`realtime: closing ${this.protocol}/${this.transport} client ${this.id}${this.remoteAddress ? ` (${this.remoteAddress})` : ""}: ${reason}`);
       this.close(1008, reason);
@@ -118,8 +125,8 @@ export abstract class Connection {
   /** After anything was queued for this client: drop it if it stopped reading. */
   checkBackpressure(): boolean {
     const buffered = this.bufferedBytes();
-    if (buffered <= this.hub.slowConsumerBytes) return true;
-    const reason = `Slow consumer: ${buffered} bytes unsent (limit ${this.hub.slowConsumerBytes})`;
+    if (buffered <= this.hub.options.slowConsumerBytes) return true;
+    const reason = `Slow consumer: ${buffered} bytes unsent (limit ${this.hub.options.slowConsumerBytes})`;
     this.hub.warn(`realtime: closing ${this.protocol}/${this.transport} client ${this.id}${this.remoteAddress ? ` (${this.remoteAddress})` : ""}: ${reason}`);
     this.close(1008, reason);
     return false;

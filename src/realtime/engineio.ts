@@ -1,4 +1,4 @@
-import { Connection, type HubContext } from "./connection";
+import { Connection, type ConnectionHost } from "./connection";
 import type { ConnectionInfo, HubSocket, SocketHandler, Topic } from "./types";
 
 /**
@@ -11,6 +11,15 @@ import type { ConnectionInfo, HubSocket, SocketHandler, Topic } from "./types";
  * upgrade: the client opens a WebSocket with ?sid=, sends "2probe", we answer "3probe", it drains
  * its polling requests (we answer the held GET with a noop) and sends "5"; from then on the
  * session lives on the WebSocket.
+ *
+ * Why written here instead of using @socket.io/bun-engine + socket.io: that engine (0.1.2, checked
+ * when the hub was built, commit be91d62) needs the full socket.io server package, sends to each
+ * socket one by one without Bun's native pub/sub or any backpressure check (a slow client would
+ * buffer without bound), and closes the session on an oversized message, where the hub must answer
+ * with an error event and keep the client. Engine.IO 4 + the subset of Socket.IO 5 we serve
+ * (namespace "/", events, acks) is small enough to own, and sharing Connection with the plain
+ * protocol gives both the same limits, statistics and single serialization per broadcast
+ * (bench/ws.ts, bench/RESULTS.md).
  */
 
 export const PACKET = { open: "0", close: "1", ping: "2", pong: "3", message: "4", upgrade: "5", noop: "6" } as const;
@@ -35,13 +44,6 @@ export function engineError(err: { code: number; message: string }, status = 400
 
 const TEXT_HEADERS = { "content-type": "text/plain; charset=UTF-8", "cache-control": "no-store" };
 const textResponse = (body: string) => new Response(body, { headers: TEXT_HEADERS });
-
-export interface EngineContext extends HubContext {
-  readonly pingIntervalMs: number;
-  readonly pingTimeoutMs: number;
-  /** maxPayload announced in the handshake: the biggest polling body / frame we accept. */
-  readonly hardMaxMessageBytes: number;
-}
 
 /** Reads a request body as text, or null once it passes `cap` bytes (without buffering the rest). */
 export async function readBodyCapped(req: Request, cap: number): Promise<string | null> {
@@ -86,7 +88,7 @@ export abstract class EngineSession extends Connection {
 
   constructor(
     id: string,
-    protected readonly engine: EngineContext,
+    protected readonly engine: ConnectionHost,
     transport: "polling" | "websocket",
     remoteAddress?: string,
   ) {
@@ -111,9 +113,9 @@ export abstract class EngineSession extends Connection {
       JSON.stringify({
         sid: this.id,
         upgrades,
-        pingInterval: this.engine.pingIntervalMs,
-        pingTimeout: this.engine.pingTimeoutMs,
-        maxPayload: this.engine.hardMaxMessageBytes,
+        pingInterval: this.engine.options.pingIntervalMs,
+        pingTimeout: this.engine.options.pingTimeoutMs,
+        maxPayload: this.engine.options.hardMaxMessageBytes,
       })
     );
   }
@@ -206,8 +208,8 @@ export abstract class EngineSession extends Connection {
     this.pingTimer = setTimeout(() => {
       this.sendPacket(PACKET.ping);
       clearTimeout(this.pongTimer);
-      this.pongTimer = setTimeout(() => this.close(1000, "ping timeout"), this.engine.pingTimeoutMs);
-    }, this.engine.pingIntervalMs);
+      this.pongTimer = setTimeout(() => this.close(1000, "ping timeout"), this.engine.options.pingTimeoutMs);
+    }, this.engine.options.pingIntervalMs);
   }
 
   // ---- receiving ----------------------------------------------------------------------------
@@ -242,11 +244,11 @@ export abstract class EngineSession extends Connection {
         return;
       case PACKET.message: {
         const size = Buffer.byteLength(packet) - 1;
-        if (size > this.engine.maxMessageBytes) {
+        if (size > this.engine.options.maxMessageBytes) {
           this.sendError({
             code: "VALIDATION_ERROR",
             message: `Message too large: ${size} bytes`,
-            details: `The limit is ${this.engine.maxMessageBytes} bytes`,
+            details: `The limit is ${this.engine.options.maxMessageBytes} bytes`,
           });
           return;
         }
@@ -318,14 +320,14 @@ export abstract class EngineSession extends Connection {
 
   async handlePollPost(req: Request): Promise<Response> {
     if (this.closed) return engineError(ENGINE_ERRORS.UNKNOWN_SID);
-    const body = await readBodyCapped(req, this.engine.hardMaxMessageBytes);
+    const body = await readBodyCapped(req, this.engine.options.hardMaxMessageBytes);
     if (body === null) {
       // Too big to read: refuse it in-band and keep the session (bad input never kills a client).
       this.messagesIn++;
       this.sendError({
         code: "VALIDATION_ERROR",
         message: "Message too large",
-        details: `The limit is ${this.engine.maxMessageBytes} bytes per message`,
+        details: `The limit is ${this.engine.options.maxMessageBytes} bytes per message`,
       });
       return textResponse("ok");
     }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { describeIssues } from "../http/validate";
-import { Connection, type BroadcastFrames, type HubContext } from "./connection";
+import { Connection, type BroadcastFrames, type ConnectionHost } from "./connection";
 import { TOPICS, type ClientCommand, type HubSocket, type RealtimeError, type SocketHandler, type Topic } from "./types";
 
 /**
@@ -87,17 +87,11 @@ export function encodePlain(type: string, dataJson: string, requestId?: string |
 
 export const plainTopic = (topic: Topic) => `plain:${topic}`;
 
-/** What the hub offers protocol handlers beyond HubContext. */
-export interface CommandContext extends HubContext {
-  /** Runs a command; the reply (if any) is sent by the caller, then `after` (e.g. the state). */
-  execute(conn: Connection, command: ClientCommand): { ok: true; reply: { type: string; data: unknown }; after?: () => void } | { ok: false; error: RealtimeError };
-}
-
 /** A plain WebSocket client. Bun keeps this object in ws.data. */
 export class PlainConnection extends Connection implements SocketHandler {
   private ws?: HubSocket;
 
-  constructor(id: string, private readonly ctx: CommandContext, remoteAddress?: string) {
+  constructor(id: string, private readonly ctx: ConnectionHost, remoteAddress?: string) {
     super(id, "plain", ctx, remoteAddress);
   }
 
@@ -116,8 +110,8 @@ export class PlainConnection extends Connection implements SocketHandler {
     this.ctx.countMessages(1);
     // Cheapest check first, so a flood costs one comparison per message.
     if (!this.admit()) return;
-    if (size > this.ctx.maxMessageBytes) {
-      return this.sendError(validation(`Message too large: ${size} bytes`, `The limit is ${this.ctx.maxMessageBytes} bytes`));
+    if (size > this.ctx.options.maxMessageBytes) {
+      return this.sendError(validation(`Message too large: ${size} bytes`, `The limit is ${this.ctx.options.maxMessageBytes} bytes`));
     }
     const parsed = parsePlainMessage(typeof message === "string" ? message : message.toString("utf8"));
     if (!parsed.ok) return this.sendError(parsed.error, parsed.requestId);

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { BroadcastFrames } from "./connection";
-import { EngineSession, type EngineContext } from "./engineio";
-import { parseSubscription, type CommandContext } from "./plain";
+import type { ConnectionHost } from "./connection";
+import { EngineSession } from "./engineio";
+import { parseSubscription } from "./plain";
 import type { ClientCommand, RealtimeError, Topic } from "./types";
 
 /**
@@ -57,8 +58,6 @@ export function decodeSocketIoPacket(text: string): { ok: true; packet: SocketIo
 export const encodeSocketIoEvent = (event: string, dataJson: string) => `2[${JSON.stringify(event)},${dataJson}]`;
 export const socketIoTopic = (topic: Topic) => `sio:${topic}`;
 
-export type SocketIoContext = EngineContext & CommandContext;
-
 /** A socket.io-client connection: an Engine.IO session speaking Socket.IO on namespace "/". */
 export class SocketIoSession extends EngineSession {
   private nspConnected = false;
@@ -67,7 +66,7 @@ export class SocketIoSession extends EngineSession {
   /** Called once, at the first CONNECT (the hub stops counting the session as a pending handshake). */
   onEstablished?: () => void;
 
-  constructor(id: string, private readonly ctx: SocketIoContext, transport: "polling" | "websocket", remoteAddress?: string) {
+  constructor(id: string, private readonly ctx: ConnectionHost, transport: "polling" | "websocket", remoteAddress?: string) {
     super(id, ctx, transport, remoteAddress);
   }
 

@@ -1,6 +1,6 @@
 import { listModels } from "../models/view";
 import type { Services } from "../services";
-import type { RealtimeSources } from "./hub";
+import type { RealtimeSources } from "./types";
 
 /**
  * The hub's data sources over the services. Each is read when needed, so a supervisor swapped in

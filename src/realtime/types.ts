@@ -1,6 +1,11 @@
 import type { ServerWebSocket } from "bun";
+import type { EventBus } from "../events";
+import type { Logger } from "../logs/logger";
+import type { LogEntry } from "../logs/types";
+import type { SystemMetrics } from "../metrics/types";
+import type { Model } from "../models/types";
 
-/** The three things a client can subscribe to (SubscribeMessage.data.type in the reference). */
+/** The three things a client can subscribe to (SubscribeMessage.data.type in the seed API). */
 export const TOPICS = ["metrics", "models", "logs"] as const;
 export type Topic = (typeof TOPICS)[number];
 
@@ -11,7 +16,7 @@ export const UPDATE_EVENT: Record<Topic, `${Topic}_update`> = {
   logs: "logs_update",
 };
 
-/** ErrorMessage.data of the reference, plus `details` for the specifics. */
+/** ErrorMessage.data of the seed API, plus `details` for the specifics. */
 export interface RealtimeError {
   code: string;
   message: string;
@@ -26,13 +31,13 @@ export type ClientCommand =
   | { kind: "unsubscribe"; topic: Topic }
   | { kind: "ping" };
 
-/** Tunables of the hub. Tests make the intervals small; defaults follow the reference. */
+/** Tunables of the hub. Tests make the intervals small; defaults follow the seed API. */
 export interface RealtimeOptions {
-  /** metrics_update period (reference: every 10 s). */
+  /** metrics_update period (the seed API: every 10 s). */
   metricsIntervalMs: number;
-  /** models_update period (reference: every 30 s); status changes go out at once as well. */
+  /** models_update period (the seed API: every 30 s); status changes go out at once as well. */
   modelsIntervalMs: number;
-  /** logs_update period when nothing is loading or failing (reference: every 15 s). */
+  /** logs_update period when nothing is loading or failing (the seed API: every 15 s). */
   logsIntervalMs: number;
   /** While a model loads or fails, new log lines go out batched over this window. */
   logsBatchMs: number;
@@ -133,4 +138,21 @@ export interface ConnectionInfo {
   remoteAddress?: string;
   /** Polling sessions: a long-poll GET is being held open right now. */
   heldPoll?: boolean;
+}
+
+/** Where the hub's data comes from. It reads these; it owns none of them. */
+export interface RealtimeSources {
+  bus: EventBus;
+  log: Logger;
+  /**
+   * Whether a /llamaproxws request may connect: the API key (?key=, Authorization, X-API-Key) or a
+   * console session cookie, when a key is configured. Never throws on malformed credentials.
+   */
+  authorize(req: Request, queryKey: string | null): boolean;
+  /** The collector's latest SystemMetrics (null before its first sample). */
+  metrics(): SystemMetrics | null;
+  models(): Model[];
+  recentLogs(limit: number): LogEntry[];
+  /** True while any model is loading: log lines then go out within logsBatchMs. */
+  modelsLoading(): boolean;
 }

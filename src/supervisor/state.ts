@@ -25,7 +25,7 @@ export const TRANSITIONS: Readonly<Record<ProcessState, readonly ProcessState[]>
 };
 
 /**
- * The reference only knows five statuses. "stopping" still has a live process that answers
+ * The seed API (docs/API.md) only knows five statuses. "stopping" still has a live process that answers
  * requests in flight, so it shows as running (statusDetail says "stopping").
  */
 export const STATUS_OF: Readonly<Record<ProcessState, ModelStatus>> = {

@@ -21,7 +21,7 @@ export type ProcessState = "stopped" | "loading" | "running" | "stopping" | "err
 export interface ModelRuntimeInfo {
   modelId: string;
   state: ProcessState;
-  /** The reference status this state shows as. */
+  /** The seed API status this state shows as. */
   status: ModelStatus;
   /** Finer detail for people ("stopping", "restarting in 4s (attempt 2/5)", "loading model"). */
   statusDetail?: string;

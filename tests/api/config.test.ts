@@ -107,10 +107,10 @@ describe("POST /api/config", () => {
     expect((await arr.json()).error.code).toBe("VALIDATION_ERROR");
   });
 
-  test("400 for a body over the size limit", async () => {
+  test("413 for a body over the size limit (the same rule as /v1)", async () => {
     const res = await post({ ...VALID, basePath: "x".repeat(2 * 1024 * 1024) });
-    expect(res.status).toBe(400);
-    expect((await res.json()).error.message).toBe("Request body too large");
+    expect(res.status).toBe(413);
+    expect((await res.json()).error).toMatchObject({ code: "PAYLOAD_TOO_LARGE", message: "Request body too large" });
   });
 });
 

@@ -5,6 +5,10 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeModel } from "../fixtures/gguf-writer";
 import { makeTestServices, type TestContext } from "../helpers/services";
+import { dashboardData } from "../../src/console/data";
+import { formatNumber } from "../../src/console/format";
+import { DashboardLive } from "../../src/console/partials/dashboard";
+import type { SystemMetrics } from "../../src/metrics/types";
 
 let t: TestContext;
 beforeEach(() => {
@@ -86,9 +90,10 @@ describe("pages", () => {
     expect(html).toMatch(/data-metric="memory">[\d.]+ %/);
   });
 
-  test("the dashboard draws sparklines from collector samples", async () => {
+  test("the dashboard draws sparklines from collector samples; its tiles show the collector's latest sample", async () => {
+    const samples: SystemMetrics[] = [];
     for (let i = 0; i < 5; i++) {
-      t.services.bus.emit("metrics.sample", {
+      samples.push({
         timestamp: new Date(Date.now() + i * 10_000).toISOString(),
         cpu: { usage: 10 * i, cores: 2, loadAverage: [0, 0, 0] },
         memory: { used: 1000, total: 4000, free: 3000, usagePercent: 25 },
@@ -99,10 +104,17 @@ describe("pages", () => {
         uptime: i,
       });
     }
+    // The sparklines follow the samples on the bus; the tiles read the collector, the one holder
+    // of the latest sample (here a real one: the collector loop is not running in app tests).
+    for (const m of samples) t.services.bus.emit("metrics.sample", m);
+    const latest = await t.services.collector.sampleNow();
     const html = await (await t.app.request("/ui/dashboard")).text();
-    expect(html).toContain('data-metric="cpu">40 %');
-    expect(html).toContain("NVIDIA H200");
-    expect(html).toContain("61 °C");
+    expect(html).toContain(`data-metric="cpu">${formatNumber(latest.cpu.usage)} %`);
+    // The GPU tiles, rendered from a sample with a GPU (the temperature rounded to whole degrees).
+    const withGpu = await DashboardLive({ d: { ...dashboardData(t.services), metrics: samples.at(-1)! } }).toString();
+    expect(withGpu).toContain('data-metric="cpu">40 %');
+    expect(withGpu).toContain("NVIDIA H200");
+    expect(withGpu).toContain("61 °C");
     // One polyline per series that has points: cpu, memory, disk, gpu util, vram, temp, ...
     expect((html.match(/<polyline /g) ?? []).length).toBeGreaterThanOrEqual(6);
   });

@@ -4,25 +4,8 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../../src/app";
 import { createServices, shutdownServices, type Services } from "../../src/services";
-import type { ModelRuntimeInfo, ProcessState, SupervisorApi } from "../../src/supervisor/types";
-import type { ModelStatus } from "../../src/models/types";
+import { fakeSupervisorOf, fakeSupervisorOverrides, type FakeSupervisor } from "../helpers/fake-supervisor";
 import { writeModel } from "../fixtures/gguf-writer";
-
-/** A supervisor that runs nothing: tests set each model's state directly. */
-class FakeSupervisor implements SupervisorApi {
-  states = new Map<string, ProcessState>();
-  async start(id: string): Promise<ModelRuntimeInfo> { this.states.set(id, "running"); return this.runtimeOf(id)!; }
-  async stop(id: string): Promise<void> { this.states.set(id, "stopped"); }
-  async stopAll(): Promise<void> { this.states.clear(); }
-  runtimeOf(id: string): ModelRuntimeInfo | undefined {
-    const state = this.states.get(id);
-    if (!state) return undefined;
-    const status: ModelStatus = state === "stopping" ? "running" : state;
-    return { modelId: id, state, status, restarts: 0, ...(state === "running" ? { loadedAt: "2026-01-01T00:00:00.000Z", port: 9001, memoryUsage: 512 } : {}) };
-  }
-  runtimes(): ModelRuntimeInfo[] { return [...this.states.keys()].map((id) => this.runtimeOf(id)!); }
-  lastHealthCheck(): string | null { return null; }
-}
 
 let dir: string;
 let modelsDir: string;
@@ -31,9 +14,8 @@ let app: ReturnType<typeof createApp>;
 let supervisor: FakeSupervisor;
 
 function build(databasePath = ":memory:") {
-  s = createServices({ port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"), logLevel: "error", environment: "test", quiet: true, databasePath });
-  supervisor = new FakeSupervisor();
-  s.supervisor = supervisor;
+  s = createServices({ port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"), logLevel: "error", environment: "test", quiet: true, databasePath }, fakeSupervisorOverrides);
+  supervisor = fakeSupervisorOf(s);
   s.config.update({ ...s.config.get(), basePath: modelsDir });
   app = createApp(s);
 }
@@ -75,7 +57,7 @@ describe("GET /api/models", () => {
   test("200 with count and every Model field, status live from the supervisor", async () => {
     expect((await call("GET", "/api/models")).json.data).toEqual({ count: 0, models: [] });
     await call("POST", "/api/models", { models: [{ name: "mistral-7b", description: "Mistral model", path: mistral(), family: "mistral", version: "1.0" }] });
-    supervisor.states.set("mistral-7b", "running");
+    supervisor.set("mistral-7b", "running");
     const { status, json } = await call("GET", "/api/models");
     expect(status).toBe(200);
     expect(json.data.count).toBe(1);
@@ -94,9 +76,9 @@ describe("GET /api/models", () => {
       format: "gguf",
       quantization: "Q4_K_M",
     });
-    supervisor.states.set("mistral-7b", "loading");
+    supervisor.set("mistral-7b", "loading");
     expect((await call("GET", "/api/models")).json.data.models[0].status).toBe("loading");
-    supervisor.states.delete("mistral-7b");
+    supervisor.forget("mistral-7b");
     expect((await call("GET", "/api/models")).json.data.models[0].status).toBe("stopped");
   });
 
@@ -256,7 +238,7 @@ describe("DELETE /api/models/:id", () => {
 
   for (const state of ["loading", "running", "stopping"] as const) {
     test(`409 "Model is currently in use" while ${state}`, async () => {
-      supervisor.states.set("m", state);
+      supervisor.set("m", state);
       const { status, json } = await call("DELETE", "/api/models/m");
       expect(status).toBe(409);
       expect(json.error).toMatchObject({ code: "CONFLICT", message: "Model is currently in use" });
@@ -265,7 +247,7 @@ describe("DELETE /api/models/:id", () => {
   }
 
   test("200 once the model stopped or failed", async () => {
-    supervisor.states.set("m", "error");
+    supervisor.set("m", "error");
     expect((await call("DELETE", "/api/models/m")).status).toBe(200);
   });
 });

@@ -308,6 +308,36 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await page.close();
   }, T);
 
+  test("an empty chart's time axis spans the chosen range, ending now", async () => {
+    // The page with no history at all (a fresh install): the date under the first tick once read
+    // "8/27/29" on 2026-12-01. The 6-hour range gets no live points, so emptying the embedded
+    // history and redrawing is that page.
+    const page = await open("/monitoring?range=6h");
+    await page.evaluate(() => {
+      const charts = document.getElementById("charts")!;
+      document.getElementById("history-data")!.setAttribute("data-history", JSON.stringify({ metrics: [] }));
+      for (const el of charts.querySelectorAll("[data-x-range]")) el.removeAttribute("data-x-range");
+      document.dispatchEvent(new CustomEvent("htmx:load", { detail: { elt: charts } }));
+    });
+    await page.waitForFunction(() => document.querySelector("#chart-cpu")?.getAttribute("data-x-range"), null, { timeout: 10_000 });
+    expect(await page.locator("#chart-cpu").getAttribute("data-points")).toBe("0");
+    const [min, max] = (await page.locator("#chart-cpu").getAttribute("data-x-range"))!.split(",").map(Number);
+    const now = Date.now() / 1000;
+    expect(Math.abs(max! - now)).toBeLessThan(300);
+    expect(Math.abs(max! - min! - 6 * 3600)).toBeLessThan(60);
+    // Ticks that carry a date (uPlot's M/D/YY or M/D) show a day inside the range, in the
+    // browser's time zone: today or, early in the morning, yesterday.
+    const labels = (await page.locator("#chart-cpu").getAttribute("data-x-labels"))!.split("|");
+    const days = await page.evaluate(() =>
+      [new Date(), new Date(Date.now() - 6 * 3600_000)].flatMap((d) => [`${d.getMonth() + 1}/${d.getDate()}/${String(d.getFullYear()).slice(2)}`, `${d.getMonth() + 1}/${d.getDate()}`]),
+    );
+    const dated = labels.filter((l) => l.includes("\n")).map((l) => l.split("\n")[1]!);
+    expect(dated.length).toBeGreaterThan(0);
+    for (const d of dated) expect(days).toContain(d);
+    await page.close();
+    expect(browser.errors).toEqual([]);
+  }, T);
+
   test("the monitoring chart draws seeded history", async () => {
     const probe = await fetch(`${h.url}/api/monitoring/history?hours=1&resolution=1m`);
     if (probe.status === 404) {

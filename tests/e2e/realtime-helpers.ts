@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RealtimeOptions } from "../../src/realtime/types";
 import { startServer, type RunningServer } from "../../src/server";
-import type { RuntimeOptions, Services } from "../../src/services";
-import type { ModelRuntimeInfo, ProcessState, SupervisorApi } from "../../src/supervisor/types";
-import type { ModelStatus } from "../../src/models/types";
+import type { RuntimeOptions, ServiceOverrides, Services } from "../../src/services";
 
 import { waitFor as poll } from "../helpers/services";
+
+export { FakeSupervisor, fakeSupervisorOf, fakeSupervisorOverrides } from "../helpers/fake-supervisor";
 
 /** Polls `condition` until it holds (never a fixed sleep); realtime suites wait 5 s by default. */
 export const waitFor = <T>(condition: () => T | undefined | null | false, what: string, timeoutMs = 5000) => poll(condition, what, timeoutMs, 5);
@@ -26,7 +26,7 @@ export interface TestServer extends RunningServer {
   cleanup(): Promise<void>;
 }
 
-export async function startTestServer(realtime: Partial<RealtimeOptions> = {}, extra: Partial<RuntimeOptions> = {}, dir?: string): Promise<TestServer> {
+export async function startTestServer(realtime: Partial<RealtimeOptions> = {}, extra: Partial<RuntimeOptions> = {}, dir?: string, overrides: ServiceOverrides = {}): Promise<TestServer> {
   const dataDir = dir ?? mkdtempSync(join(tmpdir(), "lap-rt-"));
   const running = await startServer({
     port: 0,
@@ -39,7 +39,7 @@ export async function startTestServer(realtime: Partial<RealtimeOptions> = {}, e
     databasePath: ":memory:",
     realtime: { ...FAST, ...realtime },
     ...extra,
-  });
+  }, overrides);
   // Start-up work logs a line of its own (the basePath scan); let it land before tests count lines.
   await running.startupDone;
   return {
@@ -102,32 +102,6 @@ export class PlainClient {
   close(): void {
     if (this.ws.readyState <= WebSocket.OPEN) this.ws.close();
   }
-}
-
-/**
- * A supervisor that runs nothing but walks a model through states on command, announcing each
- * change on the bus the way the real supervisor does.
- */
-export class FakeSupervisor implements SupervisorApi {
-  private states = new Map<string, ModelRuntimeInfo>();
-  constructor(private readonly s: Services) {}
-
-  set(modelId: string, state: ProcessState): void {
-    const status: ModelStatus = state === "stopping" ? "running" : state;
-    const previous = this.states.get(modelId)?.status ?? "stopped";
-    this.states.set(modelId, { modelId, state, status, restarts: 0 });
-    this.s.bus.emit("model.status", { modelId, status, previous, at: new Date().toISOString() });
-  }
-  async start(modelId: string): Promise<ModelRuntimeInfo> {
-    this.set(modelId, "loading");
-    this.set(modelId, "running");
-    return this.states.get(modelId)!;
-  }
-  async stop(modelId: string): Promise<void> { this.set(modelId, "stopped"); }
-  async stopAll(): Promise<void> {}
-  runtimeOf(modelId: string) { return this.states.get(modelId); }
-  runtimes() { return [...this.states.values()]; }
-  lastHealthCheck() { return null; }
 }
 
 export function registerModel(s: Services, id: string): void {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { FakeSupervisor, PlainClient, registerModel, startTestServer, waitFor, type TestServer } from "./realtime-helpers";
+import { fakeSupervisorOf, fakeSupervisorOverrides, PlainClient, registerModel, startTestServer, waitFor, type TestServer } from "./realtime-helpers";
 
 // Plain WebSocket clients of /llamaproxws against a real server on port 0.
 
@@ -72,10 +72,9 @@ describe("plain protocol: subscriptions", () => {
   });
 
   test("models: state on subscribe, and an update at once when a model's status changes", async () => {
-    server = await startTestServer({ modelsIntervalMs: 60_000 });
+    server = await startTestServer({ modelsIntervalMs: 60_000 }, {}, undefined, fakeSupervisorOverrides);
     const s = server.services;
-    const supervisor = new FakeSupervisor(s);
-    s.supervisor = supervisor;
+    const supervisor = fakeSupervisorOf(s);
     registerModel(s, "tiny");
     const c = await connect();
     await c.request({ type: "subscribe", data: { type: "models" } });
@@ -97,10 +96,9 @@ describe("plain protocol: subscriptions", () => {
   });
 
   test("models: a burst of status changes (a swap) is one update", async () => {
-    server = await startTestServer({ modelsIntervalMs: 60_000, modelsDebounceMs: 30 });
+    server = await startTestServer({ modelsIntervalMs: 60_000, modelsDebounceMs: 30 }, {}, undefined, fakeSupervisorOverrides);
     const s = server.services;
-    const supervisor = new FakeSupervisor(s);
-    s.supervisor = supervisor;
+    const supervisor = fakeSupervisorOf(s);
     registerModel(s, "a");
     registerModel(s, "b");
     const c = await connect();
@@ -138,10 +136,9 @@ describe("plain protocol: logs", () => {
   });
 
   test("while a model loads, lines go out batched within logsBatchMs; otherwise they wait for the interval", async () => {
-    server = await startTestServer({ logsIntervalMs: 60_000, logsBatchMs: 80 });
+    server = await startTestServer({ logsIntervalMs: 60_000, logsBatchMs: 80 }, {}, undefined, fakeSupervisorOverrides);
     const s = server.services;
-    const supervisor = new FakeSupervisor(s);
-    s.supervisor = supervisor;
+    const supervisor = fakeSupervisorOf(s);
     registerModel(s, "tiny");
     const c = await connect();
     await c.request({ type: "subscribe", data: { type: "logs" } });
@@ -257,7 +254,7 @@ describe("plain protocol: access, statistics, lifecycle", () => {
     expect(res.status).toBe(426);
     const body = (await res.json()) as { success: boolean; error: { code: string } };
     expect(body.success).toBe(false);
-    expect(body.error.code).toBe("VALIDATION_ERROR");
+    expect(body.error.code).toBe("UPGRADE_REQUIRED");
   });
 
   test("with an API key the upgrade needs it (?key= or header)", async () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, spyOn, test } from "bun:test";
 import io from "socket.io-client";
 import type { Socket } from "socket.io-client";
-import { FakeSupervisor, registerModel, startTestServer, waitFor, type TestServer } from "./realtime-helpers";
+import { fakeSupervisorOf, fakeSupervisorOverrides, registerModel, startTestServer, waitFor, type TestServer } from "./realtime-helpers";
 
 // socket.io-client 4.x against /llamaproxws on a real server: both transports, the upgrade from
 // polling, the reference's snippets, bad input, auth and reconnecting after a restart.
@@ -192,10 +192,9 @@ describe("the reference's snippets, unchanged but for the URL", () => {
 describe("both transports", () => {
   for (const transports of [["websocket"], ["polling"]]) {
     test(`${transports[0]}: models_update on a status change, logs_update, acks, unsubscribe`, async () => {
-      server = await startTestServer({ logsIntervalMs: 100, modelsIntervalMs: 60_000 });
+      server = await startTestServer({ logsIntervalMs: 100, modelsIntervalMs: 60_000 }, {}, undefined, fakeSupervisorOverrides);
       const s = server.services;
-      const supervisor = new FakeSupervisor(s);
-      s.supervisor = supervisor;
+      const supervisor = fakeSupervisorOf(s);
       registerModel(s, "tiny");
       const socket = track(io(server.url, { path: "/llamaproxws", transports, forceNew: true }));
       await once(socket, "connect");

@@ -95,7 +95,7 @@ describe("finding 10: no global budget for request bodies", () => {
       const third = await post(body(2));
       expect(third.status).toBe(503);
       expect(third.headers.get("retry-after")).toBe("1");
-      expect(((await third.json()) as any).error.code).toBe("server_busy");
+      expect(((await third.json()) as any).error.code).toBe("service_unavailable");
       const tooBig = await post(body(3.5));
       expect(tooBig.status).toBe(413);
       expect((await first).status).toBe(200);

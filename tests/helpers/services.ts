@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createApp } from "../../src/app";
-import { createServices, shutdownServices, type RuntimeOptions, type Services } from "../../src/services";
+import { createServices, shutdownServices, type RuntimeOptions, type ServiceOverrides, type Services } from "../../src/services";
 
 /** The fake llama-server (answers --version like the real one), for a serverPath that must pass. */
 export const FAKE_LLAMA_SERVER = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
@@ -14,8 +14,8 @@ export interface TestContext {
   cleanup(): Promise<void>;
 }
 
-/** Real services on an in-memory database and a temporary data directory. */
-export function makeTestServices(overrides: Partial<RuntimeOptions> = {}): TestContext {
+/** Real services on an in-memory database and a temporary data directory (test doubles via `doubles`). */
+export function makeTestServices(overrides: Partial<RuntimeOptions> = {}, doubles: ServiceOverrides = {}): TestContext {
   const dir = mkdtempSync(join(tmpdir(), "lap-test-"));
   const services = createServices({
     port: 0,
@@ -27,7 +27,7 @@ export function makeTestServices(overrides: Partial<RuntimeOptions> = {}): TestC
     quiet: true,
     databasePath: ":memory:",
     ...overrides,
-  });
+  }, doubles);
   const app = createApp(services);
   return {
     dir,

@@ -7,7 +7,7 @@ import { LogBuffer } from "../../src/logs/buffer";
 import { Logger } from "../../src/logs/logger";
 import { GpuReader, parseNvidiaSmi, smiNumber } from "../../src/metrics/gpu";
 
-const FIX = "/work/shared/fixtures/nvidia-smi";
+const FIX = join(import.meta.dir, "../fixtures/nvidia-smi");
 const fixture = (name: string) => join(FIX, name);
 
 /** xml2js with node-nvidia-smi's own options, so the parse test sees what the library hands us. */

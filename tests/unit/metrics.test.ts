@@ -7,11 +7,12 @@ import { GpuReader } from "../../src/metrics/gpu";
 import { LlamaMetricsReader, llamaMetricsFrom, parsePrometheusSamples } from "../../src/metrics/llama-metrics";
 import { CpuSampler, parseProcStat, readDisk, readMemory } from "../../src/metrics/system";
 import type { SystemMetrics } from "../../src/metrics/types";
+import { fakeSupervisorOf, fakeSupervisorOverrides } from "../helpers/fake-supervisor";
 import { createServices, shutdownServices, type Services } from "../../src/services";
 import type { ModelRuntimeInfo, SupervisorApi } from "../../src/supervisor/types";
 import { waitFor } from "../helpers/services";
 
-const LLAMA_METRICS = readFileSync("/work/shared/fixtures/llama-server/metrics.txt", "utf8");
+const LLAMA_METRICS = readFileSync(join(import.meta.dir, "../fixtures/llama-server/metrics.txt"), "utf8");
 
 
 describe("system readings agree with the machine's own tools", () => {
@@ -108,17 +109,6 @@ beforeAll(() => {
 });
 afterAll(() => llama.stop(true));
 
-/** Reports a fixed set of runtimes: the collector only reads runtimes(). */
-class FakeSupervisor implements SupervisorApi {
-  constructor(public list: ModelRuntimeInfo[]) {}
-  runtimes(): ModelRuntimeInfo[] { return this.list; }
-  runtimeOf(id: string) { return this.list.find((r) => r.modelId === id); }
-  lastHealthCheck() { return null; }
-  async start(): Promise<ModelRuntimeInfo> { throw new Error("not used"); }
-  async stop() {}
-  async stopAll() {}
-}
-
 describe("LlamaMetricsReader", () => {
   test("reads running servers only, skips servers without --metrics or unreachable", async () => {
     const reader = new LlamaMetricsReader(1000);
@@ -143,8 +133,8 @@ describe("MetricsCollector", () => {
 
   function make(runtimes: ModelRuntimeInfo[] = []) {
     dir = mkdtempSync(join(tmpdir(), "lap-collector-"));
-    s = createServices({ port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"), logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:" });
-    s.supervisor = new FakeSupervisor(runtimes);
+    s = createServices({ port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"), logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:" }, fakeSupervisorOverrides);
+    fakeSupervisorOf(s).put(...runtimes);
     return s;
   }
 
@@ -194,7 +184,7 @@ describe("MetricsCollector", () => {
     const hung = new Promise<unknown>((r) => (release = () => r({ nvidia_smi_log: {} })));
     const collector = new MetricsCollector({
       bus: s.bus, log: s.log, config: s.config, registry: s.registry, requests: s.requests, cpu: s.cpu,
-      supervisor: () => s.supervisor, dataDir: dir, startedAt: s.startedAt, history: s.collector.history,
+      supervisor: s.supervisor, dataDir: dir, startedAt: s.startedAt, history: s.collector.history,
       gpu: new GpuReader({ run: () => hung, timeoutMs: 60_000 }), gpuWaitMs: 100,
     });
     const t0 = performance.now();
@@ -214,7 +204,7 @@ describe("MetricsCollector", () => {
     const slow = new Promise<unknown>((r) => (release = () => r(reading)));
     const collector = new MetricsCollector({
       bus: s.bus, log: s.log, config: s.config, registry: s.registry, requests: s.requests, cpu: s.cpu,
-      supervisor: () => s.supervisor, dataDir: dir, startedAt: s.startedAt, history: s.collector.history,
+      supervisor: s.supervisor, dataDir: dir, startedAt: s.startedAt, history: s.collector.history,
       // Later samples would wait up to a minute for it: the first must not.
       gpu: new GpuReader({ run: () => slow, timeoutMs: 60_000 }), gpuWaitMs: 60_000,
     });

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { downstreamResponseHeaders, parseUsage, passThrough, upstreamRequestHeaders } from "../../src/proxy/forward";
 
-const FIXTURES = join(import.meta.dir, "../../../shared/fixtures/llama-server");
+const FIXTURES = join(import.meta.dir, "../fixtures/llama-server");
 const chatSse = readFileSync(join(FIXTURES, "chat-stream.sse"));
 const completionSse = readFileSync(join(FIXTURES, "completion-stream.sse"));
 const chatJson = readFileSync(join(FIXTURES, "chat.json"), "utf8");

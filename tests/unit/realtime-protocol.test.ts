@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import type { HubContext } from "../../src/realtime/connection";
+import type { ConnectionHost } from "../../src/realtime/connection";
 import { decodePayload, encodePayload, readBodyCapped } from "../../src/realtime/engineio";
-import { encodePlain, parsePlainMessage, PlainConnection, type CommandContext } from "../../src/realtime/plain";
+import { encodePlain, parsePlainMessage, PlainConnection } from "../../src/realtime/plain";
+import { DEFAULT_REALTIME_OPTIONS } from "../../src/realtime/types";
 import { decodeSocketIoPacket, encodeSocketIoEvent } from "../../src/realtime/socketio";
 import { waitFor } from "../helpers/services";
 
@@ -95,12 +96,15 @@ describe("Engine.IO payloads", () => {
 describe("per-connection rate limit", () => {
   function connection(rate: number, burst: number) {
     const sent: string[] = [];
-    const ctx: HubContext & CommandContext = {
-      maxMessageBytes: 1000,
-      slowConsumerBytes: 1000,
-      rateLimitPerSecond: rate,
-      rateLimitBurst: burst,
-      floodCloseDrops: 1000,
+    const ctx: ConnectionHost = {
+      options: {
+        ...DEFAULT_REALTIME_OPTIONS,
+        maxMessageBytes: 1000,
+        slowConsumerBytes: 1000,
+        rateLimitPerSecond: rate,
+        rateLimitBurst: burst,
+        floodCloseDrops: 1000,
+      },
       countMessages: () => {},
       warn: () => {},
       onClosed: () => {},

@@ -1,9 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { getDefaultConfig } from "../../src/config/store";
 import { ALL_GPU_LAYERS, bindHost, buildServerArgs, connectHost, LaunchArgsError } from "../../src/supervisor/args";
 
-const HELP = readFileSync("/work/shared/fixtures/llama-server/llama-server-help.txt", "utf8");
+const HELP = readFileSync(join(import.meta.dir, "../fixtures/llama-server/llama-server-help.txt"), "utf8");
 const cfg = { ...getDefaultConfig(), ctx_size: 4096, batch_size: 256, threads: 6, gpu_layers: 20 };
 const model = { id: "llama-3-8b", path: "/models/llama.gguf", settings: {} };
 

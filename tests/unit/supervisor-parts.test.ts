@@ -32,7 +32,7 @@ describe("memory", () => {
     expect(readRssMb(2 ** 22 + 12345)).toBeUndefined();
   });
   test("GPU memory per pid from nvidia-smi --query-compute-apps (real H200 output)", () => {
-    const csv = readFileSync("/work/shared/fixtures/nvidia-smi/smi-apps-load.csv", "utf8");
+    const csv = readFileSync(join(import.meta.dir, "../fixtures/nvidia-smi/smi-apps-load.csv"), "utf8");
     expect(parseComputeApps(csv).get(422)).toBe(21482);
     const withHeader = "pid, process_name, used_gpu_memory [MiB]\n422, python3, 21482 MiB\n7, llama-server, 100 MiB\n";
     expect([...parseComputeApps(withHeader)]).toEqual([[422, 21482], [7, 100]]);
@@ -44,7 +44,7 @@ describe("GPU memory per process", () => {
     const dir = mkdtempSync(join(tmpdir(), "lap-smi-"));
     try {
       const smi = join(dir, "nvidia-smi");
-      // Answers like the real one (shared/fixtures/nvidia-smi/smi-apps-load.csv, noheader,nounits).
+      // Answers like the real one (tests/fixtures/nvidia-smi/smi-apps-load.csv, noheader,nounits).
       writeFileSync(smi, "#!/bin/sh\necho '422, 21482'\necho '77, 1024'\n");
       chmodSync(smi, 0o755);
       const gpu = new GpuProcessMemory(60_000, smi);

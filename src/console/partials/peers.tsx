@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
-import type { PeerSnapshot } from "../../src/peers/registry";
-import type { RpcWorkerSnapshot } from "../../src/rpc/workers";
-import { clock } from "../../src/console/format";
+import type { PeerSnapshot } from "../../peers/registry";
+import type { RpcWorkerSnapshot } from "../../rpc/workers";
+import { clock } from "../format";
 import { Pill } from "./badge";
 
 const tone = (p: PeerSnapshot) => (p.state === "up" && !p.backoffUntil ? "ok" : p.state === "unknown" ? "idle" : "bad");

@@ -1,5 +1,6 @@
 /** @jsxImportSource hono/jsx */
-import { formatNumber } from "../../src/console/format";
+import type { HistoryResponse } from "../../metrics/history";
+import { formatNumber } from "../format";
 
 export const RANGES = {
   "1h": { hours: 1, resolution: "1m", label: "1 hour" },
@@ -9,23 +10,8 @@ export const RANGES = {
 } as const;
 export type RangeKey = keyof typeof RANGES;
 
-/** One row of GET /api/monitoring/history (reference fields; the rest are ours when present). */
-export interface HistoryPoint {
-  timestamp: string;
-  cpu: number;
-  memory: number;
-  gpu?: number | null;
-  gpuMemory?: number | null;
-  requests: number;
-  responseTime: number | null;
-  tokensPerSecond?: number | null;
-}
-
-export interface History {
-  period: { start: string; end: string; resolution: string };
-  metrics: HistoryPoint[];
-  summary: { avgCpu: number; maxCpu: number; avgMemory: number; maxMemory: number; totalRequests: number; avgResponseTime: number };
-}
+/** The body of GET /api/monitoring/history, as its route builds it (one type, not a copy). */
+export type History = HistoryResponse;
 
 export const CHARTS = [
   { id: "cpu", title: "CPU", unit: "%" },

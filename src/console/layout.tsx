@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
-import { assetUrl } from "../src/console/assets";
+import { assetUrl } from "./assets";
 
 export type PageId = "dashboard" | "models" | "activity" | "monitoring" | "logs" | "settings" | "playground";
 

@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
-import type { ModelView } from "../../src/console/data";
-import { formatBytes, formatDuration } from "../../src/console/format";
+import type { ModelView } from "../data";
+import { formatBytes, formatDuration } from "../format";
 
 /**
  * A model's saved KV caches (conversations kept across swaps: src/kvcache/): tokens, size, age,

@@ -1,8 +1,8 @@
 /** @jsxImportSource hono/jsx */
-import { clock } from "../../src/console/format";
-import type { LogFilter } from "../../src/console/data";
-import type { LogEntry } from "../../src/logs/types";
-import { LOG_LEVELS } from "../../src/logs/types";
+import { clock } from "../format";
+import type { LogFilter } from "../data";
+import type { LogEntry } from "../../logs/types";
+import { LOG_LEVELS } from "../../logs/types";
 
 /** Log lines as list items; the page renders them and /ui/logs/lines appends new ones. */
 export function LogLines(props: { entries: LogEntry[] }) {

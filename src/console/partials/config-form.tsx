@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import type { ConfigFormValues, FieldErrors } from "../../src/console/data";
+import type { ConfigFormValues, FieldErrors } from "../data";
 
 interface FieldSpec {
   name: string;

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
-import type { DashboardData } from "../../src/console/data";
-import { clock, formatBytes, formatDuration, formatMB, formatNumber, sparklinePoints } from "../../src/console/format";
-import type { RecentPoint } from "../../src/console/recent";
+import type { DashboardData } from "../data";
+import { clock, formatBytes, formatDuration, formatMB, formatNumber, sparklinePoints } from "../format";
+import type { RecentPoint } from "../recent";
 import { Pill, StatusBadge } from "./badge";
 import { PeersSection, RpcWorkersSection } from "./peers";
 

@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import type { ModelView } from "../../src/console/data";
+import type { ModelView } from "../data";
 import { Layout } from "../layout";
 import { DiscoverForm, RegisterForm } from "../partials/model-forms";
 import type { Child } from "hono/jsx";

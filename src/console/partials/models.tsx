@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
-import type { ModelView } from "../../src/console/data";
-import type { FitAnswer } from "../../src/supervisor/pool";
-import { formatDuration, formatGB, formatMB } from "../../src/console/format";
+import type { ModelView } from "../data";
+import type { FitAnswer } from "../../supervisor/pool";
+import { formatDuration, formatGB, formatMB } from "../format";
 import { StatusBadge } from "./badge";
 import { KvCacheList } from "./kv-cache";
 

@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import type { ModelStatus } from "../../src/models/types";
+import type { ModelStatus } from "../../models/types";
 
 const LABEL: Record<ModelStatus, string> = {
   running: "running",

@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import type { DashboardData } from "../../src/console/data";
+import type { DashboardData } from "../data";
 import type { Child } from "hono/jsx";
 import { Layout } from "../layout";
 import { DashboardLive } from "../partials/dashboard";

@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
-import type { LogFilter } from "../../src/console/data";
-import type { LogEntry } from "../../src/logs/types";
+import type { LogFilter } from "../data";
+import type { LogEntry } from "../../logs/types";
 import { Layout } from "../layout";
 import { LogFilters, LogView } from "../partials/logs";
 

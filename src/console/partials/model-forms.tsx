@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
-import { formatGB } from "../../src/console/format";
-import type { Model } from "../../src/models/types";
+import { formatGB } from "../format";
+import type { Model } from "../../models/types";
 import { NoticeBox, type Notice } from "./models";
 
 export interface RegisterValues {
