@@ -155,7 +155,7 @@ describe.skipIf(!enabled)("eviction by memory with real llama-servers", () => {
   const state = (id: string) => srv.services.supervisor.runtimeOf(id)?.state ?? "stopped";
 
   test("the second model evicts the first when both do not fit; both stay when they do; no request fails", async () => {
-    const ask = (model: string) => client.completions.create({ model, prompt: "Hello", max_tokens: 4 });
+    const ask = (model: string) => client.completions.create({ model, prompt: "Hello", max_tokens: 4, temperature: 0 });
     expect((await ask("one")).choices).toHaveLength(1);
     expect(state("one")).toBe("running");
     expect((await ask("two")).choices).toHaveLength(1);
