@@ -139,6 +139,15 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
   const id = encodeURIComponent(props.m.id);
   const f = (name: string) => `ms-${props.m.id}-${name}`;
   const num = (v: number | undefined) => (v === undefined ? "" : String(v));
+  // Context and GPU layers both re-ask /fit as they are typed (the hint beside them).
+  const fitOnInput = {
+    "hx-get": `/ui/models/${id}/fit`,
+    "hx-trigger": "input changed delay:300ms",
+    "hx-include": "closest form",
+    "hx-params": "ctxSize,gpuLayers",
+    "hx-target": `#${f("fit")}`,
+    "hx-swap": "innerHTML",
+  };
   return (
     <details class="settings-editor" open={props.open}>
       <summary>Settings</summary>
@@ -157,12 +166,7 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
           name="ctxSize"
           inputmode="numeric"
           value={num(st.ctxSize)}
-          hx-get={`/ui/models/${id}/fit`}
-          hx-trigger="input changed delay:300ms"
-          hx-include="closest form"
-          hx-params="ctxSize,gpuLayers"
-          hx-target={`#${f("fit")}`}
-          hx-swap="innerHTML"
+          {...fitOnInput}
         />
         <span></span>
         <output id={f("fit")} for={f("ctx")} aria-live="polite" hx-get={`/ui/models/${id}/fit`} hx-trigger="toggle from:closest details" hx-include="closest form" hx-params="ctxSize,gpuLayers" hx-swap="innerHTML"></output>
@@ -176,12 +180,7 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
           name="gpuLayers"
           inputmode="numeric"
           value={num(st.gpuLayers)}
-          hx-get={`/ui/models/${id}/fit`}
-          hx-trigger="input changed delay:300ms"
-          hx-include="closest form"
-          hx-params="ctxSize,gpuLayers"
-          hx-target={`#${f("fit")}`}
-          hx-swap="innerHTML"
+          {...fitOnInput}
         />
         <label for={f("idle")}>Idle timeout (s)</label>
         <input id={f("idle")} name="idleTimeoutSeconds" inputmode="numeric" value={num(st.idleTimeoutSeconds)} />
