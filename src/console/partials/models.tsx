@@ -169,7 +169,7 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
           {...fitOnInput}
         />
         <span></span>
-        <output id={f("fit")} for={f("ctx")} aria-live="polite" hx-get={`/ui/models/${id}/fit`} hx-trigger="toggle from:closest details" hx-include="closest form" hx-params="ctxSize,gpuLayers" hx-swap="innerHTML"></output>
+        <output id={f("fit")} for={f("ctx")} aria-live="polite" hx-get={`/ui/models/${id}/fit`} hx-trigger="toggle from:closest details" hx-target="this" hx-include="closest form" hx-params="ctxSize,gpuLayers" hx-swap="innerHTML"></output>
         <label for={f("batch")}>Batch size</label>
         <input id={f("batch")} name="batchSize" inputmode="numeric" value={num(st.batchSize)} />
         <label for={f("threads")}>Threads</label>
