@@ -13,6 +13,9 @@ import { createServices, shutdownServices, type RuntimeOptions, type ServiceOver
 /** Idle keep-alive connections are closed after this many seconds (nginx uses 75). */
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 60;
 
+/** How long a shutdown waits for cancelled requests to send their error before closing sockets. */
+const SHUTDOWN_DRAIN_MS = 2000;
+
 export interface RunningServer {
   server: Server<unknown>;
   services: Services;
@@ -96,6 +99,12 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     (stopping ??= (async () => {
       // Tell realtime clients first (reconnect notice + close frame), then stop accepting.
       hub.close();
+      // In-flight requests end with an error the client can read (an SSE error event on a stream)
+      // rather than a cut socket: cancel them, then let Bun stop gracefully so those last bytes are
+      // written, and only after a short bound close whatever is still open.
+      if (services.tracker.cancelAll("because the server is shutting down") > 0) {
+        await Promise.race([server.stop(false), Bun.sleep(SHUTDOWN_DRAIN_MS)]);
+      }
       server.stop(true);
       // Abort the startup scan and let it settle before the database closes under it.
       startupScan.abort();

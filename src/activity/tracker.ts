@@ -17,8 +17,8 @@ export type LiveState = "queued" | "loading" | "running";
 
 /** The abort reason of a cancelled request, so every layer can tell it from a client disconnect. */
 export class CancelledError extends Error {
-  constructor(readonly requestId: string) {
-    super(`Request ${requestId} was cancelled by an operator`);
+  constructor(readonly requestId: string, why = "by an operator") {
+    super(`Request ${requestId} was cancelled ${why}`);
     this.name = "CancelledError";
   }
 }
@@ -151,6 +151,22 @@ export class RequestTracker {
     e.abort.abort(new CancelledError(id));
     this.changed("cancel", id, e.init.model);
     return true;
+  }
+
+  /**
+   * Cancels every live request (shutdown): each client gets the same clean error as an operator's
+   * cancel (an SSE error event mid-stream, OpenAI's error before the headers) instead of a cut
+   * connection. Returns how many were cancelled.
+   */
+  cancelAll(why: string): number {
+    let n = 0;
+    for (const e of this.live.values()) {
+      if (e.ended) continue;
+      e.abort.abort(new CancelledError(e.id, why));
+      this.changed("cancel", e.id, e.init.model);
+      n++;
+    }
+    return n;
   }
 
   /** Every live request, oldest first, with queue positions per model. */
