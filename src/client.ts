@@ -61,31 +61,36 @@ async function unwrap<R extends { status: number; text(): Promise<string> }, T =
   throw new ApiClientError(e?.message ?? `HTTP ${r.status}`, e?.code ?? "INVALID_RESPONSE", r.status, e?.details);
 }
 
+/**
+ * What the client calls to send a request: the global fetch, or anything that answers a Request,
+ * such as a Hono app's own `app.fetch` (the console calls the API in process that way, no socket).
+ */
+export type FetchLike = (request: Request) => Response | Promise<Response>;
+
 export interface ApiServiceOptions {
   apiKey?: string;
-  /** Custom fetch (tests, proxies). */
-  fetch?: typeof fetch;
+  /** Custom fetch (tests, proxies, `app.fetch` for in-process calls). */
+  fetch?: FetchLike;
+  /** Extra headers on every call (the console forwards its caller's cookie / Authorization). */
+  headers?: Record<string, string>;
 }
 
 export class ApiService {
   private readonly rpc;
   private readonly base: string;
   private readonly headers: Record<string, string>;
-  private readonly fetchImpl: typeof fetch;
 
   constructor(baseUrl = "http://localhost:3000", options: ApiServiceOptions = {}) {
     this.base = baseUrl.replace(/\/+$/, "") + "/api";
-    this.headers = options.apiKey ? { Authorization: `Bearer ${options.apiKey}` } : {};
-    this.fetchImpl = options.fetch ?? fetch;
+    this.headers = { ...options.headers, ...(options.apiKey ? { Authorization: `Bearer ${options.apiKey}` } : {}) };
+    const send: FetchLike = options.fetch ?? ((req) => fetch(req));
+    // hc calls fetch(url, init); one Request is what both the global fetch and app.fetch take.
     // The server requires Content-Type: application/json on every POST/PATCH/PUT/DELETE, bodiless
     // ones (start, stop, remove) included; hc only sets it when there is a json body.
-    const base = this.fetchImpl;
-    const withJsonType = ((input: RequestInfo | URL, init?: RequestInit) => {
-      const method = (init?.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
-      if (method === "GET" || method === "HEAD") return base(input, init);
-      const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
-      if (!headers.has("content-type")) headers.set("content-type", "application/json");
-      return base(input, { ...init, headers });
+    const withJsonType = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const req = new Request(input, init);
+      if (req.method !== "GET" && req.method !== "HEAD" && !req.headers.has("content-type")) req.headers.set("content-type", "application/json");
+      return send(req);
     }) as typeof fetch;
     this.rpc = hc<ApiRoutes>(this.base, { headers: this.headers, fetch: withJsonType });
   }
@@ -119,6 +124,18 @@ export class ApiService {
   /** Stops a model; idempotent (beyond the seed API). */
   stopModel(id: string) {
     return unwrap(this.rpc.models[":id"].stop.$post({ param: { id } }));
+  }
+  /** PATCH /api/models/:id: name, description, per-model settings (null removes an override). */
+  updateModel(id: string, patch: ModelPatchInput) {
+    return unwrap(this.rpc.models[":id"].$patch({ param: { id }, json: patch }));
+  }
+  /** Deletes every saved KV cache of a model. */
+  deleteKvCaches(id: string) {
+    return unwrap(this.rpc.models[":id"]["kv-cache"].$delete({ param: { id } }));
+  }
+  /** Deletes one saved KV cache of a model. */
+  deleteKvCache(id: string, entry: string) {
+    return unwrap(this.rpc.models[":id"]["kv-cache"][":entry"].$delete({ param: { id, entry } }));
   }
 
   // Health
@@ -156,6 +173,8 @@ export class ApiService {
 type Rpc = ReturnType<typeof hc<ApiRoutes>>;
 type ConfigInput = Parameters<Rpc["config"]["$post"]>[0]["json"];
 type RegisterInput = Parameters<Rpc["models"]["$post"]>[0]["json"];
+/** The PATCH /api/models/:id body, as the route's schema declares it. */
+export type ModelPatchInput = Parameters<Rpc["models"][":id"]["$patch"]>[0]["json"];
 /** GET /api/health data, as the route declares it. */
 export type HealthData = DataOf<Awaited<ReturnType<Rpc["health"]["$get"]>>>;
 /** GET /api/status data, as the route declares it. */

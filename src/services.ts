@@ -156,7 +156,8 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
   };
   const supervisor = overrides.supervisor ? overrides.supervisor(supervisorDeps) : new Supervisor(supervisorDeps);
   const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
-  const pool = new ModelPool({ supervisor: () => supervisor, registry, config: () => config.get(), memory, log, bus });
+  // The RPC workers' devices count for models started over them (read when a plan is made).
+  const pool = new ModelPool({ supervisor: () => supervisor, registry, config: () => config.get(), memory, log, bus, rpcWorkers: () => services.rpcWorkers?.snapshot() ?? [] });
   // Before any stop of a running model (eviction, idle TTL, user, restart, shutdown): save its slots.
   // Bounded by the stricter of the pool's hook deadline and the stop's grace period (stopTimeoutSeconds).
   pool.onBeforeStop((id, ctx) => kvcache.beforeStop(id, ctx.baseUrl, AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, config.get().stopTimeoutSeconds * 1000))])));

@@ -1,40 +1,42 @@
 import type { Context } from "hono";
-import type { ApiResponse } from "../http/envelope";
+import { ApiClientError, ApiService, type FetchLike } from "../client";
 
 /** How the console reaches the JSON API: the app's own fetch, in process (no network hop). */
-export type AppFetch = (req: Request) => Response | Promise<Response>;
+export type AppFetch = FetchLike;
 
-export interface ApiResult<T> {
-  status: number;
-  ok: boolean;
-  data?: T;
-  /** "message: details" of an error envelope, for showing next to the form that caused it. */
-  error?: string;
-  code?: string;
-}
+/** The caller's credentials: forwarded, so an API key (or the login cookie) still applies. */
+const FORWARDED = ["cookie", "authorization", "x-api-key"] as const;
 
 /**
- * Calls one /api endpoint in process, as the browser's user: the console's forms then get the
- * JSON API's own validation, conflict checks and error messages, with no second copy of them.
- * The caller's credentials (cookie / Authorization) are forwarded, so an API key still applies.
+ * The typed client (src/client.ts) calling /api in process as this request's user: the
+ * console's forms then get the JSON API's own validation, conflict checks and error messages,
+ * with no second copy of them, and the route types decide what goes in and comes back.
  */
-export async function callApi<T>(fetch: AppFetch, c: Context, method: string, path: string, body?: unknown): Promise<ApiResult<T>> {
-  const headers = new Headers({ accept: "application/json" });
-  for (const h of ["cookie", "authorization", "x-api-key"]) {
+export function apiFor(c: Context, fetch: AppFetch): ApiService {
+  const headers: Record<string, string> = {};
+  for (const h of FORWARDED) {
     const v = c.req.header(h);
-    if (v) headers.set(h, v);
+    if (v) headers[h] = v;
   }
-  // Every non-GET call says JSON, bodiless ones too: the request guard requires it (rule 4).
-  if (body !== undefined || method !== "GET") headers.set("content-type", "application/json");
-  let res: Response;
+  return new ApiService(new URL(c.req.url).origin, { fetch, headers });
+}
+
+/** A call's outcome as the console shows it: the data, or the error text for the form that caused it. */
+export type ApiOutcome<T> = { ok: true; data: T } | { ok: false; status: number; code: string; error: string };
+
+/** "message: details" of an error envelope (details alone add nothing when they repeat the message). */
+export function apiErrorText(err: ApiClientError): string {
+  // A non-envelope answer's details are a slice of whatever body came back (HTML, text): not for users.
+  if (err.code === "INVALID_RESPONSE") return err.message;
+  return err.details && err.details !== err.message ? `${err.message}: ${err.details}` : err.message;
+}
+
+/** Awaits one client call; an ApiClientError (or a failed fetch) becomes an outcome, not a throw. */
+export async function attempt<T>(call: Promise<T>): Promise<ApiOutcome<T>> {
   try {
-    res = await fetch(new Request(new URL(path, c.req.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }));
+    return { ok: true, data: await call };
   } catch (err) {
-    return { status: 500, ok: false, error: (err as Error).message, code: "INTERNAL_ERROR" };
+    if (err instanceof ApiClientError) return { ok: false, status: err.status, code: err.code, error: apiErrorText(err) };
+    return { ok: false, status: 500, code: "INTERNAL_ERROR", error: (err as Error).message };
   }
-  const json = (await res.json().catch(() => null)) as ApiResponse<T> | null;
-  if (json && json.success) return { status: res.status, ok: true, data: json.data as T };
-  const e = json?.error;
-  const error = e ? (e.details && e.details !== e.message ? `${e.message}: ${e.details}` : e.message) : `HTTP ${res.status}`;
-  return { status: res.status, ok: false, error, code: e?.code };
 }

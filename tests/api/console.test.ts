@@ -297,6 +297,9 @@ describe("models", () => {
     const again = await t.app.request("/ui/models/register", form({ path: file }));
     const html = await again.text();
     expect(html).toContain('id="reg-error"');
+    // The typed client's ApiClientError, shown as "message: details" like the envelope says it.
+    expect(html).toContain(`Model already exists: models[0]: ${file} is already registered as &quot;${row!.id}&quot;`);
+    expect(again.status).toBe(200); // htmx swaps the form back in (a 409 would only log a console error)
     expect(html).toContain(`value="${file}"`);
     expect(t.services.registry.list().length).toBe(1);
   });
@@ -422,6 +425,12 @@ describe("with an API key", () => {
       expect(cookie).toContain("HttpOnly");
       const page = await k.app.request("/models", { headers: { cookie: cookie.split(";")[0]! } });
       expect(page.status).toBe(200);
+      // A form reaches /api in process with the caller's cookie: the API's own auth applies.
+      const file = join(k.dir, "keyed.gguf");
+      writeModel(file, { arch: "llama", name: "Keyed" });
+      const registered = await k.app.request("/ui/models/register", { ...form({ path: file }), headers: { ...(form({}).headers as Record<string, string>), cookie: cookie.split(";")[0]! } });
+      expect(await registered.text()).toContain("Registered keyed.");
+      expect(k.services.registry.findByPath(file)).toBeDefined();
       // The API itself still answers its own 401 shape.
       const api = await k.app.request("/api/config");
       expect(api.status).toBe(401);

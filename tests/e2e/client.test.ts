@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createApp } from "../../src/app";
 import { ApiClientError, ApiService } from "../../src/client";
 import { metricsMinute } from "../../src/db/schema";
 import { minuteOf } from "../../src/metrics/history";
@@ -128,6 +129,44 @@ describe("ApiService against a real server", () => {
     expect(err).toBeInstanceOf(ApiClientError);
     expect(err.code).toBe("UNAUTHORIZED");
     expect(err.status).toBe(401);
+  });
+
+  test("updateModel: PATCH settings through the typed client; a refused value is a VALIDATION_ERROR", async () => {
+    const models = join(dir, "patch-models");
+    const { mkdirSync } = await import("node:fs");
+    const { writeModel } = await import("../fixtures/gguf-writer");
+    mkdirSync(models, { recursive: true });
+    writeModel(join(models, "patchme-Q4_K_M.gguf"), { arch: "llama", name: "patchme", fileType: 15, contextLength: 2048 });
+    const [m] = (await api.registerModels([{ path: join(models, "patchme-Q4_K_M.gguf") }])).models;
+    const saved = await api.updateModel(m!.id, { settings: { ctxSize: 1024, rewrite: { overrides: { temperature: 0 } } } });
+    expect(saved.settings).toMatchObject({ ctxSize: 1024, rewrite: { overrides: { temperature: 0 } } });
+    const err = await api.updateModel(m!.id, { settings: { rewrite: { strip: ["model"] } } }).catch((e) => e);
+    expect(err).toBeInstanceOf(ApiClientError);
+    expect(err.code).toBe("VALIDATION_ERROR");
+    expect(err.details).toContain("the model parameter cannot be rewritten");
+    expect((await api.deleteKvCaches(m!.id)).deleted).toBe(0);
+    expect((await api.deleteKvCache(m!.id, "nope").catch((e) => e)).code).toBe("NOT_FOUND");
+    await api.removeModel(m!.id);
+  });
+
+  test("fetch option: an app's own fetch (in process, no socket) and extra headers on every call", async () => {
+    const app = createApp(server.services);
+    const seen: Request[] = [];
+    const inProcess = new ApiService("http://127.0.0.1", {
+      headers: { authorization: `Bearer ${KEY}` },
+      fetch: (req) => {
+        seen.push(req);
+        return app.fetch(req);
+      },
+    });
+    expect((await inProcess.getConfig()).host).toBeTruthy();
+    await inProcess.stopModel("no-such-model").catch(() => undefined);
+    expect(seen.map((r) => `${r.method} ${new URL(r.url).pathname}`)).toEqual(["GET /api/config", "POST /api/models/no-such-model/stop"]);
+    // Bodiless POSTs still say JSON (the request guard requires it); the forwarded key is there.
+    expect(seen[1]!.headers.get("content-type")).toBe("application/json");
+    expect(seen.every((r) => r.headers.get("authorization") === `Bearer ${KEY}`)).toBe(true);
+    const noKey = await new ApiService("http://127.0.0.1", { fetch: app.fetch }).getConfig().catch((e) => e);
+    expect(noKey.code).toBe("UNAUTHORIZED");
   });
 
   test("nothing listening: the fetch error surfaces", async () => {

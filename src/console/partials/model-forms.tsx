@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { formatGB } from "../format";
-import type { Model } from "../../models/types";
+// What POST /api/models/discover answers: the catalogue's own type, not a copy.
+import type { DiscoverResult } from "../../models/catalog";
 import { NoticeBox, type Notice } from "./models";
 
 export interface RegisterValues {
@@ -43,11 +44,6 @@ export interface DiscoverValues {
   excludePatterns?: string;
 }
 
-export interface DiscoverResult {
-  discovered: Model[];
-  scannedPaths: string[];
-  totalFound: number;
-}
 
 /** Discover GGUF files (POST /api/models/discover) and show what was found. */
 export function DiscoverForm(props: { values?: DiscoverValues; error?: string; result?: DiscoverResult; basePath?: string }) {

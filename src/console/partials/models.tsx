@@ -40,10 +40,13 @@ export function formatMemory(bytes: number | undefined): string {
 export function FitHint(props: { fit: FitAnswer | null; error?: string }) {
   const f = props.fit;
   if (!f) return <span class="fit muted small" data-fit="unknown">{props.error ?? "–"}</span>;
-  const where = f.placement?.gpus.length ? `GPU ${f.placement.gpus.join("+")}` : f.placement ? "CPU" : "";
+  // Over RPC workers: "fits over w1 + local GPU 0", and which of its workers were not counted.
+  const remote = !!f.placement?.workers?.length;
+  const where = remote ? (f.where ?? "") : f.placement?.gpus.length ? `GPU ${f.placement.gpus.join("+")}` : f.placement ? "CPU" : "";
+  const uncounted = (f.rpcWorkers ?? []).filter((w) => !w.counted).map((w) => w.name);
   const text = !f.fits
     ? `does not fit: ${f.reason}`
-    : `fits${where ? ` on ${where}` : ""}${f.evict.length ? `, stops ${f.evict.join(", ")}` : ""}`;
+    : `fits${where ? ` ${remote ? "over" : "on"} ${where}` : ""}${f.evict.length ? `, stops ${f.evict.join(", ")}` : ""}${uncounted.length ? ` (${uncounted.join(", ")} not counted)` : ""}`;
   return (
     <span class={`fit small ${f.fits ? "" : "field-error"}`} data-fit={f.fits ? (f.evict.length ? "evicts" : "fits") : "no"} title={f.reason}>
       {text}

@@ -3,12 +3,11 @@ import { Hono, type Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { validate } from "../../http/validate";
-import type { Model } from "../../models/types";
 import type { Services } from "../../services";
 import { ConfirmDeletePage, ModelsPage } from "../pages/models";
-import { DiscoverForm, RegisterForm, type DiscoverResult } from "../partials/model-forms";
+import { DiscoverForm, RegisterForm } from "../partials/model-forms";
 import { FitHint, ModelRow, ModelsTable, type Notice, type RowState } from "../partials/models";
-import { callApi, type AppFetch } from "../api-client";
+import { apiFor, attempt, type AppFetch } from "../api-client";
 import { modelViews } from "../data";
 import { formStatus, isHtmx, splitList, str } from "./helpers";
 
@@ -111,7 +110,7 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
       const model = modelViews(s).find((m) => m.id === id)!;
       return c.html(<ConfirmDeletePage model={model} />);
     }
-    const res = await callApi<{ modelId: string }>(deps.fetch, c, "DELETE", `/api/models/${encodeURIComponent(id)}`);
+    const res = await attempt(apiFor(c, deps.fetch).removeModel(id));
     if (!res.ok) return modelsAnswer(c, { tone: "error", text: `Could not remove ${row.name}`, details: res.error });
     return modelsAnswer(c, { tone: "ok", text: `${row.name} removed from the registry.` });
   });
@@ -135,7 +134,7 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     settings.autoStart = form.autoStart === "1";
     // Checked = on, which is the default: store no override; unchecked = off for this model.
     settings.kvCache = form.kvCache === "1" ? null : false;
-    const res = await callApi<Model>(deps.fetch, c, "PATCH", `/api/models/${encodeURIComponent(id)}`, { settings });
+    const res = await attempt(apiFor(c, deps.fetch).updateModel(id, { settings }));
     const rowState: Record<string, RowState> = { [id]: res.ok ? { settingsSaved: true } : { settingsErrors: res.error } };
     return modelsAnswer(c, null, res.ok ? 200 : 400, rowState);
   });
@@ -144,15 +143,15 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
   const kvEntryParam = idParam.extend({ entry: z.string().min(1).max(100) });
   app.post("/ui/models/:id/kv-cache/:entry/delete", validate("param", kvEntryParam), async (c) => {
     const { id, entry } = c.req.valid("param");
-    const res = await callApi(deps.fetch, c, "DELETE", `/api/models/${encodeURIComponent(id)}/kv-cache/${encodeURIComponent(entry)}`);
+    const res = await attempt(apiFor(c, deps.fetch).deleteKvCache(id, entry));
     if (!res.ok) return modelsAnswer(c, { tone: "error", text: "Could not delete the saved conversation", details: res.error }, res.status === 404 ? 404 : 400);
     return modelsAnswer(c, { tone: "ok", text: "Saved conversation deleted." });
   });
   app.post("/ui/models/:id/kv-cache/delete", validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
-    const res = await callApi<{ deleted: number }>(deps.fetch, c, "DELETE", `/api/models/${encodeURIComponent(id)}/kv-cache`);
+    const res = await attempt(apiFor(c, deps.fetch).deleteKvCaches(id));
     if (!res.ok) return modelsAnswer(c, { tone: "error", text: "Could not delete the saved conversations", details: res.error }, res.status === 404 ? 404 : 400);
-    return modelsAnswer(c, { tone: "ok", text: `${res.data?.deleted ?? 0} saved conversation(s) deleted.` });
+    return modelsAnswer(c, { tone: "ok", text: `${res.data.deleted} saved conversation(s) deleted.` });
   });
 
   app.post("/ui/models/register", async (c) => {
@@ -168,11 +167,11 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
       ...(values.family ? { family: values.family } : {}),
       ...(values.description ? { description: values.description } : {}),
     };
-    const res = await callApi<{ registered: number; models: Model[] }>(deps.fetch, c, "POST", "/api/models", { models: [entry] });
+    const res = await attempt(apiFor(c, deps.fetch).registerModels([entry]));
     if (!res.ok) return answer(<RegisterForm values={values} error={res.error} />, res.status === 409 ? 409 : 400);
     // The table refreshes itself from the models_update push; tell it now too, for no-socket cases.
     c.header("HX-Trigger", "lap-models");
-    return answer(<RegisterForm notice={{ tone: "ok", text: `Registered ${res.data?.models?.[0]?.name ?? values.path}.` }} />);
+    return answer(<RegisterForm notice={{ tone: "ok", text: `Registered ${res.data.models[0]?.name ?? values.path}.` }} />);
   });
 
   app.post("/ui/models/discover", async (c) => {
@@ -189,13 +188,14 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     if (!paths.length) return answer(<DiscoverForm values={values} error="Give at least one folder." />, 400);
     const include = splitList(values.includePatterns, true);
     const exclude = splitList(values.excludePatterns, true);
-    const res = await callApi<DiscoverResult>(deps.fetch, c, "POST", "/api/models/discover", {
-      paths,
-      recursive: values.recursive,
-      ...(include.length ? { includePatterns: include } : {}),
-      ...(exclude.length ? { excludePatterns: exclude } : {}),
-    });
-    if (!res.ok || !res.data) return answer(<DiscoverForm values={values} error={res.error} />, 400);
+    const res = await attempt(
+      apiFor(c, deps.fetch).discoverModels(paths, {
+        recursive: values.recursive,
+        ...(include.length ? { includePatterns: include } : {}),
+        ...(exclude.length ? { excludePatterns: exclude } : {}),
+      }),
+    );
+    if (!res.ok) return answer(<DiscoverForm values={values} error={res.error} />, 400);
     c.header("HX-Trigger", "lap-models");
     return answer(<DiscoverForm values={values} result={res.data} />);
   });

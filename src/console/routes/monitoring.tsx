@@ -3,8 +3,8 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { validate } from "../../http/validate";
 import { MonitoringPage } from "../pages/monitoring";
-import { Charts, RANGES, type History, type RangeKey } from "../partials/charts";
-import { callApi, type AppFetch } from "../api-client";
+import { Charts, RANGES, type RangeKey } from "../partials/charts";
+import { apiFor, attempt, type AppFetch } from "../api-client";
 
 const rangeSchema = z.object({ range: z.enum(Object.keys(RANGES) as [RangeKey, ...RangeKey[]]).optional() });
 
@@ -13,8 +13,8 @@ export function monitoringRoutes(deps: { fetch: AppFetch }) {
   const app = new Hono();
   const history = async (c: Context, range: RangeKey) => {
     const r = RANGES[range];
-    const res = await callApi<History>(deps.fetch, c, "GET", `/api/monitoring/history?hours=${r.hours}&resolution=${r.resolution}`);
-    return res.ok && res.data ? { history: res.data } : { error: res.error ?? "unknown error" };
+    const res = await attempt(apiFor(c, deps.fetch).getMetricsHistory(r.hours, r.resolution));
+    return res.ok ? { history: res.data } : { error: res.error };
   };
   app.get("/monitoring", validate("query", rangeSchema), async (c) => {
     const range = c.req.valid("query").range ?? "1h";
