@@ -178,11 +178,16 @@
     sock.onerror = function () {};
   }
 
-  window.addEventListener("online", function () { attempt = 0; connect(); });
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible" && !ws) { attempt = 0; connect(); }
-  });
-  connect();
+  // The login page has no session yet: the socket would only be refused (and retried) there.
+  if (body.getAttribute("data-socket") !== "off") {
+    window.addEventListener("online", function () { attempt = 0; connect(); });
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible" && !ws) { attempt = 0; connect(); }
+    });
+    connect();
+  } else if (statusEl) {
+    statusEl.hidden = true;
+  }
 
   // ---- models page ------------------------------------------------------------------------
   // Keep open "Settings" editors open across live refreshes of the table or of a loading row,
@@ -201,6 +206,13 @@
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var t = evt.detail.target;
     if (!t || !t.querySelectorAll) return;
+    // A refresh asked for before someone started typing must not land under them either: it
+    // would replace the field (and what was typed) and drop the hint request it started.
+    var a = document.activeElement;
+    if (isRefresher(evt.detail.elt) && a && t.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) {
+      evt.detail.shouldSwap = false;
+      return;
+    }
     openEditors = [];
     t.querySelectorAll("details.settings-editor[open]").forEach(function (d) {
       var row = d.closest("tr");

@@ -42,6 +42,8 @@ export function Layout(props: {
   topics: ("metrics" | "models" | "logs")[];
   /** Load uPlot (charts). */
   charts?: boolean;
+  /** false: no live socket (the login page: it would only be refused). */
+  socket?: boolean;
   children: Child;
 }) {
   return (
@@ -61,7 +63,7 @@ export function Layout(props: {
         {props.charts ? <script src={assetUrl("uPlot.iife.min.js")} defer></script> : null}
         <script src={assetUrl("console.js")} defer></script>
       </head>
-      <body data-page={props.active} data-topics={props.topics.join(" ")}>
+      <body data-page={props.active} data-topics={props.topics.join(" ")} data-socket={props.socket === false ? "off" : undefined}>
         <a class="skip" href="#main">Skip to content</a>
         <header class="top">
           <a class="brand" href="/">

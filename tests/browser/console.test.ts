@@ -195,6 +195,12 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await page.locator("#model-after-restart").waitFor({ timeout: 20_000 });
     expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
     await page.close();
+    // While the proxy was down, a refresh that ran into the closed port is reported by Chromium
+    // and htmx as console errors: that is the outage under test, not a page error. Anything else
+    // logged meanwhile still fails the suite.
+    const outage = /ERR_CONNECTION_REFUSED|htmx:sendError|htmx:afterRequest/;
+    const other = browser.errors.filter((e) => !outage.test(e));
+    browser.errors.splice(0, browser.errors.length, ...other);
   }, T);
 
   test("start a model from the Models page: badge goes loading -> running without a reload", async () => {
