@@ -71,6 +71,29 @@ export function withRequestId(res: Response, id: string): Response {
   }
 }
 
+/**
+ * Keeps the request's and response's bodies when captures are on (src/activity/captures.ts),
+ * keyed by the X-Request-Id the answer carries; the answer itself unchanged when they are off.
+ */
+export function captured(s: Pick<Services, "captures">, c: Context, route: string, requestBody: string | null, res: Response, model?: string | null): Response {
+  if (!s.captures.enabled) return res;
+  const requestId = res.headers.get("x-request-id");
+  if (!requestId) return res;
+  const requested = model !== undefined ? model : modelOf(requestBody);
+  return s.captures.capture({ requestId, route, model: requested, requestContentType: c.req.header("content-type") ?? null, clientSignal: c.req.raw.signal }, requestBody, res);
+}
+
+/** The `model` a JSON body names (for a capture's label), without failing on any body. */
+function modelOf(body: string | null): string | null {
+  if (!body) return null;
+  try {
+    const m = (JSON.parse(body) as { model?: unknown }).model;
+    return typeof m === "string" ? m.slice(0, 200) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Throws OpenAI-shaped errors via ApiError (app.onError renders /v1 errors in that shape). */
 export function selectModel(s: Services, requested: unknown): ModelRow {
   if (requested !== undefined && requested !== null && typeof requested !== "string") {
@@ -153,8 +176,13 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     maxSize: options.maxBodyBytes,
     onError: () => openAiErrorResponse(new ApiError("PAYLOAD_TOO_LARGE", "Request body too large", `The limit is ${options.maxBodyBytes} bytes`)),
   });
+  /** The client's body, read once by handleModelRequest, for the capture. */
+  const bodyText = new WeakMap<Context, string>();
   for (const path of MODEL_ROUTED_PATHS) {
-    app.post(path, limit, (c) => handleModelRequest(c, path));
+    app.post(path, limit, async (c) => {
+      const res = await handleModelRequest(c, path);
+      return captured(s, c, path, bodyText.get(c) ?? null, res);
+    });
   }
 
   /** Who sent the request, for the activity log and the live queue. */
@@ -197,6 +225,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
   async function handleModelRequest(c: Context, path: string): Promise<Response> {
     const raw = c.req.raw;
     const text = await raw.text();
+    if (s.captures.enabled) bodyText.set(c, text);
     let body: Record<string, unknown>;
     try {
       const parsed = text ? JSON.parse(text) : {};
