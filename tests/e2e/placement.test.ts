@@ -177,6 +177,8 @@ describe("placement over RPC workers (a worker with the fake rpc-server reportin
     expect(c.env.CUDA_VISIBLE_DEVICES).toBe("0,1");
     expect(c.argv).not.toContain("--tensor-split");
     expect(h.supervisor.runtimeOf("huge")!.placement!.workers).toEqual(["w1"]);
+    const page = await (await app.request("/models")).text();
+    expect(page).toContain("over w1 + GPU 0+1");
     await h.services.pool.stop("huge");
 
     // The worker goes away: it contributes nothing, and the answer says why.

@@ -63,7 +63,16 @@ function MemoryCell(props: { m: ModelView }) {
     <div class="memory" data-memory>
       <div title="estimated from the GGUF header for these settings">need {formatMemory(mem?.estimatedBytes)}</div>
       {mem?.measuredBytes ? <div class="muted small" title={`llama-server's own report, ${mem.measuredAt ?? ""}`}>measured {formatMemory(mem.measuredBytes)}</div> : null}
-      {p ? <div class="muted small" data-placement>{p.gpus.length ? `on GPU ${p.gpus.join("+")}${p.tensorSplit ? ` (split ${p.tensorSplit.join(":")})` : ""}` : "on CPU"}{p.partial ? ", partial" : ""}</div> : null}
+      {p ? (
+        <div class="muted small" data-placement>
+          {p.workers?.length
+            ? `over ${p.workers.join(" + ")}${p.gpus.length ? ` + GPU ${p.gpus.join("+")}` : ""}`
+            : p.gpus.length
+              ? `on GPU ${p.gpus.join("+")}${p.tensorSplit ? ` (split ${p.tensorSplit.join(":")})` : ""}`
+              : "on CPU"}
+          {p.partial ? ", partial" : ""}
+        </div>
+      ) : null}
       {props.m.memoryUsage != null ? <div class="muted small">using {formatMB(props.m.memoryUsage)}</div> : null}
     </div>
   );
