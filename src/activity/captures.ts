@@ -227,3 +227,30 @@ export function keepText(text: string, maxBytes: number, contentType: string | n
   // A cut inside a multi-byte character decodes to U+FFFD: the text stays valid.
   return { text: decoder.decode(kept) + truncationMarker(bytes.byteLength - kept.byteLength), bytes: bytes.byteLength, keptBytes: kept.byteLength, truncated: true, contentType };
 }
+
+/**
+ * Captures one answered request when captures are on, keyed by the X-Request-Id its answer
+ * carries (every model route sets it); the answer itself, untouched, when they are off. `req` is
+ * the client's request (its Content-Type and abort signal: never its other headers).
+ */
+export function captureAnswer(store: CaptureStore, req: Request, route: string, requestBody: string | null, res: Response, model?: string | null): Response {
+  if (!store.enabled) return res;
+  const requestId = res.headers.get("x-request-id");
+  if (!requestId) return res;
+  return store.capture(
+    { requestId, route, model: model !== undefined ? model : modelOf(requestBody), requestContentType: req.headers.get("content-type"), clientSignal: req.signal },
+    requestBody,
+    res,
+  );
+}
+
+/** The `model` a JSON body names (a capture's label), without failing on any body. */
+function modelOf(body: string | null): string | null {
+  if (!body) return null;
+  try {
+    const m = (JSON.parse(body) as { model?: unknown }).model;
+    return typeof m === "string" ? m.slice(0, 200) : null;
+  } catch {
+    return null;
+  }
+}

@@ -17,7 +17,8 @@ import { removeModel } from "../models/catalog";
 import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
 import { forward, type ForwardArgs, type RelayDeps } from "../proxy/relay";
 import { hasRewrite, rewriteBody } from "../proxy/rewrite";
-import { captured, clientAddress, keyNameOf, withRequestId } from "../proxy/routes";
+import { captureAnswer } from "../activity/captures";
+import { clientAddress, keyNameOf, withRequestId } from "../proxy/routes";
 import type { Services } from "../services";
 import { DurationError, parseKeepAlive, poolKeepAlive, type KeepAlive } from "./duration";
 import { HeaderCache, psEntry, showEntry, tagEntry } from "./models";
@@ -118,7 +119,7 @@ export function ollamaRoutes(s: Services) {
   const handle = (fn: (c: Context) => Promise<Response> | Response, record = false) => async (c: Context) => {
     // The generating routes' bodies are captured when captures are on (the answer as translated
     // for the Ollama client, which is what it received).
-    const keep = (res: Response) => (record ? captured(s, c, c.req.path, bodyText.get(c) ?? null, res, requestedModel.get(c)?.slice(0, 200) ?? null) : res);
+    const keep = (res: Response) => (record ? captureAnswer(s.captures, c.req.raw, c.req.path, bodyText.get(c) ?? null, res, requestedModel.get(c)?.slice(0, 200) ?? null) : res);
     try {
       return keep(await fn(c));
     } catch (err) {

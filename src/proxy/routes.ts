@@ -15,6 +15,7 @@ import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./options";
 import { forward as relayForward, type ForwardArgs, type RelayDeps } from "./relay";
 import { hasRewrite, rewriteBody } from "./rewrite";
 import { getConnInfo } from "hono/bun";
+import { captureAnswer } from "../activity/captures";
 import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
 import { keyAllowsModel } from "../keys/keys";
 import { identityOf } from "../keys/middleware";
@@ -68,29 +69,6 @@ export function withRequestId(res: Response, id: string): Response {
     const headers = new Headers(res.headers);
     headers.set("x-request-id", id);
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
-  }
-}
-
-/**
- * Keeps the request's and response's bodies when captures are on (src/activity/captures.ts),
- * keyed by the X-Request-Id the answer carries; the answer itself unchanged when they are off.
- */
-export function captured(s: Pick<Services, "captures">, c: Context, route: string, requestBody: string | null, res: Response, model?: string | null): Response {
-  if (!s.captures.enabled) return res;
-  const requestId = res.headers.get("x-request-id");
-  if (!requestId) return res;
-  const requested = model !== undefined ? model : modelOf(requestBody);
-  return s.captures.capture({ requestId, route, model: requested, requestContentType: c.req.header("content-type") ?? null, clientSignal: c.req.raw.signal }, requestBody, res);
-}
-
-/** The `model` a JSON body names (for a capture's label), without failing on any body. */
-function modelOf(body: string | null): string | null {
-  if (!body) return null;
-  try {
-    const m = (JSON.parse(body) as { model?: unknown }).model;
-    return typeof m === "string" ? m.slice(0, 200) : null;
-  } catch {
-    return null;
   }
 }
 
@@ -181,7 +159,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
   for (const path of MODEL_ROUTED_PATHS) {
     app.post(path, limit, async (c) => {
       const res = await handleModelRequest(c, path);
-      return captured(s, c, path, bodyText.get(c) ?? null, res);
+      return captureAnswer(s.captures, c.req.raw, path, bodyText.get(c) ?? null, res);
     });
   }
 
