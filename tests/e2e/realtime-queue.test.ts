@@ -116,8 +116,8 @@ test("requests: the queue on subscribe, then pushes while a request waits, loads
   }
 }, 30_000);
 
-test("socket.io-client: subscribe to requests and activity, the same pushes", async () => {
-  const socket = io(srv.url, { path: "/llamaproxws", transports: ["websocket"], auth: {}, query: { key: ADMIN }, reconnection: false });
+for (const transport of ["websocket", "polling"] as const) test(`socket.io-client (${transport}): subscribe to requests and activity, the same pushes`, async () => {
+  const socket = io(srv.url, { path: "/llamaproxws", transports: [transport], query: { key: ADMIN }, reconnection: false });
   const queue: QueueData[] = [];
   const activity: ActivityEntry[][] = [];
   socket.on("requests_update", (d: QueueData) => queue.push(d));
@@ -129,10 +129,11 @@ test("socket.io-client: subscribe to requests and activity, the same pushes", as
     await waitFor(() => queue.length >= 1 && activity.length >= 1, "both states");
     // Longer than one push interval (~20 x 30 ms): a request that ends within the interval may
     // never be in a queue push (the push shows the queue as it is then); its activity row comes.
-    const done = chat("rt-sio", 20);
-    await waitFor(() => queue.some((q) => q.requests.some((r) => r.id === "rt-sio")), "the request pushed");
+    const id = `rt-sio-${transport}`;
+    const done = chat(id, 20);
+    await waitFor(() => queue.some((q) => q.requests.some((r) => r.id === id)), "the request pushed");
     await done;
-    await waitFor(() => activity.some((batch) => batch.some((e) => e.requestId === "rt-sio" && e.status === 200)), "its activity row pushed");
+    await waitFor(() => activity.some((batch) => batch.some((e) => e.requestId === id && e.status === 200)), "its activity row pushed");
   } finally {
     socket.disconnect();
   }
