@@ -2,8 +2,10 @@
 // Plain script, no framework, no build step. Pages are complete without it (server-rendered);
 // this file keeps them live:
 //   - one WebSocket to /llamaproxws (plain JSON protocol: subscribe, metrics_update,
-//     models_update, logs_update), reconnecting with backoff, with a status indicator;
-//   - each push becomes a DOM event on <body> (lap-metrics, lap-models, lap-logs) that the htmx
+//     models_update, logs_update, requests_update, activity_update), reconnecting with backoff,
+//     with a status indicator;
+//   - each push becomes a DOM event on <body> (lap-metrics, lap-models, lap-logs, lap-requests,
+//     lap-activity) that the htmx
 //     fragments listen to (hx-trigger="lap-models from:body") and re-fetch themselves;
 //   - while the socket is down, the same events fire every few seconds, so pages stay fresh;
 //   - the log tail, the uPlot charts and the playground's token stream.
@@ -162,6 +164,8 @@
         case "metrics_update": emit("lap-metrics", msg.data); break;
         case "models_update": emit("lap-models", msg.data); break;
         case "logs_update": emit("lap-logs", msg.data); break;
+        case "requests_update": emit("lap-requests", msg.data); break;
+        case "activity_update": emit("lap-activity", msg.data); break;
         case "error":
           // A shutdown notice (reconnect: true) is followed by the close; the indicator says it.
           if (msg.data && msg.data.message && !msg.data.reconnect) notice("Live updates: " + msg.data.message);

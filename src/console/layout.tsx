@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
+import type { Topic } from "../realtime/types";
 import { assetUrl } from "./assets";
 
 export type PageId = "dashboard" | "models" | "activity" | "monitoring" | "logs" | "settings" | "playground";
@@ -38,8 +39,8 @@ const HTMX_CONFIG = JSON.stringify({
 export function Layout(props: {
   title: string;
   active: PageId;
-  /** WebSocket topics this page wants (metrics, models, logs). */
-  topics: ("metrics" | "models" | "logs")[];
+  /** WebSocket topics this page wants. */
+  topics: Topic[];
   /** Load uPlot (charts). */
   charts?: boolean;
   /** false: no live socket (the login page: it would only be refused). */

@@ -47,6 +47,7 @@ test("parseCli: the import subcommand and its mistakes", () => {
   expect(() => parseCli(["import", "llama-swap", "a", "--port", "1"], {})).toThrow(UsageError);
 });
 
+// Three runs of the CLI (each a new bun process opening the database): seconds on 2 busy cores.
 test("--dry-run prints the plan and writes nothing; the import registers; a second run reports it", async () => {
   const dataDir = join(dir, "data");
   const dry = await run(["import", "llama-swap", "config.yaml", "--dry-run", "--data-dir", dataDir]);
@@ -70,7 +71,7 @@ test("--dry-run prints the plan and writes nothing; the import registers; a seco
   expect(again.stdout).toContain("FAILED gpt-oss-120b");
   expect(again.stdout).toContain("already registered");
   expect(registered(dataDir)).toHaveLength(1);
-});
+}, 30_000);
 
 test("an unreadable or invalid file: a clear error and exit status 1", async () => {
   const missing = await run(["import", "llama-swap", "nope.yaml", "--dry-run", "--data-dir", join(dir, "d2")]);
