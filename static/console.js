@@ -201,6 +201,16 @@
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var t = evt.detail.target;
     if (!t || !t.querySelectorAll) return;
+    // A refresh already on its way when someone started typing (or when a form's answer focused
+    // a refused field) must not replace what they are editing: the next push brings fresh rows.
+    var cfg = evt.detail.requestConfig;
+    if (isRefresher(evt.detail.elt) && cfg && cfg.verb === "get") {
+      var a = document.activeElement;
+      if (a && t.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) {
+        evt.detail.shouldSwap = false;
+        return;
+      }
+    }
     openEditors = [];
     t.querySelectorAll("details.settings-editor[open]").forEach(function (d) {
       var row = d.closest("tr");
@@ -216,6 +226,15 @@
       var d = row.querySelector("details.settings-editor");
       if (d) d.open = true;
     });
+  });
+
+  // A form answered with its own field errors: focus the first refused field, so the user lands
+  // on it (and, focused, it holds back live refreshes of the table until they are done with it).
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var cfg = evt.detail && evt.detail.requestConfig;
+    if (!cfg || cfg.verb !== "post" || !evt.target || !evt.target.querySelector) return;
+    var bad = evt.target.querySelector('[aria-invalid="true"]');
+    if (bad && typeof bad.focus === "function") bad.focus();
   });
 
   // Elapsed time of loads ticks every second between refreshes.
