@@ -1,7 +1,9 @@
 // bench/peer: the same streaming chat request sent to llama-server directly, to the proxy that
 // runs the model (B), and to a proxy that has B as a peer (A -> B: one peer hop), alternated
-// direct, B, A, direct, B, A ...; prints time to first byte (median, p99), throughput (SSE events/s)
-// and the ratios of each path to direct and of the peer hop to B.
+// direct, B, A, direct, B, A ...; prints time to first byte (median, p99), throughput (SSE events/s
+// over the whole request, first byte included: a rate counted from the first byte would favour a
+// path that holds the first byte back while events pile up behind it) and the ratios of each path
+// to direct and of the peer hop to B.
 //
 //   LLAMA_SERVER_BIN=... LLAMA_TEST_MODEL=... bun bench/peer.ts [rounds=25] [max_tokens=128,512]
 //
@@ -66,7 +68,7 @@ async function measure(base: string, maxTokens: number): Promise<{ ttfb: number;
         carry = carry.slice(i + 2);
       }
     }
-    return { ttfb: first - t0, rate: events / ((performance.now() - first) / 1000) };
+    return { ttfb: first - t0, rate: events / ((performance.now() - t0) / 1000) };
   } catch (err) {
     // A stale keep-alive socket closed by llama-server before any answer: retried, unmeasured.
     if ((err as { code?: string }).code !== "ECONNRESET") throw err;
@@ -113,7 +115,7 @@ try {
     }
     const d = results.get("direct")!;
     const viaB = results.get("proxy B")!;
-    console.log(`\nmax_tokens ${maxTokens}, ${rounds} rounds (medians; throughput in SSE events/s; ratios per round, then the median)`);
+    console.log(`\nmax_tokens ${maxTokens}, ${rounds} rounds (medians; throughput in SSE events/s over the whole request; ratios per round, then the median)`);
     console.log("path        TTFB p50   TTFB p99   added p50   events/s   vs direct   vs proxy B");
     for (const [name] of paths) {
       const x = results.get(name)!;

@@ -118,6 +118,7 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   if (t) {
     t.mark("first metrics sample");
     services.log.debug(`Start-up steps (ms): ${t.describe()}; total ${t.totalMs.toFixed(1)}; RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MB`);
+    services.log.debug(`Start-up CPU (ms): ${t.describe("cpu")}; total ${t.totalCpuMs.toFixed(1)}`);
   }
   return { server, services, url, stop, startupDone: startupScan.done.then(() => {}, () => {}) };
 }

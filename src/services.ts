@@ -21,6 +21,7 @@ import { ModelRegistry } from "./models/registry";
 import { loadInstanceId } from "./peers/instance";
 import { PeerRegistry, type PeerTimings } from "./peers/registry";
 import { RpcWorkers, type RpcWorkerTimings } from "./rpc/workers";
+import { rpcTargetOf } from "./memory/budget";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./proxy/options";
 import { RecentMetrics } from "./console/recent";
 import { RequestStats } from "./proxy/stats";
@@ -155,8 +156,13 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
     },
   };
   const supervisor = overrides.supervisor ? overrides.supervisor(supervisorDeps) : new Supervisor(supervisorDeps);
-  const memory = new MemoryService({ db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus });
-  const pool = new ModelPool({ supervisor: () => supervisor, registry, config: () => config.get(), memory, log, bus });
+  const memory = new MemoryService({
+    db, config: () => config.get(), gpu: () => services.collector.gpu, log, bus,
+    // A model over RPC workers offloads to their devices even on a host without GPUs.
+    remoteOffload: (row) => !!row.settings?.rpc && (rpcTargetOf(row.settings.rpc, row.settings.tensorSplit, services.rpcWorkers?.snapshot() ?? [])?.devices.length ?? 0) > 0,
+  });
+  // The RPC workers' devices count for models started over them (read when a plan is made).
+  const pool = new ModelPool({ supervisor: () => supervisor, registry, config: () => config.get(), memory, log, bus, rpcWorkers: () => services.rpcWorkers?.snapshot() ?? [] });
   // Before any stop of a running model (eviction, idle TTL, user, restart, shutdown): save its slots.
   // Bounded by the stricter of the pool's hook deadline and the stop's grace period (stopTimeoutSeconds).
   pool.onBeforeStop((id, ctx) => kvcache.beforeStop(id, ctx.baseUrl, AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, config.get().stopTimeoutSeconds * 1000))])));

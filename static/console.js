@@ -2,8 +2,10 @@
 // Plain script, no framework, no build step. Pages are complete without it (server-rendered);
 // this file keeps them live:
 //   - one WebSocket to /llamaproxws (plain JSON protocol: subscribe, metrics_update,
-//     models_update, logs_update), reconnecting with backoff, with a status indicator;
-//   - each push becomes a DOM event on <body> (lap-metrics, lap-models, lap-logs) that the htmx
+//     models_update, logs_update, requests_update, activity_update), reconnecting with backoff,
+//     with a status indicator;
+//   - each push becomes a DOM event on <body> (lap-metrics, lap-models, lap-logs, lap-requests,
+//     lap-activity) that the htmx
 //     fragments listen to (hx-trigger="lap-models from:body") and re-fetch themselves;
 //   - while the socket is down, the same events fire every few seconds, so pages stay fresh;
 //   - the log tail, the uPlot charts and the playground's token stream.
@@ -162,6 +164,8 @@
         case "metrics_update": emit("lap-metrics", msg.data); break;
         case "models_update": emit("lap-models", msg.data); break;
         case "logs_update": emit("lap-logs", msg.data); break;
+        case "requests_update": emit("lap-requests", msg.data); break;
+        case "activity_update": emit("lap-activity", msg.data); break;
         case "error":
           // A shutdown notice (reconnect: true) is followed by the close; the indicator says it.
           if (msg.data && msg.data.message && !msg.data.reconnect) notice("Live updates: " + msg.data.message);
@@ -178,11 +182,16 @@
     sock.onerror = function () {};
   }
 
-  window.addEventListener("online", function () { attempt = 0; connect(); });
-  document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible" && !ws) { attempt = 0; connect(); }
-  });
-  connect();
+  // The login page has no session yet: the socket would only be refused (and retried) there.
+  if (body.getAttribute("data-socket") !== "off") {
+    window.addEventListener("online", function () { attempt = 0; connect(); });
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible" && !ws) { attempt = 0; connect(); }
+    });
+    connect();
+  } else if (statusEl) {
+    statusEl.hidden = true;
+  }
 
   // ---- models page ------------------------------------------------------------------------
   // Keep open "Settings" editors open across live refreshes of the table or of a loading row,
@@ -201,15 +210,12 @@
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var t = evt.detail.target;
     if (!t || !t.querySelectorAll) return;
-    // A refresh already on its way when someone started typing (or when a form's answer focused
-    // a refused field) must not replace what they are editing: the next push brings fresh rows.
-    var cfg = evt.detail.requestConfig;
-    if (isRefresher(evt.detail.elt) && cfg && cfg.verb === "get") {
-      var a = document.activeElement;
-      if (a && t.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) {
-        evt.detail.shouldSwap = false;
-        return;
-      }
+    // A refresh asked for before someone started typing must not land under them either: it
+    // would replace the field (and what was typed) and drop the hint request it started.
+    var a = document.activeElement;
+    if (isRefresher(evt.detail.elt) && a && t.contains(a) && /^(INPUT|TEXTAREA|SELECT)$/.test(a.tagName)) {
+      evt.detail.shouldSwap = false;
+      return;
     }
     openEditors = [];
     t.querySelectorAll("details.settings-editor[open]").forEach(function (d) {

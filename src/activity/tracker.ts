@@ -55,6 +55,33 @@ export interface LiveRequest {
   sessionId: string | null;
 }
 
+/** The live queue with its counts: GET /api/requests and the `requests` realtime topic. */
+export interface QueueSnapshot {
+  requests: LiveRequest[];
+  total: number;
+  queued: number;
+  loading: number;
+  running: number;
+}
+
+export function queueSnapshot(requests: LiveRequest[]): QueueSnapshot {
+  return {
+    requests,
+    total: requests.length,
+    queued: requests.filter((r) => r.state === "queued").length,
+    loading: requests.filter((r) => r.state === "loading").length,
+    running: requests.filter((r) => r.state === "running").length,
+  };
+}
+
+/**
+ * What identifies a queue's state for "did it change": ids, states, positions and tokens, not
+ * the age (which changes every millisecond; a client computes it from `since`).
+ */
+export function queueFingerprint(requests: readonly LiveRequest[]): string {
+  return requests.map((r) => `${r.id}|${r.state}|${r.position ?? ""}|${r.tokens}`).join("\n");
+}
+
 interface Entry {
   init: TrackInit;
   id: string;

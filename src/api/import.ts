@@ -33,15 +33,18 @@ export function importRoutes(s: Services) {
       throw err;
     }
     const planned = plan.models.map((m) => ({ from: m.from, id: m.entry.id, name: m.entry.name, path: m.entry.path, settings: m.entry.settings, notes: m.notes }));
+    // A peer's apiKey is never echoed: only whether one is set.
+    const peers = plan.peers.map((p) => ({ from: p.item, name: p.peer.name, url: p.peer.url, models: p.peer.models ?? [], hasApiKey: p.peer.apiKey !== undefined, notes: p.notes }));
     if (dryRun) {
-      return ok(c, { dryRun: true, models: planned, config: plan.config, notImported: plan.notImported, notes: plan.notes, registered: [], failed: [] }, { message: "Import planned (nothing changed)" });
+      return ok(c, { dryRun: true, models: planned, peers, config: plan.config, notImported: plan.notImported, notes: plan.notes, registered: [], addedPeers: [], failed: [] }, { message: "Import planned (nothing changed)" });
     }
     const result = await applyLlamaSwapPlan(s, plan);
+    if (result.addedPeers.length) s.log.info(`Added ${result.addedPeers.length} peer(s) from a llama-swap configuration`, { names: result.addedPeers.map((p) => p.name) });
     if (result.registered.length) s.log.info(`Imported ${result.registered.length} model(s) from a llama-swap configuration`, { ids: result.registered.map((r) => r.id) });
     return ok(
       c,
-      { dryRun: false, models: planned, config: result.config, notImported: plan.notImported, notes: plan.notes, registered: result.registered, failed: result.failed },
-      { message: `Imported ${result.registered.length} of ${plan.models.length} model(s)` },
+      { dryRun: false, models: planned, peers, config: result.config, notImported: plan.notImported, notes: plan.notes, registered: result.registered, addedPeers: result.addedPeers, failed: result.failed },
+      { message: `Imported ${result.registered.length} of ${plan.models.length} model(s), added ${result.addedPeers.length} of ${plan.peers.length} peer(s)` },
     );
   });
 }

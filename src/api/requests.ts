@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { REQUEST_ID_RE } from "../activity/record";
+import { queueSnapshot } from "../activity/tracker";
 import { ok } from "../http/envelope";
 import { notFound } from "../http/errors";
 import { validate } from "../http/validate";
@@ -13,14 +14,7 @@ const idSchema = z.object({ id: z.string().regex(REQUEST_ID_RE, "id must be a re
 export function requestRoutes(s: Services) {
   return new Hono()
     .get("/", validate("query", listSchema, "Invalid parameters"), (c) => {
-      const requests = s.tracker.list(c.req.valid("query"));
-      return ok(c, {
-        requests,
-        total: requests.length,
-        queued: requests.filter((r) => r.state === "queued").length,
-        loading: requests.filter((r) => r.state === "loading").length,
-        running: requests.filter((r) => r.state === "running").length,
-      });
+      return ok(c, queueSnapshot(s.tracker.list(c.req.valid("query"))));
     })
     .post("/:id/cancel", validate("param", idSchema, "Invalid request id"), (c) => {
       const { id } = c.req.valid("param");

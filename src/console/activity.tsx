@@ -5,7 +5,8 @@
  * static/activity.js), and the requests queued, loading or in flight, each with a Cancel button.
  * Server-rendered; the live parts refresh as htmx fragments when the socket's `requests` and
  * `activity` topics say something changed (console.js turns them into lap-requests /
- * lap-activity events), with a slow poll as the fallback.
+ * lap-activity events; while the socket is down it fires them every 5 s instead). No poll of
+ * their own: a page with the socket up asks only when something changed.
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
@@ -38,7 +39,7 @@ export function LiveQueue(props: { requests: LiveRequest[]; model?: string }) {
   const rows = props.requests;
   const qs = props.model ? `?model=${encodeURIComponent(props.model)}` : "";
   return (
-    <section id="live-queue" class="card" aria-labelledby="queue-heading" hx-get={`/ui/requests/live${qs}`} hx-trigger="lap-requests from:body, every 5s" hx-swap="outerHTML">
+    <section id="live-queue" class="card" aria-labelledby="queue-heading" hx-get={`/ui/requests/live${qs}`} hx-trigger="lap-requests from:body" hx-swap="outerHTML">
       <h2 id="queue-heading">Live requests <span class="muted" data-queue-count>{rows.length}</span></h2>
       {rows.length === 0 ? (
         <p class="muted">No request is queued, loading or running.</p>
@@ -106,7 +107,7 @@ export function chartData(entries: ActivityEntry[]): { models: string[]; points:
 export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnType<Services["activity"]["summary"]>; query: string }) {
   const { entries, summary } = props;
   return (
-    <div id="activity-live" hx-get={`/ui/activity/live${props.query}`} hx-trigger="lap-activity from:body, every 10s" hx-swap="outerHTML">
+    <div id="activity-live" hx-get={`/ui/activity/live${props.query}`} hx-trigger="lap-activity from:body" hx-swap="outerHTML">
       <section class="card" aria-labelledby="chart-heading">
         <h2 id="chart-heading">Generation speed per model (tokens/s)</h2>
         <div id="activity-chart" class="chart" data-chart={JSON.stringify(chartData(entries))}></div>
@@ -149,7 +150,7 @@ export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnT
 function ActivityPage(props: { filter: Filter; models: string[]; live: LiveRequest[]; entries: ActivityEntry[]; summary: ReturnType<Services["activity"]["summary"]>; query: string }) {
   const f = props.filter;
   return (
-    <Layout title="Activity" active="activity" topics={["models"]} charts>
+    <Layout title="Activity" active="activity" topics={["models", "requests", "activity"]} charts>
       <h1>Activity</h1>
       <LiveQueue requests={props.live} />
       <form class="card grid-form" method="get" action="/activity" aria-label="Filters">

@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
+import type { Topic } from "../realtime/types";
 import { assetUrl } from "./assets";
 
 export type PageId = "dashboard" | "models" | "activity" | "monitoring" | "logs" | "settings" | "playground";
@@ -38,10 +39,12 @@ const HTMX_CONFIG = JSON.stringify({
 export function Layout(props: {
   title: string;
   active: PageId;
-  /** WebSocket topics this page wants (metrics, models, logs). */
-  topics: ("metrics" | "models" | "logs")[];
+  /** WebSocket topics this page wants. */
+  topics: Topic[];
   /** Load uPlot (charts). */
   charts?: boolean;
+  /** false: no live socket (the login page: it would only be refused). */
+  socket?: boolean;
   children: Child;
 }) {
   return (
@@ -61,7 +64,7 @@ export function Layout(props: {
         {props.charts ? <script src={assetUrl("uPlot.iife.min.js")} defer></script> : null}
         <script src={assetUrl("console.js")} defer></script>
       </head>
-      <body data-page={props.active} data-topics={props.topics.join(" ")}>
+      <body data-page={props.active} data-topics={props.topics.join(" ")} data-socket={props.socket === false ? "off" : undefined}>
         <a class="skip" href="#main">Skip to content</a>
         <header class="top">
           <a class="brand" href="/">

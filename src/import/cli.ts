@@ -39,7 +39,7 @@ export async function runLlamaSwapImport(
   try {
     const result = await applyLlamaSwapPlan(services, plan);
     out(formatPlan(plan, result));
-    out(`${result.registered.length} model(s) registered, ${result.failed.length} failed, ${plan.notImported.length} item(s) not imported.\n`);
+    out(`${result.registered.length} model(s) registered, ${result.addedPeers.length} peer(s) added, ${result.failed.length} failed, ${plan.notImported.length} item(s) not imported.\n`);
     return result.failed.length ? 1 : 0;
   } finally {
     await shutdownServices(services);

@@ -4,9 +4,12 @@
  * - planLlamaSwapImport(text): pure. Parses the YAML, expands macros the way llama-swap does
  *   (./llama-swap-macros.ts), maps each model whose cmd runs llama-server onto a registration,
  *   and lists everything it cannot bring over with the reason.
+ *   llama-swap's `peers:` and the models it only proxies to another host (a remote `proxy` whose
+ *   cmd is not a llama-server we could run) become our `peers`.
  * - applyLlamaSwapPlan(services, plan): registers the planned models one by one through the same
  *   registerModels() as POST /api/models (file checks, id/path/alias conflicts), so one bad entry
- *   is reported instead of failing the rest, and applies the global settings it maps.
+ *   is reported instead of failing the rest, adds the planned peers not configured yet, and
+ *   applies the global settings it maps.
  */
 import { basename } from "node:path";
 import { isMap, isScalar, parseDocument } from "yaml";
@@ -18,6 +21,7 @@ import { describeIssues } from "../http/validate";
 import { registerModels, resolveUserPath } from "../models/catalog";
 import { slugify } from "../models/registry";
 import { MODEL_ID_RE, modelSettingsSchema, PROTECTED_PARAMS, type RegisterEntry } from "../models/schema";
+import { peerConfigSchema, type PeerConfig } from "../peers/schema";
 import type { Services } from "../services";
 import {
   checkMacro,
@@ -51,8 +55,16 @@ export interface PlannedModel {
   notes: string[];
 }
 
+export interface PlannedPeer {
+  /** Where it came from in the llama-swap file: "peers.openrouter" or "models.remote-qwen". */
+  item: string;
+  peer: PeerConfig;
+  notes: string[];
+}
+
 export interface LlamaSwapPlan {
   models: PlannedModel[];
+  peers: PlannedPeer[];
   /** Global settings mapped from llama-swap's (healthCheckTimeout, globalTTL, unloadTimeout). */
   config: Partial<ConfigUpdate>;
   notImported: NotImported[];
@@ -205,7 +217,6 @@ const TOP_LEVEL_NOT_IMPORTED: Record<string, string> = {
   profiles: "no equivalent of runtime model-id pins",
   selectors: "no equivalent of virtual model ids",
   matrix: "no equivalent of swap matrices: up to maxLoadedModels models run at once, least recently used swapped out",
-  peers: "no multi-host routing on this build",
 };
 
 /** Model keys with no equivalent here, and why. */
@@ -273,7 +284,7 @@ const clamp = (n: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, n
 /** The pure step: what an import of `text` would do. Throws ImportError when the file as a whole is unusable. */
 export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapPlan {
   const raw = parseYaml(text);
-  const plan: LlamaSwapPlan = { models: [], config: {}, notImported: [], notes: [] };
+  const plan: LlamaSwapPlan = { models: [], peers: [], config: {}, notImported: [], notes: [] };
   const skip = (item: string, reason: string) => plan.notImported.push({ item, reason });
 
   const envMissing = new Set<string>();
@@ -287,7 +298,7 @@ export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapP
   const g = (key: string): unknown => substituteMacros(substituteEnv(raw[key], opts.env, new Set()), globals);
 
   // ---- global settings
-  const handledTop = new Set(["macros", "models", "hooks", "groups", "routing", "healthCheckTimeout", "globalTTL", "unloadTimeout"]);
+  const handledTop = new Set(["macros", "models", "hooks", "groups", "routing", "healthCheckTimeout", "globalTTL", "unloadTimeout", "peers"]);
   const health = num(g("healthCheckTimeout"));
   if (health !== undefined) {
     // llama-swap raises anything under 15 s to 15 s.
@@ -341,6 +352,7 @@ export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapP
   let nextPort = startPort;
   const ids = Object.keys(raw.models).sort();
   const usedIds = new Set<string>();
+  const usedPeerNames = new Set<string>();
   const byLlamaSwapName = new Map<string, PlannedModel>();
   for (const from of ids) {
     const where = `models.${from}`;
@@ -375,10 +387,25 @@ export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapP
       throw err;
     }
 
-    // What the command runs.
+    // A model llama-swap only proxies to another host is a peer here (the remote server must be
+    // running already: we do not run its cmd).
+    // (Only a proxy the file sets: the default http://localhost:${PORT} is this host.)
+    const remoteProxy = rawModel.proxy !== undefined && typeof model.proxy === "string" && !LOOPBACK_URL.test(model.proxy) ? model.proxy : undefined;
+    const asPeer = (why: string) => {
+      const served = typeof model.useModelName === "string" && model.useModelName.trim() ? model.useModelName.trim() : from;
+      const notes = [why];
+      if (served !== from) notes.push(`clients ask for it as '${served}' (useModelName): llama-swap's id '${from}' is not an alias of a peer's model here`);
+      if (Array.isArray(model.aliases) && model.aliases.length) skip(`${where}.aliases`, "a peer's models are asked for by the ids the peer lists");
+      for (const key of Object.keys(rawModel)) {
+        if (["cmd", "proxy", "name", "description", "macros", "useModelName"].includes(key)) continue;
+        if (key === "aliases") continue;
+        skip(`${where}.${key}`, "the model is served by a peer: per-model settings do not apply to it");
+      }
+      planPeer(plan, usedPeerNames, where, from, { url: remoteProxy, models: [served] }, notes);
+    };
     if (typeof model.cmd !== "string" || !model.cmd.trim()) {
-      const remote = typeof model.proxy === "string" && !LOOPBACK_URL.test(model.proxy);
-      skip(where, remote ? `served by a remote server (${model.proxy}): no multi-host routing on this build` : "it has no cmd");
+      if (remoteProxy) asPeer(`no cmd: requests go to ${remoteProxy}`);
+      else skip(where, "it has no cmd");
       continue;
     }
     let argv: string[];
@@ -397,6 +424,10 @@ export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapP
       continue;
     }
     const binary = basename(argv[0] ?? "");
+    if (!/^llama-server/i.test(binary) && remoteProxy) {
+      asPeer(`its cmd (${binary}) is not run here: the server at ${remoteProxy} must already be running`);
+      continue;
+    }
     if (!/^llama-server/i.test(binary)) {
       const what = /^(docker|podman)$/i.test(binary)
         ? `runs a container (${binary})`
@@ -528,7 +559,90 @@ export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapP
     }
     if (isDict(hooks)) for (const k of Object.keys(hooks)) if (k !== "on_startup") skip(`hooks.${k}`, "unknown llama-swap setting");
   }
+
+  // ---- peers
+  const peers = raw.peers;
+  if (peers !== undefined && peers !== null) {
+    if (!isDict(peers)) skip("peers", "not a mapping of peer id: {proxy, models}");
+    else {
+      for (const from of Object.keys(peers).sort()) {
+        const where = `peers.${from}`;
+        const missing = new Set<string>();
+        // llama-swap expands ${env.NAME} and the global macros in the whole file, peers included.
+        const rawPeer = peers[from];
+        const peer = isDict(rawPeer) ? (substituteMacros(substituteEnv(rawPeer, opts.env, missing), globals) as Dict) : undefined;
+        if (!peer) {
+          skip(where, "not a mapping");
+          continue;
+        }
+        if (typeof peer.proxy !== "string" || !peer.proxy.trim()) {
+          skip(where, "it has no proxy URL");
+          continue;
+        }
+        if (firstUnresolved(peer.proxy)) {
+          skip(where, `proxy uses ${describeUnresolved(firstUnresolved(peer.proxy)!)}`);
+          continue;
+        }
+        const models = Array.isArray(peer.models) ? [...new Set(peer.models.filter((m) => typeof m === "string" || typeof m === "number").map((m) => String(m).trim()).filter(Boolean))] : [];
+        if (models.length === 0) {
+          skip(where, "it lists no models (llama-swap routes only the models listed)");
+          continue;
+        }
+        const notes = [
+          `routes ${models.length} model(s) to ${peer.proxy}; clients ask for them by their own ids: llama-swap's qualified '${from}/<model>' names are not recognised here`,
+        ];
+        const candidate: Partial<PeerConfig> = { url: peer.proxy, models };
+        if (typeof peer.apiKey === "string" && peer.apiKey !== "") {
+          const unresolved = firstUnresolved(peer.apiKey);
+          if (unresolved) skip(`${where}.apiKey`, `${describeUnresolved(unresolved)}: the peer is added without a key (add apiKey to it in the config)`);
+          else candidate.apiKey = peer.apiKey;
+        }
+        for (const key of Object.keys(peer)) {
+          if (key === "proxy" || key === "models" || key === "apiKey") continue;
+          skip(`${where}.${key}`, PEER_NOT_IMPORTED[key] ?? "unknown llama-swap setting");
+        }
+        planPeer(plan, usedPeerNames, where, from, candidate, notes);
+      }
+    }
+  }
   return plan;
+}
+
+/** Peer keys with no equivalent here, and why. */
+const PEER_NOT_IMPORTED: Record<string, string> = {
+  filters: "no per-peer request rewriting here (a model's rewrite rules apply to local models)",
+  timeouts: "peer timeouts are the proxy's own (the health check and request timeouts are global)",
+};
+
+const describeUnresolved = (name: string) => (name.startsWith("env.") ? `environment variable ${name.slice(4)}, which is not set` : `the unknown macro \${${name}}`);
+
+/**
+ * Escapes glob syntax, so a llama-swap model id (an exact name) matches only itself in our
+ * peers' `models` globs (Bun.Glob takes a backslash escape).
+ */
+export function literalGlob(id: string): string {
+  return id.replace(/[\\*?[\]{}!]/g, (c) => `\\${c}`);
+}
+
+/** Our peer name for a llama-swap id: the same when it fits ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, unique. */
+function peerName(from: string, used: Set<string>): string {
+  const base = from.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 60) || "peer";
+  let name = base;
+  for (let n = 2; used.has(name.toLowerCase()); n++) name = `${base}-${n}`;
+  used.add(name.toLowerCase());
+  return name;
+}
+
+function planPeer(plan: LlamaSwapPlan, used: Set<string>, item: string, from: string, candidate: Partial<PeerConfig>, notes: string[]): void {
+  const name = peerName(from, used);
+  if (name !== from) notes.push(`named '${name}' (peer names are letters, digits, '.', '_' and '-')`);
+  const check = peerConfigSchema.safeParse({ ...candidate, name, models: candidate.models?.map(literalGlob) });
+  if (!check.success) {
+    used.delete(name.toLowerCase());
+    plan.notImported.push({ item, reason: `not a valid peer here: ${describeIssues(check.error)}` });
+    return;
+  }
+  plan.peers.push({ item, peer: check.data, notes });
 }
 
 function uniqueId(base: string, used: Set<string>): string {
@@ -542,7 +656,9 @@ function uniqueId(base: string, used: Set<string>): string {
 
 export interface ImportResult {
   registered: { id: string; from: string; path: string }[];
-  /** Planned models that could not be registered (missing file, already registered, ...). */
+  /** Planned peers added to the config. */
+  addedPeers: { name: string; from: string; url: string }[];
+  /** Planned models that could not be registered (missing file, already registered, ...) and peers already configured. */
   failed: NotImported[];
   config: Partial<ConfigUpdate>;
   notImported: NotImported[];
@@ -555,7 +671,7 @@ export interface ImportResult {
  * re-registered, so running the import twice is harmless.
  */
 export async function applyLlamaSwapPlan(s: Pick<Services, "registry" | "supervisor" | "config">, plan: LlamaSwapPlan): Promise<ImportResult> {
-  const result: ImportResult = { registered: [], failed: [], config: {}, notImported: plan.notImported, notes: plan.notes };
+  const result: ImportResult = { registered: [], addedPeers: [], failed: [], config: {}, notImported: plan.notImported, notes: plan.notes };
   for (const m of plan.models) {
     try {
       const done = await registerModels(s, [m.entry]);
@@ -566,8 +682,20 @@ export async function applyLlamaSwapPlan(s: Pick<Services, "registry" | "supervi
       result.failed.push({ item: `models.${m.from}`, reason: `${err.message}: ${err.details?.replace(/^models\[0\]:? ?/, "") ?? ""}`.trim() });
     }
   }
-  if (Object.keys(plan.config).length) {
-    s.config.update({ ...s.config.get(), ...plan.config });
+  // A peer whose name or URL is configured already is reported, not added twice or overwritten.
+  const existing = s.config.get().peers ?? [];
+  const added: PeerConfig[] = [];
+  for (const p of plan.peers) {
+    const same = [...existing, ...added].find((e) => e.name.toLowerCase() === p.peer.name.toLowerCase() || e.url === p.peer.url);
+    if (same) {
+      result.failed.push({ item: p.item, reason: `a peer ${same.name === p.peer.name ? "with that name" : `with that URL (${same.name})`} is already configured` });
+      continue;
+    }
+    added.push(p.peer);
+    result.addedPeers.push({ name: p.peer.name, from: p.item, url: p.peer.url });
+  }
+  if (Object.keys(plan.config).length || added.length) {
+    s.config.update({ ...s.config.get(), ...plan.config, ...(added.length ? { peers: [...existing, ...added] } : {}) });
     result.config = plan.config;
   }
   return result;
@@ -587,6 +715,16 @@ export function formatPlan(plan: LlamaSwapPlan, result?: ImportResult): string {
     const shown = Object.entries(s).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
     for (const x of shown) lines.push(`      ${x}`);
     for (const n of m.notes) lines.push(`      note: ${n}`);
+  }
+  if (plan.peers.length) lines.push(result ? "Peers added:" : "Peers to add:");
+  for (const p of plan.peers) {
+    const why = failed.get(p.item);
+    lines.push(`  ${why ? "FAILED " : ""}${p.item} -> ${p.peer.name}  ${p.peer.url}`);
+    if (why) lines.push(`      ${why}`);
+    lines.push(`      models=${JSON.stringify(p.peer.models ?? [])}`);
+    // The key itself is never printed.
+    if (p.peer.apiKey) lines.push("      apiKey=(set)");
+    for (const n of p.notes) lines.push(`      note: ${n}`);
   }
   const cfg = Object.entries(plan.config);
   if (cfg.length) {

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { GpuReading } from "../metrics/gpu";
-import type { DeviceBudget } from "../supervisor/planner";
+import type { DeviceBudget, RpcTarget } from "../supervisor/planner";
 
 const MiB = 1024 * 1024;
 
@@ -46,4 +46,59 @@ export function readMemAvailable(text?: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** What the main instance knows of one RPC worker (RpcWorkers' snapshot, the fields used here). */
+export interface RemoteWorkerReport {
+  name: string;
+  state: "unknown" | "up" | "down";
+  /** Its rpc-server's state as the worker reports it. */
+  rpcState?: string;
+  /** rpc-server's devices, from its start banner ("CUDA0: ... (32109 MiB, 31588 MiB free)"). */
+  devices: { name: string; totalMiB: number; freeMiB: number }[];
+  lastError?: { message: string };
+}
+
+const usable = (w: RemoteWorkerReport) => w.state === "up" && w.rpcState === "running" && w.devices.length > 0;
+export const remoteDeviceId = (worker: string, device: string) => `rpc:${worker}/${device}`;
+
+/**
+ * The devices of the RPC workers that are up and reported them: what rpc-server said was free
+ * when it started, minus the margin, capped by memoryLimitMiB (the same rules as a local GPU).
+ * Models running over a worker are subtracted by the planner from their placements, as on a GPU.
+ */
+export function remoteBudgets(workers: readonly RemoteWorkerReport[], marginMiB: number, limitMiB: number): DeviceBudget[] {
+  const cap = (bytes: number) => Math.max(0, limitMiB > 0 ? Math.min(bytes, limitMiB * MiB) : bytes);
+  return workers.filter(usable).flatMap((w) =>
+    w.devices.map((d) => ({ id: remoteDeviceId(w.name, d.name), kind: "rpc" as const, worker: w.name, name: d.name, capacityBytes: cap(d.freeMiB * MiB - marginMiB * MiB) })),
+  );
+}
+
+/**
+ * The planner's view of a model's `rpc` setting: its remote devices in llama-server's order (the
+ * --rpc list's order, each worker's devices as reported) and, for each worker that adds nothing,
+ * why. Undefined for a model without `rpc`.
+ */
+export function rpcTargetOf(rpc: readonly string[] | "all" | undefined, tensorSplit: readonly number[] | undefined, workers: readonly RemoteWorkerReport[]): RpcTarget | undefined {
+  if (!rpc) return undefined;
+  const names = rpc === "all" ? workers.map((w) => w.name) : rpc;
+  const devices: string[] = [];
+  const unavailable: RpcTarget["unavailable"] = [];
+  for (const name of names) {
+    const w = workers.find((x) => x.name === name);
+    const reason = !w
+      ? "not configured in rpcWorkers"
+      : w.state === "unknown"
+        ? "not checked yet"
+        : w.state === "down"
+          ? `down (${w.lastError?.message ?? "unreachable"})`
+          : w.rpcState !== "running"
+            ? `its rpc-server is ${w.rpcState ?? "not reported"}`
+            : w.devices.length === 0
+              ? "its devices are not known (the worker reported none)"
+              : undefined;
+    if (reason) unavailable.push({ worker: name, reason });
+    else devices.push(...w!.devices.map((d) => remoteDeviceId(name, d.name)));
+  }
+  return { devices, unavailable, ...(tensorSplit?.length ? { tensorSplit: [...tensorSplit] } : {}) };
 }

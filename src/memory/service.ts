@@ -53,6 +53,8 @@ export interface MemoryDeps {
   bus?: import("../events").EventBus;
   /** MemAvailable source (tests). */
   memAvailable?: () => number | undefined;
+  /** Whether a model offloads to RPC workers' devices now (its `rpc` setting, a worker that reported devices). */
+  remoteOffload?: (row: ModelRow) => boolean;
 }
 
 export class MemoryService {
@@ -99,14 +101,23 @@ export class MemoryService {
     return { ...s, ...(override.ctxSize !== undefined ? { ctxSize: override.ctxSize } : {}), ...(override.gpuLayers !== undefined ? { gpuLayers: override.gpuLayers } : {}) };
   }
 
+  /** Whether layers of `row` leave the host: local GPUs, or the devices of its RPC workers. */
+  offloads(row: ModelRow): boolean {
+    return this.gpusPresent() || (this.deps.remoteOffload?.(row) ?? false);
+  }
+
   /** Whether GPUs take layers (a GPU reading lists at least one). */
   gpusPresent(): boolean {
     return (this.deps.gpu?.()?.latest()?.gpus.length ?? 0) > 0;
   }
 
-  estimate(row: ModelRow, override: SettingsOverride = {}): MemoryEstimate | undefined {
+  /**
+   * `offload`: whether layers go to devices other than the host; default: whether local GPUs
+   * exist. A model started with --rpc offloads to its workers' devices even on a host without GPUs.
+   */
+  estimate(row: ModelRow, override: SettingsOverride = {}, offload = this.offloads(row)): MemoryEstimate | undefined {
     const { facts } = this.factsOf(row);
-    return facts ? estimateMemory(facts, this.settingsOf(row, override), this.gpusPresent()) : undefined;
+    return facts ? estimateMemory(facts, this.settingsOf(row, override), offload) : undefined;
   }
 
   /** Every stored measurement, by model id + settings key (read once; record() keeps it current). */
@@ -141,8 +152,8 @@ export class MemoryService {
    * there is one (per device kind, as llama-server reported it), else the estimate; nothing
    * (0 bytes) when the header cannot be read, so an unreadable file never blocks a start.
    */
-  needOf(row: ModelRow, override: SettingsOverride = {}): ModelNeed {
-    const e = this.estimate(row, override);
+  needOf(row: ModelRow, override: SettingsOverride = {}, offload = this.offloads(row)): ModelNeed {
+    const e = this.estimate(row, override, offload);
     const m = this.measured(row.id, this.keyOf(row, override));
     if (!e && !m) return { gpuBytes: 0, hostBytes: 0, gpuLayerBytes: [] };
     if (m) {
@@ -170,7 +181,7 @@ export class MemoryService {
     }
     const { facts, error } = this.factsOf(row);
     const m = this.measured(row.id, this.keyOf(row));
-    const e = facts ? estimateMemory(facts, this.settingsOf(row), this.gpusPresent()) : undefined;
+    const e = facts ? estimateMemory(facts, this.settingsOf(row), this.offloads(row)) : undefined;
     return {
       ...(e ? { estimatedBytes: e.totalBytes, contextSize: e.contextSize } : {}),
       ...(m ? { measuredBytes: m.totalBytes, measuredAt: m.measuredAt, measuredDevices: m.devices } : {}),

@@ -114,17 +114,24 @@ export class MetricsCollector {
     return (this.inProgress ??= this.takeSample().finally(() => (this.inProgress = null)));
   }
 
-  /** Prunes old history, takes the first sample (so the first API call has data), then loops. */
+  /**
+   * Takes the first sample (so the first API call has data), then loops. Old history is pruned
+   * right after, off the start-up path: the first /api/monitoring waits for the sample, and a
+   * write transaction before it cost 20-90 ms of the first start on a busy machine.
+   */
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    try {
-      this.history.prune();
-    } catch (err) {
-      this.d.log.warn(`Pruning metric history failed: ${(err as Error).message}`);
-    }
     await this.tick(false);
     this.schedule();
+    setTimeout(() => {
+      if (!this.running) return;
+      try {
+        this.history.prune();
+      } catch (err) {
+        this.d.log.warn(`Pruning metric history failed: ${(err as Error).message}`);
+      }
+    }, 0);
   }
 
   /** Stops the loop and writes the minute in progress. Idempotent. */
@@ -178,8 +185,9 @@ export class MetricsCollector {
     // for nvidia-smi, a child process that can take a second: it goes out without gpu, and a
     // second sample follows as soon as nvidia-smi's first reading is in.
     const first = this.last === null && this.gpu.latest() === null;
-    const gpuWait = first ? 0 : (d.gpuWaitMs ?? Math.min(1000, this.intervalMs / 2));
-    const gpuP = this.gpu.refresh(gpuWait);
+    // (The first one starts nvidia-smi without awaiting even a zero timer for it: a timer waits
+    // for the next turn of the event loop, which at start-up is behind every module's work.)
+    const gpuP = first ? (void this.gpu.refresh(0), Promise.resolve(null)) : this.gpu.refresh(d.gpuWaitMs ?? Math.min(1000, this.intervalMs / 2));
     const llamaP = this.llama.read(runtimes);
 
     const timestamp = new Date();

@@ -1,4 +1,6 @@
 import type { Server } from "bun";
+import type { ActivityEntry } from "../activity/log";
+import { queueFingerprint } from "../activity/tracker";
 import type { LogEntry } from "../logs/types";
 import type { TopicMembers } from "./commands";
 import type { BroadcastFrames } from "./connection";
@@ -25,6 +27,10 @@ export class Broadcaster {
   private logsFlushTimer?: ReturnType<typeof setTimeout>;
   private modelsTimer?: ReturnType<typeof setTimeout>;
   private failureUrgentUntil = 0;
+  private requestsTimer?: ReturnType<typeof setTimeout>;
+  private lastRequestsAt = 0;
+  /** queueFingerprint of the last requests_update: an unchanged queue is not sent again. */
+  private lastRequestsKey: string | undefined;
 
   constructor(
     private readonly options: RealtimeOptions,
@@ -51,6 +57,9 @@ export class Broadcaster {
       }),
       bus.on("models.changed", () => this.scheduleModelsUpdate()),
       bus.on("log", (entry) => this.onLog(entry)),
+      bus.on("requests.changed", () => this.scheduleRequestsUpdate()),
+      // The activity log writes in batches (its flush timer): one push per batch.
+      bus.on("activity.recorded", ({ entries }) => this.publishActivity(entries)),
     );
     this.timers.push(
       setInterval(() => {
@@ -70,6 +79,8 @@ export class Broadcaster {
     this.timers = [];
     clearTimeout(this.logsFlushTimer);
     clearTimeout(this.modelsTimer);
+    clearTimeout(this.requestsTimer);
+    this.requestsTimer = undefined;
     for (const off of this.unlisten) off();
     this.unlisten = [];
   }
@@ -116,6 +127,50 @@ export class Broadcaster {
   private scheduleModelsUpdate(): void {
     if (this.modelsTimer || this.members.of("models").size === 0) return;
     this.modelsTimer = setTimeout(() => this.publishModels(), this.options.modelsDebounceMs);
+  }
+
+  /**
+   * The queue changed (a request arrived, got a slot, ended, was cancelled): one requests_update
+   * at most every requestsIntervalMs, however many changes came in between. The first change
+   * after a quiet spell goes out after modelsDebounceMs, so a burst still coalesces.
+   */
+  private scheduleRequestsUpdate(): void {
+    if (this.requestsTimer || this.members.of("requests").size === 0) return;
+    const wait = Math.max(this.options.modelsDebounceMs, this.lastRequestsAt + this.options.requestsIntervalMs - Date.now());
+    this.requestsTimer = setTimeout(() => this.publishRequests(), wait);
+  }
+
+  private publishRequests(): void {
+    this.requestsTimer = undefined;
+    if (this.members.of("requests").size === 0 || !this.sources) return;
+    let running = 0;
+    try {
+      const snapshot = this.sources.liveRequests();
+      running = snapshot.running;
+      const key = queueFingerprint(snapshot.requests);
+      if (key !== this.lastRequestsKey) {
+        this.lastRequestsKey = key;
+        this.lastRequestsAt = Date.now();
+        this.broadcast("requests", { ...snapshot, timestamp: new Date().toISOString() });
+      }
+    } catch (err) {
+      this.sources.log.error(`realtime: requests update failed: ${(err as Error).message}`);
+    }
+    // Tokens of running requests grow without a bus event (the tracker's hot path only counts):
+    // while anything runs, look again one interval later; the fingerprint sends only a change.
+    if (running > 0) this.scheduleRequestsUpdate();
+  }
+
+  private publishActivity(recorded: ActivityEntry[]): void {
+    if (this.members.of("activity").size === 0 || recorded.length === 0) return;
+    // Newest first, as GET /api/activity and the subscribe state order them.
+    const newestFirst = recorded.slice().reverse();
+    const entries = newestFirst.slice(0, this.options.maxActivityBatch);
+    this.broadcast("activity", {
+      entries,
+      ...(entries.length < newestFirst.length ? { dropped: newestFirst.length - entries.length } : {}),
+      timestamp: new Date().toISOString(),
+    });
   }
 
   private onLog(entry: LogEntry): void {

@@ -3,7 +3,13 @@ import { TOPICS, UPDATE_EVENT, type ClientCommand, type RealtimeError, type Real
 
 /** Who is subscribed to which topic (the broadcaster sends to these). */
 export class TopicMembers {
-  private readonly members: Record<Topic, Set<Connection>> = { metrics: new Set(), models: new Set(), logs: new Set() };
+  private readonly members: Record<Topic, Set<Connection>> = {
+    metrics: new Set(),
+    models: new Set(),
+    logs: new Set(),
+    requests: new Set(),
+    activity: new Set(),
+  };
 
   of(topic: Topic): ReadonlySet<Connection> {
     return this.members[topic];
@@ -24,7 +30,7 @@ export class TopicMembers {
 }
 
 /** The current state of a topic: what a new subscriber gets at once. */
-export function topicState(topic: Topic, sources: RealtimeSources, logsTail: number): unknown {
+export function topicState(topic: Topic, sources: RealtimeSources, tails: { logs: number; activity: number }): unknown {
   const timestamp = new Date().toISOString();
   switch (topic) {
     case "metrics":
@@ -32,7 +38,12 @@ export function topicState(topic: Topic, sources: RealtimeSources, logsTail: num
     case "models":
       return { models: sources.models(), timestamp };
     case "logs":
-      return { logs: sources.recentLogs(logsTail), timestamp };
+      return { logs: sources.recentLogs(tails.logs), timestamp };
+    case "requests":
+      return { ...sources.liveRequests(), timestamp };
+    case "activity":
+      // The newest rows, newest first (like GET /api/activity); later pushes carry only new rows.
+      return { entries: sources.recentActivity(tails.activity), timestamp };
   }
 }
 

@@ -23,8 +23,8 @@ export type { RealtimeSources } from "./types";
 export type { RealtimeStats } from "./stats";
 
 /**
- * The /llamaproxws hub: the single owner of realtime connections and their subscriptions. Three
- * topics (metrics, models, logs) fan out through Bun's native pub/sub to every WebSocket client,
+ * The /llamaproxws hub: the single owner of realtime connections and their subscriptions. Five
+ * topics (metrics, models, logs, requests, activity) fan out through Bun's native pub/sub to every WebSocket client,
  * whether it speaks plain JSON or Socket.IO; each broadcast is serialized once per protocol.
  * Socket.IO clients on HTTP long-polling get the same frames queued in their session.
  *
@@ -185,7 +185,7 @@ export class RealtimeHub implements ConnectionHost, EntryHost {
   execute(conn: Connection, command: ClientCommand): CommandResult {
     return executeCommand(conn, command, {
       members: this.members,
-      stateOf: (topic) => topicState(topic, this.src, this.options.logsTail),
+      stateOf: (topic) => topicState(topic, this.src, { logs: this.options.logsTail, activity: this.options.activityTail }),
       flushLogs: () => this.flushLogs(),
       logError: (message) => this.src.log.error(message),
     });

@@ -1,3 +1,4 @@
+import { queueSnapshot } from "../activity/tracker";
 import { listModels } from "../models/view";
 import type { Services } from "../services";
 import type { RealtimeSources } from "./types";
@@ -15,5 +16,7 @@ export function realtimeSources(s: Services): RealtimeSources {
     models: () => listModels(s),
     recentLogs: (limit) => s.logs.query({ limit }),
     modelsLoading: () => s.supervisor.runtimes().some((r) => r.state === "loading"),
+    liveRequests: () => queueSnapshot(s.tracker.list()),
+    recentActivity: (limit) => s.activity.query({}, limit).entries,
   };
 }

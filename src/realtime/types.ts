@@ -1,12 +1,17 @@
 import type { ServerWebSocket } from "bun";
 import type { EventBus } from "../events";
 import type { Logger } from "../logs/logger";
+import type { ActivityEntry } from "../activity/log";
+import type { QueueSnapshot } from "../activity/tracker";
 import type { LogEntry } from "../logs/types";
 import type { SystemMetrics } from "../metrics/types";
 import type { Model } from "../models/types";
 
-/** The three things a client can subscribe to (SubscribeMessage.data.type in the seed API). */
-export const TOPICS = ["metrics", "models", "logs"] as const;
+/**
+ * What a client can subscribe to: the seed API's three (SubscribeMessage.data.type) plus the
+ * live request queue and the activity log (#14).
+ */
+export const TOPICS = ["metrics", "models", "logs", "requests", "activity"] as const;
 export type Topic = (typeof TOPICS)[number];
 
 /** The server -> client event that carries each topic's state. */
@@ -14,6 +19,8 @@ export const UPDATE_EVENT: Record<Topic, `${Topic}_update`> = {
   metrics: "metrics_update",
   models: "models_update",
   logs: "logs_update",
+  requests: "requests_update",
+  activity: "activity_update",
 };
 
 /** ErrorMessage.data of the seed API, plus `details` for the specifics. */
@@ -43,6 +50,15 @@ export interface RealtimeOptions {
   logsBatchMs: number;
   /** Coalesces bursts of model status events into one models_update. */
   modelsDebounceMs: number;
+  /**
+   * requests_update goes out at most this often while the queue changes (arrivals, leases,
+   * ends, tokens of running requests), and only when it did change.
+   */
+  requestsIntervalMs: number;
+  /** How many recent activity rows a new activity subscriber gets straight away. */
+  activityTail: number;
+  /** At most this many rows go out in one activity_update (the rest are counted in `dropped`). */
+  maxActivityBatch: number;
   /** How many recent log entries a new logs subscriber gets straight away. */
   logsTail: number;
   /** At most this many entries wait for the next logs_update; older ones are dropped. */
@@ -95,6 +111,9 @@ export const DEFAULT_REALTIME_OPTIONS: RealtimeOptions = {
   logsIntervalMs: 15_000,
   logsBatchMs: 250,
   modelsDebounceMs: 25,
+  requestsIntervalMs: 500,
+  activityTail: 50,
+  maxActivityBatch: 500,
   logsTail: 100,
   maxPendingLogs: 1000,
   maxMessageBytes: 64 * 1024,
@@ -155,4 +174,8 @@ export interface RealtimeSources {
   recentLogs(limit: number): LogEntry[];
   /** True while any model is loading: log lines then go out within logsBatchMs. */
   modelsLoading(): boolean;
+  /** The live request queue, as GET /api/requests answers it. */
+  liveRequests(): QueueSnapshot;
+  /** The newest activity rows, newest first. */
+  recentActivity(limit: number): ActivityEntry[];
 }

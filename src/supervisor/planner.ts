@@ -13,11 +13,19 @@
  */
 
 export interface DeviceBudget {
-  /** "gpu0", "gpu1"... (nvidia-smi index) or "host". */
+  /** "gpu0", "gpu1"... (nvidia-smi index), "host", or "rpc:<worker>/<device>" for a remote device. */
   id: string;
-  kind: "gpu" | "host";
+  /**
+   * "rpc": a device of an RPC worker's rpc-server (remoteBudgets in src/memory/budget.ts). Only a
+   * model started with --rpc over that worker can use it; it is listed for every plan anyway so
+   * that what running models hold there is counted.
+   */
+  kind: "gpu" | "host" | "rpc";
   /** nvidia-smi index (CUDA_VISIBLE_DEVICES value) of a GPU. */
   index?: number;
+  /** A remote device's worker (its rpcWorkers name) and its name there ("CUDA0", "CPU"). */
+  worker?: string;
+  name?: string;
   /** Bytes we may use on the device in all, for every model together. */
   capacityBytes: number;
 }
@@ -31,6 +39,27 @@ export interface Placement {
   tensorSplit?: number[];
   /** Started with llama-server's own --fit (some layers may run on the CPU): allowPartialOffload. */
   partial?: boolean;
+  /** Started with --rpc: the RPC workers that hold part of it (llama-server splits, not us). */
+  workers?: string[];
+}
+
+/**
+ * A model started with --rpc (its `rpc` setting): the remote devices llama-server will see beside
+ * the local GPUs, and the workers that add nothing.
+ */
+export interface RpcTarget {
+  /**
+   * Ids of its remote devices (kind "rpc" in PlanInput.devices) in llama-server's order: the
+   * --rpc list's order, each worker's devices as the worker reports them.
+   */
+  devices: string[];
+  /**
+   * The model's tensorSplit setting, in llama-server's device order (remote devices first, then
+   * the local GPUs); absent: llama.cpp's default, proportional to each device's free memory.
+   */
+  tensorSplit?: number[];
+  /** Workers of the model that contribute nothing, and why (down, devices not reported...). */
+  unavailable: { worker: string; reason: string }[];
 }
 
 /** What the model to start needs (estimate.ts, or the measured figure scaled onto it). */
@@ -61,7 +90,7 @@ export interface Occupant {
 export interface PlanInput {
   devices: DeviceBudget[];
   occupants: Occupant[];
-  target: { id: string; need: ModelNeed; allowPartialOffload: boolean };
+  target: { id: string; need: ModelNeed; allowPartialOffload: boolean; rpc?: RpcTarget };
   /** Extra cap on models at once; 0 = memory only. */
   maxLoadedModels: number;
 }
@@ -138,6 +167,102 @@ function placePartial(devices: DeviceBudget[], free: Map<string, number>, need: 
   return { devices: [{ id: gpu.id, bytes: onGpu }, { id: "host", bytes: onHost }], gpus: [gpu.index ?? 0], partial: true };
 }
 
+/**
+ * How llama-server started with --rpc spreads a model, replayed (src/llama.cpp device selection,
+ * src/llama-model.cpp load_tensors): its devices are the remote ones first ("to minimize network
+ * transfers"), then the local GPUs; the offloaded layers and the output layer go to devices by
+ * cumulative split points (std::upper_bound of layer/(n_offloaded+1)), the split being the
+ * tensorSplit setting or, without one, each device's free memory. We do not choose where layers
+ * go (a --tensor-split of our own would override the user's); we predict it and check that every
+ * device has room. The fixed part (output layer, compute buffer, projector) is counted on the
+ * device that takes the output layer. Returns the bytes per device in that order.
+ */
+export function splitOverRpc(devices: DeviceBudget[], free: Map<string, number>, need: ModelNeed, rpc: RpcTarget): { order: DeviceBudget[]; bytes: number[] } | undefined {
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  const remote = rpc.devices.map((id) => byId.get(id)).filter((d): d is DeviceBudget => d?.kind === "rpc");
+  const local = devices.filter((d) => d.kind === "gpu").sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
+  const order = [...remote, ...local];
+  if (order.length === 0) return undefined;
+  const given = rpc.tensorSplit?.some((x) => x > 0) ? order.map((_, i) => Math.max(0, rpc.tensorSplit![i] ?? 0)) : undefined;
+  const weights = given ?? order.map((d) => Math.max(0, free.get(d.id) ?? 0));
+  const total = weights.reduce((a, b) => a + b, 0);
+  if (total <= 0) return undefined;
+  let acc = 0;
+  const points = weights.map((w) => (acc += w) / total);
+  const deviceAt = (x: number) => {
+    const i = points.findIndex((p) => p > x);
+    return i < 0 ? order.length - 1 : i;
+  };
+  const bytes = order.map(() => 0);
+  const layers = need.gpuLayerBytes;
+  const positions = layers.length + 1; // the output layer is the last position
+  layers.forEach((b, k) => (bytes[deviceAt(k / positions)]! += b));
+  const fixed = Math.max(0, need.gpuBytes - layers.reduce((a, b) => a + b, 0));
+  bytes[deviceAt(layers.length / positions)]! += fixed;
+  return { order, bytes };
+}
+
+/** Where a model started with --rpc lands (splitOverRpc), or undefined when a device lacks room. */
+export function placeOverRpc(devices: DeviceBudget[], free: Map<string, number>, need: ModelNeed, rpc: RpcTarget): Placement | undefined {
+  const hostFree = free.get("host") ?? 0;
+  const localGpus = devices.filter((d) => d.kind === "gpu").sort((a, b) => (a.index ?? 0) - (b.index ?? 0)).map((d) => d.index ?? 0);
+  const split = need.gpuBytes > 0 ? splitOverRpc(devices, free, need, rpc) : undefined;
+  if (!split) {
+    // Nothing offloaded (-ngl 0) or nowhere to offload to: all of it on the host.
+    const bytes = need.hostBytes + need.gpuBytes;
+    return bytes <= hostFree ? { devices: [{ id: "host", bytes }], gpus: localGpus } : undefined;
+  }
+  if (need.hostBytes > hostFree) return undefined;
+  if (split.bytes.some((b, i) => b > (free.get(split.order[i]!.id) ?? 0))) return undefined;
+  const used = split.order.map((d, i) => ({ d, bytes: split.bytes[i]! })).filter((u) => u.bytes > 0);
+  const workers = [...new Set(used.flatMap((u) => (u.d.kind === "rpc" && u.d.worker ? [u.d.worker] : [])))];
+  return {
+    devices: [...used.map((u) => ({ id: u.d.id, bytes: u.bytes })), { id: "host", bytes: need.hostBytes }],
+    // Every local GPU stays visible: the split (and llama-server's device order) counts them all.
+    gpus: localGpus,
+    workers,
+  };
+}
+
+/** Where the target fits now: over its RPC devices when started with --rpc, else locally. */
+function placeTarget(devices: DeviceBudget[], free: Map<string, number>, target: PlanInput["target"]): Placement | undefined {
+  return target.rpc ? placeOverRpc(devices, free, target.need, target.rpc) : place(devices, free, target.need);
+}
+
+/**
+ * What a placement uses, for people: "worker-a + local GPU 0", "worker-a (CUDA0, CUDA1) + w2",
+ * "local CPU". The host is named only when nothing else holds the model.
+ */
+export function placementLabel(p: Placement, devices: readonly DeviceBudget[]): string {
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  const remote = new Map<string, string[]>();
+  const parts: string[] = [];
+  for (const u of p.devices) {
+    if (u.bytes <= 0 || u.id === "host") continue;
+    const d = byId.get(u.id);
+    if (d?.kind === "rpc" && d.worker) {
+      if (!remote.has(d.worker)) {
+        remote.set(d.worker, []);
+        parts.push(`rpc:${d.worker}`);
+      }
+      remote.get(d.worker)!.push(d.name ?? d.id);
+    } else parts.push(`local GPU ${d?.index ?? u.id}`);
+  }
+  const named = parts.map((x) => {
+    if (!x.startsWith("rpc:")) return x;
+    const w = x.slice(4);
+    const names = remote.get(w)!;
+    return names.length > 1 ? `${w} (${names.join(", ")})` : w;
+  });
+  if (!named.length) return "local CPU";
+  return p.partial ? `${named.join(" + ")} + local CPU` : named.join(" + ");
+}
+
+/** "; worker-b contributes nothing: down (connection refused)" for each missing worker. */
+export function unavailableNote(rpc: RpcTarget | undefined): string {
+  return (rpc?.unavailable ?? []).map((u) => `; ${u.worker} contributes nothing: ${u.reason}`).join("");
+}
+
 const isIdle = (o: Occupant) => o.state === "restarting" || (o.state === "running" && o.inFlight === 0 && (o.queued === 0 || o.draining));
 
 /** The decision for starting `input.target`. */
@@ -145,7 +270,7 @@ export function planStart(input: PlanInput): Decision {
   const { devices, target, maxLoadedModels } = input;
   const others = input.occupants.filter((o) => o.id !== target.id);
   const capOk = (n: number) => maxLoadedModels <= 0 || n < maxLoadedModels;
-  const fits = (occ: readonly Occupant[]) => (capOk(occ.length) ? place(devices, freeBytes(devices, occ), target.need) : undefined);
+  const fits = (occ: readonly Occupant[]) => (capOk(occ.length) ? placeTarget(devices, freeBytes(devices, occ), target) : undefined);
 
   const now = fits(others);
   if (now) return { action: "start", placement: now };
@@ -171,7 +296,7 @@ export function planStart(input: PlanInput): Decision {
     for (const d of o.placement.devices) if (free.has(d.id)) free.set(d.id, free.get(d.id)! + d.bytes);
   };
   let count = others.length;
-  const fitsNow = () => (capOk(count) ? place(devices, free, target.need) : undefined);
+  const fitsNow = () => (capOk(count) ? placeTarget(devices, free, target) : undefined);
   const victims: Occupant[] = [];
   let fitted: Placement | undefined;
   for (const v of order) {
@@ -215,6 +340,7 @@ function refusal(input: PlanInput, unmovable: readonly Occupant[]): Decision {
   if (input.maxLoadedModels > 0 && unmovable.length >= input.maxLoadedModels) {
     return { action: "refuse", reason: `maxLoadedModels ${input.maxLoadedModels} reached by models that cannot be stopped${held}`, needBytes: 0, freeBytes: 0 };
   }
+  if (target.rpc) return rpcRefusal(devices, free, target.need, target.rpc, held);
   const hostFree = Math.max(0, free.get("host") ?? 0);
   if (target.need.gpuBytes > 0 && gpus.length) {
     const gpuFree = gpus.reduce((n, d) => n + Math.max(0, free.get(d.id) ?? 0), 0);
@@ -230,6 +356,34 @@ function refusal(input: PlanInput, unmovable: readonly Occupant[]): Decision {
   }
   const need = target.need.hostBytes + target.need.gpuBytes;
   return { action: "refuse", reason: `needs ${mib(need)} of memory, at most ${mib(hostFree)} available${held}`, needBytes: need, freeBytes: hostFree };
+}
+
+/** The refusal of a model started with --rpc: which device lacks room, and the workers that add nothing. */
+function rpcRefusal(devices: DeviceBudget[], free: Map<string, number>, need: ModelNeed, rpc: RpcTarget, held: string): Decision {
+  const note = unavailableNote(rpc);
+  const hostFree = Math.max(0, free.get("host") ?? 0);
+  if (need.hostBytes > hostFree) {
+    return { action: "refuse", reason: `needs ${mib(need.hostBytes)} of host memory, at most ${mib(hostFree)} available${held}${note}`, needBytes: need.hostBytes, freeBytes: hostFree };
+  }
+  const split = need.gpuBytes > 0 ? splitOverRpc(devices, free, need, rpc) : undefined;
+  if (!split) {
+    const bytes = need.hostBytes + need.gpuBytes;
+    const nowhere = need.gpuBytes > 0 ? " (no remote device or local GPU with free memory to offload to)" : "";
+    return { action: "refuse", reason: `needs ${mib(bytes)} of memory, at most ${mib(hostFree)} available${nowhere}${held}${note}`, needBytes: bytes, freeBytes: hostFree };
+  }
+  const label = (d: DeviceBudget) => (d.kind === "rpc" ? `${d.worker} ${d.name ?? d.id}` : `local GPU ${d.index ?? d.id}`);
+  const room = (d: DeviceBudget) => Math.max(0, free.get(d.id) ?? 0);
+  const total = split.order.reduce((n, d) => n + room(d), 0);
+  let reason: string;
+  if (need.gpuBytes > total) {
+    reason = `needs ${mib(need.gpuBytes)} of device memory, at most ${mib(total)} available on ${split.order.map(label).join(" + ")}`;
+  } else {
+    const i = split.bytes.findIndex((b, k) => b > room(split.order[k]!));
+    const d = split.order[Math.max(0, i)]!;
+    const by = rpc.tensorSplit?.some((x) => x > 0) ? `its tensorSplit ${rpc.tensorSplit.join(",")}` : "llama-server's split by free memory";
+    reason = `${by} puts ${mib(split.bytes[Math.max(0, i)]!)} on ${label(d)}, which has ${mib(room(d))} free`;
+  }
+  return { action: "refuse", reason: `${reason}${held}${note}`, needBytes: need.gpuBytes, freeBytes: total };
 }
 
 /** llama-server arguments and environment that realise a placement. */

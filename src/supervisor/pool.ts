@@ -4,9 +4,10 @@ import type { EventBus } from "../events";
 import { ApiError } from "../http/errors";
 import type { Logger } from "../logs/logger";
 import { maxContextWithin, type MemoryEstimate } from "../memory/estimate";
+import { remoteBudgets, rpcTargetOf, type RemoteWorkerReport } from "../memory/budget";
 import type { MemoryService, SettingsOverride } from "../memory/service";
 import type { ModelRegistry } from "../models/registry";
-import { freeBytes, placementLaunch, planStart, type Decision, type DeviceBudget, type ModelNeed, type Occupant, type OccupantState, type Placement } from "./planner";
+import { freeBytes, placementLabel, placementLaunch, planStart, unavailableNote, type Decision, type DeviceBudget, type ModelNeed, type Occupant, type OccupantState, type Placement, type RpcTarget } from "./planner";
 import type { LaunchPlan, ModelRuntimeInfo, SupervisorApi } from "./types";
 
 /** A granted request slot on a running model. Call release() exactly once when the request ends. */
@@ -42,7 +43,10 @@ export type BeforeStopHook = (modelId: string, ctx: BeforeStopContext) => Promis
 /** GET /api/models/:id/fit: whether, where and at what cost the model would start now. */
 export interface FitAnswer {
   fits: boolean;
-  devices: { id: string; kind: "gpu" | "host"; capacityBytes: number; freeBytes: number; needBytes: number }[];
+  /** Local devices, then the remote devices of RPC workers that are up (kind "rpc", with their worker). */
+  devices: { id: string; kind: "gpu" | "host" | "rpc"; worker?: string; capacityBytes: number; freeBytes: number; needBytes: number }[];
+  /** A model with the `rpc` setting: each of its workers, whether its devices count and why not. */
+  rpcWorkers?: { name: string; counted: boolean; reason?: string }[];
   /** Models that would be stopped (or drained, then stopped) to make room. */
   evict: string[];
   estimatedBytes: number | null;
@@ -52,6 +56,8 @@ export interface FitAnswer {
   maxContextSize: number | null;
   reason: string;
   placement?: Placement;
+  /** Where it would run, for people: "worker-a + local GPU 0", "local GPU 1", "local CPU". */
+  where?: string;
 }
 
 interface Waiter {
@@ -104,6 +110,11 @@ export interface PoolDeps {
   memory?: MemoryService;
   log?: Logger;
   bus?: EventBus;
+  /**
+   * What the RPC workers report now (RpcWorkers' snapshot): their devices count for the models
+   * started with --rpc over them. Absent: no workers.
+   */
+  rpcWorkers?: () => readonly RemoteWorkerReport[];
 }
 
 export interface PoolOptions {
@@ -128,6 +139,15 @@ export function measuredPlacement(p: Placement, devices: readonly import("../db/
       d.id === "host" ? { id: d.id, bytes: host } : { id: d.id, bytes: plannedGpu > 0 ? (d.bytes / plannedGpu) * gpu : gpu / Math.max(1, p.gpus.length) },
     ),
   };
+}
+
+/** Each worker of a model's `rpc` setting, and whether its devices counted in the plan. */
+function rpcWorkersOf(setting: readonly string[] | "all" | undefined, rpc: RpcTarget, workers: readonly RemoteWorkerReport[]): NonNullable<FitAnswer["rpcWorkers"]> {
+  const names = setting === "all" ? workers.map((w) => w.name) : [...(setting ?? [])];
+  return names.map((name) => {
+    const missing = rpc.unavailable.find((u) => u.worker === name);
+    return missing ? { name, counted: false, reason: missing.reason } : { name, counted: true };
+  });
 }
 
 const cancelled = (id: string) => new ApiError("SERVICE_UNAVAILABLE", `Start of ${id} cancelled by a stop`);
@@ -477,10 +497,18 @@ export class ModelPool {
     const occupants = this.occupants(modelId);
     const ownPids = new Set(this.sup.runtimes().flatMap((r) => (r.pid ? [r.pid] : [])));
     const ownHost = occupants.filter((o) => o.state === "running").reduce((n, o) => n + (o.placement.devices.find((d) => d.id === "host")?.bytes ?? 0), 0);
-    const devices = this.memory ? this.memory.devicesNow(ownPids, ownHost) : UNLIMITED_HOST;
-    if (!devices) return undefined;
-    const need = row && this.memory ? this.memory.needOf(row, override) : ZERO_NEED;
-    return { row, devices, occupants, need };
+    const local = this.memory ? this.memory.devicesNow(ownPids, ownHost) : UNLIMITED_HOST;
+    if (!local) return undefined;
+    // Every known remote device is listed (what running models hold there is counted), but only a
+    // model started with --rpc over its worker can use it (planner: target.rpc).
+    const workers = this.deps.rpcWorkers?.() ?? [];
+    const cfg = this.config();
+    const devices = workers.length ? [...local, ...remoteBudgets(workers, cfg.memoryMarginMiB, cfg.memoryLimitMiB)] : local;
+    const rpc: RpcTarget | undefined = rpcTargetOf(row?.settings?.rpc, row?.settings?.tensorSplit, workers);
+    // Layers go to the remote devices even on a host without GPUs: estimate them offloaded.
+    const offload = (this.memory?.gpusPresent() ?? false) || (rpc?.devices.length ?? 0) > 0;
+    const need = row && this.memory ? this.memory.needOf(row, override, offload) : ZERO_NEED;
+    return { row, devices, occupants, need, rpc, offload };
   }
 
   private planNow(modelId: string): Decision | undefined {
@@ -489,7 +517,7 @@ export class ModelPool {
     return planStart({
       devices: p.devices,
       occupants: p.occupants,
-      target: { id: modelId, need: p.need, allowPartialOffload: p.row?.settings?.allowPartialOffload ?? false },
+      target: { id: modelId, need: p.need, allowPartialOffload: p.row?.settings?.allowPartialOffload ?? false, ...(p.rpc ? { rpc: p.rpc } : {}) },
       maxLoadedModels: this.config().maxLoadedModels,
     });
   }
@@ -728,7 +756,8 @@ export class ModelPool {
     await this.memory?.refreshDevices();
     const p = this.planInput(modelId, override);
     const row = p?.row;
-    const estimate: MemoryEstimate | undefined = row && this.memory ? this.memory.estimate(row, override) : undefined;
+    const rpc = p?.rpc;
+    const estimate: MemoryEstimate | undefined = row && this.memory ? this.memory.estimate(row, override, p?.offload) : undefined;
     const devices = p?.devices ?? UNLIMITED_HOST;
     let occupants = p?.occupants ?? [];
     const need = p?.need ?? ZERO_NEED;
@@ -737,7 +766,7 @@ export class ModelPool {
     let decision: Decision;
     let waitedFor = "";
     for (let i = 0; ; i++) {
-      decision = planStart({ devices, occupants, target: { id: modelId, need, allowPartialOffload: row?.settings?.allowPartialOffload ?? false }, maxLoadedModels: this.config().maxLoadedModels });
+      decision = planStart({ devices, occupants, target: { id: modelId, need, allowPartialOffload: row?.settings?.allowPartialOffload ?? false, ...(rpc ? { rpc } : {}) }, maxLoadedModels: this.config().maxLoadedModels });
       if (i > occupants.length + 2) break;
       if (decision.action === "stop" || decision.action === "drain") {
         evict.push(...decision.models);
@@ -749,27 +778,35 @@ export class ModelPool {
       } else break;
     }
     const used = decision.action === "start" ? decision.placement.devices : [];
-    const relevant = decision.action === "start" ? new Set(used.map((d) => d.id)) : new Set(devices.filter((d) => (need.gpuBytes > 0 ? d.kind === "gpu" : d.kind === "host")).map((d) => d.id));
+    // The devices the model can offload to: local GPUs, and its workers' devices when it has `rpc`.
+    const offloadTo = (d: DeviceBudget) => d.kind === "gpu" || (d.kind === "rpc" && (rpc?.devices.includes(d.id) ?? false));
+    const relevant = decision.action === "start" ? new Set(used.map((d) => d.id)) : new Set(devices.filter((d) => (need.gpuBytes > 0 ? offloadTo(d) : d.kind === "host")).map((d) => d.id));
     // The largest context: against the room left once every model that could be stopped is gone.
     let maxContextSize: number | null = null;
     const facts = row && this.memory ? this.memory.factsOf(row).facts : undefined;
     if (facts && row && this.memory) {
       const settings = this.memory.settingsOf(row, override);
-      const gpus = this.memory.gpusPresent() && need.gpuBytes > 0;
+      const gpus = (p?.offload ?? false) && need.gpuBytes > 0;
       const unmovable = (p?.occupants ?? []).filter((o) => o.pinned || o.state === "loading");
       const free = freeBytes(devices, unmovable);
       const budget = gpus
-        ? devices.filter((d) => d.kind === "gpu").reduce((n, d) => n + Math.max(0, free.get(d.id) ?? 0), 0)
+        ? devices.filter(offloadTo).reduce((n, d) => n + Math.max(0, free.get(d.id) ?? 0), 0)
         : Math.max(0, free.get("host") ?? 0);
       maxContextSize = maxContextWithin(facts, settings, gpus, budget);
     }
     const fits = decision.action === "start";
+    // A model over RPC workers says where it lands ("fits over worker-a + local GPU 0") and
+    // which of its workers add nothing; the refusal already carries the latter.
+    const where = fits && rpc ? ` over ${placementLabel((decision as { placement: Placement }).placement, devices)}` : "";
+    const note = fits ? unavailableNote(rpc) : "";
     const reason = fits
-      ? evict.length
-        ? `fits after stopping ${evict.join(", ")}`
-        : waitedFor
-          ? `fits once the current loads and stops finish (${waitedFor})`
-          : "fits now"
+      ? (evict.length
+          ? `fits${where} after stopping ${evict.join(", ")}`
+          : waitedFor
+            ? `fits${where} once the current loads and stops finish (${waitedFor})`
+            : where
+              ? `fits${where}`
+              : "fits now") + note
       : decision.action === "refuse"
         ? decision.reason
         : "undecided";
@@ -778,6 +815,7 @@ export class ModelPool {
       devices: devices.map((d) => ({
         id: d.id,
         kind: d.kind,
+        ...(d.worker ? { worker: d.worker } : {}),
         capacityBytes: d.capacityBytes,
         freeBytes: Math.max(0, freeNow.get(d.id) ?? 0),
         needBytes: used.find((u) => u.id === d.id)?.bytes ?? 0,
@@ -787,7 +825,8 @@ export class ModelPool {
       freeBytes: [...relevant].reduce((n, id) => n + Math.max(0, freeNow.get(id) ?? 0), 0),
       maxContextSize,
       reason,
-      ...(decision.action === "start" ? { placement: decision.placement } : {}),
+      ...(decision.action === "start" ? { placement: decision.placement, where: placementLabel(decision.placement, devices) } : {}),
+      ...(rpc ? { rpcWorkers: rpcWorkersOf(row?.settings?.rpc, rpc, this.deps.rpcWorkers?.() ?? []) } : {}),
     };
   }
 

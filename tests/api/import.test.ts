@@ -54,8 +54,46 @@ test("import registers the model with its settings; a second import reports it i
 
   const again = await (await post({ yaml: exampleYaml })).json();
   expect(again.data.registered).toEqual([]);
-  expect(again.data.failed).toEqual([{ item: "models.gpt-oss-120b", reason: expect.stringContaining("already registered") }]);
+  expect(again.data.failed).toEqual([
+    { item: "models.gpt-oss-120b", reason: expect.stringContaining("already registered") },
+    { item: "peers.llama-swap-peer", reason: "a peer with that name is already configured" },
+    { item: "peers.openrouter", reason: "a peer with that name is already configured" },
+  ]);
   expect(t.services.registry.list()).toHaveLength(1);
+});
+
+test("peers: the dry run shows them (never a key), the import adds them to the config, a second import reports them", async () => {
+  const yaml = `models:\n  far: {cmd: "", proxy: "http://10.1.2.3:8080"}\npeers:\n  box:\n    proxy: http://10.1.2.4\n    apiKey: sk-peer-secret-1\n    models: [qwen, llama]\n`;
+  const dry = await post({ yaml, dryRun: true });
+  const dryText = await dry.text();
+  expect(dryText).not.toContain("sk-peer-secret-1");
+  const d = JSON.parse(dryText);
+  expect(d.data.peers).toEqual([
+    { from: "models.far", name: "far", url: "http://10.1.2.3:8080", models: ["far"], hasApiKey: false, notes: ["no cmd: requests go to http://10.1.2.3:8080"] },
+    { from: "peers.box", name: "box", url: "http://10.1.2.4", models: ["qwen", "llama"], hasApiKey: true, notes: [expect.stringContaining("routes 2 model(s)")] },
+  ]);
+  expect(t.services.config.get().peers).toEqual([]);
+
+  const body = await (await post({ yaml })).json();
+  expect(body.data.addedPeers).toEqual([
+    { name: "far", from: "models.far", url: "http://10.1.2.3:8080" },
+    { name: "box", from: "peers.box", url: "http://10.1.2.4" },
+  ]);
+  expect(body.data.failed).toEqual([]);
+  expect(t.services.config.get().peers).toEqual([
+    { name: "far", url: "http://10.1.2.3:8080", models: ["far"] },
+    { name: "box", url: "http://10.1.2.4", apiKey: "sk-peer-secret-1", models: ["qwen", "llama"] },
+  ]);
+  // The running peer registry took them (config.changed), so routing sees them at once.
+  expect(t.services.peers.snapshot().map((p) => p.name).sort()).toEqual(["box", "far"]);
+
+  const again = await (await post({ yaml })).json();
+  expect(again.data.addedPeers).toEqual([]);
+  expect(again.data.failed).toEqual([
+    { item: "models.far", reason: "a peer with that name is already configured" },
+    { item: "peers.box", reason: "a peer with that name is already configured" },
+  ]);
+  expect(t.services.config.get().peers).toHaveLength(2);
 });
 
 test("a model whose file is missing fails alone; the others are registered", async () => {

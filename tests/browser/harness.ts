@@ -22,7 +22,7 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(): Promise<Harness> {
+export async function startHarness(extra: { apiKey?: string } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "lap-browser-"));
   const configPath = join(dir, "llama-server-config.json");
   writeFileSync(
@@ -40,6 +40,7 @@ export async function startHarness(): Promise<Harness> {
     databasePath: join(dir, "test.db"),
     // metrics_update twice a second (reference: 10 s) so live chart appends are seen quickly.
     realtime: { metricsIntervalMs: 500 },
+    ...extra,
   };
   const server = await startServer(options);
   const harness: Harness = {

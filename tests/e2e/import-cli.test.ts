@@ -20,8 +20,11 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+// The example's openrouter peer reads ${env.OPENROUTER_API_KEY}; the test pins it unset.
+const { OPENROUTER_API_KEY: _unset, ...withoutOpenRouterKey } = process.env;
+
 async function run(args: string[]) {
-  const proc = Bun.spawn([process.execPath, MAIN, ...args], { cwd: dir, env: { ...process.env, HOME: "/home/u" }, stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([process.execPath, MAIN, ...args], { cwd: dir, env: { ...withoutOpenRouterKey, HOME: "/home/u" }, stdout: "pipe", stderr: "pipe" });
   const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   return { code, stdout, stderr };
 }
@@ -44,6 +47,7 @@ test("parseCli: the import subcommand and its mistakes", () => {
   expect(() => parseCli(["import", "llama-swap", "a", "--port", "1"], {})).toThrow(UsageError);
 });
 
+// Three runs of the CLI (each a new bun process opening the database): seconds on 2 busy cores.
 test("--dry-run prints the plan and writes nothing; the import registers; a second run reports it", async () => {
   const dataDir = join(dir, "data");
   const dry = await run(["import", "llama-swap", "config.yaml", "--dry-run", "--data-dir", dataDir]);
@@ -52,11 +56,13 @@ test("--dry-run prints the plan and writes nothing; the import registers; a seco
   expect(dry.stdout).toContain("Models to import:\n  gpt-oss-120b -> gpt-oss-120b  " + join(dir, "path/to/gpt-oss-120B.gguf"));
   expect(dry.stdout).toContain("models.docker-llama: runs a container (docker)");
   expect(dry.stdout).toContain("loadTimeoutSeconds = 500");
+  expect(dry.stdout).toContain("Peers to add:\n  peers.llama-swap-peer -> llama-swap-peer  http://192.168.1.23\n      models=[\"model_a\",\"model_b\",\"embeddings/model_c\"]");
+  expect(dry.stdout).toContain("peers.openrouter.apiKey: environment variable OPENROUTER_API_KEY, which is not set");
   expect(registered(dataDir)).toEqual([]);
 
   const real = await run(["import", "llama-swap", "config.yaml", "--data-dir", dataDir]);
   expect(real.code).toBe(0);
-  expect(real.stdout).toContain("1 model(s) registered, 0 failed, 31 item(s) not imported.");
+  expect(real.stdout).toContain("1 model(s) registered, 2 peer(s) added, 0 failed, 33 item(s) not imported.");
   const rows = registered(dataDir);
   expect(rows.map((r) => [r.id, r.settings.ctxSize, r.settings.aliases])).toEqual([["gpt-oss-120b", 16384, ["gpt-4o-mini"]]]);
 
@@ -65,7 +71,7 @@ test("--dry-run prints the plan and writes nothing; the import registers; a seco
   expect(again.stdout).toContain("FAILED gpt-oss-120b");
   expect(again.stdout).toContain("already registered");
   expect(registered(dataDir)).toHaveLength(1);
-});
+}, 30_000);
 
 test("an unreadable or invalid file: a clear error and exit status 1", async () => {
   const missing = await run(["import", "llama-swap", "nope.yaml", "--dry-run", "--data-dir", join(dir, "d2")]);

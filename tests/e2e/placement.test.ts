@@ -7,7 +7,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { llamaModel, writeGguf, type LlamaShape } from "../fixtures/gguf-writer";
-import { makeHarness, type Harness } from "../fixtures/supervisor-harness";
+import { createApp } from "../../src/app";
+import { startWorker, type RunningWorker } from "../../src/rpc/worker";
+import { makeHarness, waitFor, type Harness } from "../fixtures/supervisor-harness";
 
 const BIN = resolve(import.meta.dir, "../fixtures/bin");
 const GiB = 1024 ** 3;
@@ -117,4 +119,76 @@ describe("placement on several GPUs", () => {
     expect(String(err.message)).toMatch(/does not fit: needs \d+ MiB of GPU memory, at most \d+ MiB available on 2 GPUs/);
     expect(state("huge")).toBe("stopped");
   });
+});
+
+describe("placement over RPC workers (a worker with the fake rpc-server reporting an 80 GB GPU)", () => {
+  const FAKE_RPC = resolve(import.meta.dir, "../fixtures/fake-rpc-server.ts");
+  const KEY = "worker-secret-1";
+  let worker: RunningWorker | undefined;
+  afterEach(async () => {
+    await worker?.stop();
+    worker = undefined;
+  });
+
+  test("/fit counts the worker's device for a model with rpc, says where it lands, and says when the worker adds nothing", async () => {
+    const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const rpcPort = probe.port;
+    probe.stop(true);
+    worker = await startWorker({
+      port: 0, host: "127.0.0.1", apiKey: KEY, quiet: true,
+      rpc: { binary: FAKE_RPC, host: "127.0.0.1", port: rpcPort, env: { FAKE_RPC_DEVICES: "CUDA0:NVIDIA Fake 80G:81920:80000" } },
+    });
+    await worker.rpc.whenRunning();
+    await waitFor(() => worker!.rpc.status().devices.length === 1, "the worker's device list");
+    h = await makeHarness({ config: { maxLoadedModels: 0, ctx_size: 512 } });
+    h.services.config.update({ ...h.services.config.get(), rpcWorkers: [{ name: "w1", url: worker.url, apiKey: KEY }] });
+    await h.services.rpcWorkers.checkAll();
+    // ~200 GiB of layers: more than both local GPUs have (42 + 122 GiB free), less than they have with w1's 78.
+    add(h, "huge", wide(160));
+    const app = createApp(h.services);
+    const fit = async (id: string) => ((await (await app.request(`/api/models/${id}/fit`)).json()) as any).data;
+
+    const local = await fit("huge");
+    expect(local.fits).toBe(false);
+    expect(local.reason).toMatch(/needs \d+ MiB of GPU memory, at most \d+ MiB available on 2 GPUs/);
+
+    h.services.registry.update("huge", { settings: { ...h.services.registry.get("huge")!.settings, rpc: ["w1"] } });
+    const over = await fit("huge");
+    expect(over.fits, over.reason).toBe(true);
+    expect(over.reason).toBe("fits over w1 + local GPU 0 + local GPU 1");
+    expect(over.where).toBe("w1 + local GPU 0 + local GPU 1");
+    expect(over.rpcWorkers).toEqual([{ name: "w1", counted: true }]);
+    expect(over.placement.workers).toEqual(["w1"]);
+    const remote = over.devices.find((d: { id: string }) => d.id === "rpc:w1/CUDA0");
+    expect(remote).toMatchObject({ kind: "rpc", worker: "w1", capacityBytes: (80000 - 1024) * MiB });
+    // Split by free memory, as llama-server will: every device takes its share, none is over.
+    for (const d of over.devices.filter((x: { kind: string }) => x.kind !== "host")) {
+      expect(d.needBytes).toBeGreaterThan(0);
+      expect(d.needBytes).toBeLessThanOrEqual(d.freeBytes);
+    }
+    // The console's hint says the same.
+    const hint = await (await app.request("/ui/models/huge/fit")).text();
+    expect(hint).toContain("fits over w1 + local GPU 0 + local GPU 1");
+
+    // Started for real: --rpc to the worker's rpc-server, every local GPU visible, the placement kept.
+    await h.services.pool.start("huge");
+    const c = child(h, "huge");
+    expect(c.flag("--rpc")).toBe(`127.0.0.1:${rpcPort}`);
+    expect(c.env.CUDA_VISIBLE_DEVICES).toBe("0,1");
+    expect(c.argv).not.toContain("--tensor-split");
+    expect(h.supervisor.runtimeOf("huge")!.placement!.workers).toEqual(["w1"]);
+    const page = await (await app.request("/models")).text();
+    expect(page).toContain("over w1 + GPU 0+1");
+    await h.services.pool.stop("huge");
+
+    // The worker goes away: it contributes nothing, and the answer says why.
+    await worker.stop();
+    worker = undefined;
+    await h.services.rpcWorkers.checkAll();
+    const down = await fit("huge");
+    expect(down.fits).toBe(false);
+    expect(down.reason).toMatch(/at most \d+ MiB available on local GPU 0 \+ local GPU 1; w1 contributes nothing: down \(/);
+    expect(down.rpcWorkers).toEqual([{ name: "w1", counted: false, reason: expect.stringMatching(/^down \(/) }]);
+    expect(down.devices.some((d: { kind: string }) => d.kind === "rpc")).toBe(false);
+  }, 30_000);
 });

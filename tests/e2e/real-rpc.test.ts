@@ -87,6 +87,16 @@ describe.skipIf(!enabled)("a model over two real rpc-servers", () => {
   };
 
   test("starts with --rpc over both workers and streams a chat completion through the proxy", async () => {
+    // The planner counts the devices the real rpc-servers reported (their start banners).
+    await srv.services.rpcWorkers.checkAll();
+    const fit = (await (await fetch(`${srv.url}/api/models/tiny/fit`)).json()).data;
+    expect(fit.reason).toBe("fits over w1 + w2");
+    expect(fit.rpcWorkers).toEqual([{ name: "w1", counted: true }, { name: "w2", counted: true }]);
+    expect(fit.devices.filter((d: { kind: string }) => d.kind === "rpc").map((d: { worker: string }) => d.worker)).toEqual(["w1", "w2"]);
+    // This host has no GPU, yet the layers go to the workers' devices: the estimate says so.
+    const view = (await (await fetch(`${srv.url}/api/models/tiny`)).json()).data;
+    expect(view.memory.breakdown.offloadedLayers).toBeGreaterThan(0);
+    expect(view.memory.breakdown.gpuBytes).toBeGreaterThan(0);
     const t0 = performance.now();
     const started = await fetch(`${srv.url}/api/models/tiny/start`, { method: "POST", headers: { "content-type": "application/json" } });
     const body = await started.json();

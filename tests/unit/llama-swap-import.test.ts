@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { cudaDevicesToArgs, ImportError, mapLlamaServerArgs, planLlamaSwapImport, type LlamaSwapPlan } from "../../src/import/llama-swap";
+import { cudaDevicesToArgs, ImportError, literalGlob, mapLlamaServerArgs, planLlamaSwapImport, type LlamaSwapPlan } from "../../src/import/llama-swap";
 import { splitCommand, splitWords } from "../../src/import/shell-words";
 import { rewriteBody } from "../../src/proxy/rewrite";
 
@@ -180,13 +180,43 @@ describe("the real llama-swap example files", () => {
     expect(reasonOf(p, "models.docker-llama")).toBe("runs a container (docker): only llama-server models can be imported");
     expect(reasonOf(p, "models.unlisted-model")).toBe("runs some-upstream-server, not llama-server: only llama-server models can be imported");
     expect(reasonOf(p, "models.gpt-oss-120b.filters.setParamsByID")).toStartWith("no per-alias parameters");
-    expect(reasonOf(p, "peers")).toBeDefined();
+    // peers: is mapped now (its own test below); only what has no equivalent is listed.
+    expect(reasonOf(p, "peers")).toBeUndefined();
+    expect(p.peers.map((x) => x.peer.name)).toEqual(["llama-swap-peer", "openrouter"]);
     expect(reasonOf(p, "groups")).toContain("set maxLoadedModels to that");
     expect(reasonOf(p, "hooks.on_startup.preload llama")).toBe("no imported model has that name");
     // Every top-level key of the file is either mapped or listed.
     const listed = new Set(p.notImported.map((n) => n.item.split(/[. ]/)[0]));
     for (const key of ["logLevel", "apiKeys", "profiles", "selectors", "upstream", "captureBuffer", "ui", "performance", "startPort"]) expect(listed.has(key)).toBe(true);
-    expect(p.notImported.length).toBe(31);
+    // 31 before peers were mapped: "peers" went, openrouter's unset apiKey, timeouts and filters came.
+    expect(p.notImported.length).toBe(33);
+  });
+
+  test("config.example.yaml peers: url, exact model ids, the key from the environment or listed when unset", () => {
+    const withoutKey = plan(fixture("config.example.yaml"), { HOME: "/home/u" });
+    expect(withoutKey.peers.map((x) => [x.item, x.peer])).toEqual([
+      ["peers.llama-swap-peer", { name: "llama-swap-peer", url: "http://192.168.1.23", models: ["model_a", "model_b", "embeddings/model_c"] }],
+      [
+        "peers.openrouter",
+        {
+          name: "openrouter",
+          url: "https://openrouter.ai/api",
+          models: ["meta-llama/llama-3.1-8b-instruct", "qwen/qwen3-235b-a22b-2507", "deepseek/deepseek-v3.2", "z-ai/glm-4.7", "moonshotai/kimi-k2-0905", "minimax/minimax-m2.1"],
+        },
+      ],
+    ]);
+    expect(reasonOf(withoutKey, "peers.openrouter.apiKey")).toBe("environment variable OPENROUTER_API_KEY, which is not set: the peer is added without a key (add apiKey to it in the config)");
+    expect(reasonOf(withoutKey, "peers.openrouter.filters")).toStartWith("no per-peer request rewriting");
+    expect(reasonOf(withoutKey, "peers.openrouter.timeouts")).toStartWith("peer timeouts are the proxy's own");
+    expect(withoutKey.peers[0]!.notes[0]).toContain("'llama-swap-peer/<model>' names are not recognised here");
+
+    const withKey = plan(fixture("config.example.yaml"), { HOME: "/home/u", OPENROUTER_API_KEY: "sk-or-v1-abc" });
+    expect(withKey.peers[1]!.peer.apiKey).toBe("sk-or-v1-abc");
+    expect(reasonOf(withKey, "peers.openrouter.apiKey")).toBeUndefined();
+  });
+
+  test("the docker example has no peers", () => {
+    expect(plan(fixture("docker-config.example.yaml")).peers).toEqual([]);
   });
 
   test("docker-config.example.yaml: -hf models and sd-server are listed, not imported", () => {
@@ -212,6 +242,63 @@ models:
     expect(p.models[0]!.entry.settings).toEqual({ ctxSize: 2048, extraArgs: ["--verbose"], aliases: ["fast", "mine"], autoStart: true });
     expect(reasonOf(p, "colour")).toBe("unknown llama-swap setting");
     expect(reasonOf(p, "models.m.frobnicate")).toBe("unknown llama-swap setting");
+  });
+});
+
+describe("peers from llama-swap", () => {
+  test("a model llama-swap only proxies to another host becomes a peer; a remote llama-server it runs stays a local model", () => {
+    const p = plan(`
+macros: { box: "http://10.0.0.7:9000" }
+models:
+  remote-only:
+    proxy: \${box}
+    cmd: ""
+    ttl: 60
+  vllm-box:
+    cmd: docker run --rm vllm/vllm-openai --model Qwen/Qwen2.5-7B
+    proxy: https://gpu.example.net/base/
+    useModelName: Qwen/Qwen2.5-7B
+    aliases: [qwen]
+  bound-to-lan:
+    cmd: llama-server -m /m/a.gguf --host 0.0.0.0 --port 8081
+    proxy: http://192.168.1.9:8081
+  local-docker:
+    cmd: docker run x
+    proxy: http://127.0.0.1:9999
+peers:
+  "bad peer!":
+    proxy: ftp://files.example
+    models: [a]
+  empty: { proxy: "http://10.0.0.8" }
+  vllm-box: { proxy: "http://10.0.0.9", models: ["x*y", "[z]"] }
+`);
+    expect(p.peers.map((x) => [x.item, x.peer])).toEqual([
+      ["models.remote-only", { name: "remote-only", url: "http://10.0.0.7:9000", models: ["remote-only"] }],
+      // Trailing slash trimmed; the remote's own name (useModelName) is what routes.
+      ["models.vllm-box", { name: "vllm-box", url: "https://gpu.example.net/base", models: ["Qwen/Qwen2.5-7B"] }],
+      // The same name again gets a suffix; glob characters of llama-swap's exact ids are escaped.
+      ["peers.vllm-box", { name: "vllm-box-2", url: "http://10.0.0.9", models: ["x\\*y", "\\[z\\]"] }],
+    ]);
+    expect(p.peers[1]!.notes).toEqual([
+      "its cmd (docker) is not run here: the server at https://gpu.example.net/base/ must already be running",
+      "clients ask for it as 'Qwen/Qwen2.5-7B' (useModelName): llama-swap's id 'vllm-box' is not an alias of a peer's model here",
+    ]);
+    expect(reasonOf(p, "models.remote-only.ttl")).toBe("the model is served by a peer: per-model settings do not apply to it");
+    expect(reasonOf(p, "models.vllm-box.aliases")).toBe("a peer's models are asked for by the ids the peer lists");
+    expect(p.models.map((m) => m.from)).toEqual(["bound-to-lan"]);
+    expect(p.models[0]!.notes).toContain("proxy http://192.168.1.9:8081 ignored: the proxy talks to the llama-server it starts");
+    expect(reasonOf(p, "models.local-docker")).toBe("runs a container (docker): only llama-server models can be imported");
+    expect(reasonOf(p, "peers.bad peer!")).toBe("not a valid peer here: url: peer url must use http or https, not ftp");
+    expect(reasonOf(p, "peers.empty")).toBe("it lists no models (llama-swap routes only the models listed)");
+  });
+
+  test("literalGlob: an exact id matches itself only", () => {
+    for (const id of ["a*b", "x?[y]", "{a,b}", "back\\slash", "!neg", "meta-llama/llama-3.1-8b"]) {
+      const g = new Bun.Glob(literalGlob(id));
+      expect(g.match(id)).toBe(true);
+    }
+    expect(new Bun.Glob(literalGlob("a*b")).match("aXb")).toBe(false);
+    expect(new Bun.Glob(literalGlob("x?")).match("xy")).toBe(false);
   });
 });
 

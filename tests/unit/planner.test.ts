@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { place, placementLaunch, planStart, type DeviceBudget, type ModelNeed, type Occupant, type PlanInput } from "../../src/supervisor/planner";
+import { place, placementLabel, placementLaunch, planStart, splitOverRpc, type DeviceBudget, type ModelNeed, type Occupant, type PlanInput, type RpcTarget } from "../../src/supervisor/planner";
 
 const G = 1024 ** 3;
 const host = (gb: number): DeviceBudget => ({ id: "host", kind: "host", capacityBytes: gb * G });
@@ -90,5 +90,84 @@ describe("placementLaunch", () => {
     const l = placementLaunch(p as never, present);
     expect(l.args).toEqual([...args]);
     expect(l.env).toMatchObject(env);
+  });
+});
+
+/** A device of an RPC worker (what remoteBudgets makes of the worker's report). */
+const rdev = (worker: string, name: string, gb: number): DeviceBudget => ({ id: `rpc:${worker}/${name}`, kind: "rpc", worker, name, capacityBytes: gb * G });
+const rpc = (devices: string[], o: Partial<RpcTarget> = {}): RpcTarget => ({ devices, unavailable: [], ...o });
+const over = (devices: DeviceBudget[], occupants: Occupant[], n: ModelNeed, r: RpcTarget, o: Partial<PlanInput> = {}): PlanInput => {
+  const i = input(devices, occupants, n, o);
+  return { ...i, target: { ...i.target, rpc: r } };
+};
+
+describe("planStart: a model started with --rpc counts its workers' devices", () => {
+  test.each([
+    // 20 GB in 10 layers of 2 GB: split by free memory (24 : 8), remote first as llama-server orders
+    // them; layer k goes where k/11 falls among the split points (0.75, 1).
+    ["too big for the local GPU: fits over the worker + the local GPU",
+      over([host(64), gpu(0, 8), rdev("worker-a", "CUDA0", 24)], [], need(20), rpc(["rpc:worker-a/CUDA0"])),
+      { action: "start", placement: { gpus: [0], workers: ["worker-a"], devices: [{ id: "rpc:worker-a/CUDA0", bytes: 18 * G }, { id: "gpu0", bytes: 2 * G }, { id: "host", bytes: 0.5 * G }] } }],
+    ["the same model without rpc: refused, the remote device is not its to use",
+      input([host(64), gpu(0, 8), rdev("worker-a", "CUDA0", 24)], [], need(20)),
+      { action: "refuse", needBytes: 20 * G, freeBytes: 8 * G }],
+    ["tensorSplit 1,1 over two CPU workers on a host without GPUs",
+      over([host(64), rdev("w1", "CPU", 16), rdev("w2", "CPU", 16)], [], need(20), rpc(["rpc:w1/CPU", "rpc:w2/CPU"], { tensorSplit: [1, 1] })),
+      { action: "start", placement: { gpus: [], workers: ["w1", "w2"], devices: [{ id: "rpc:w1/CPU", bytes: 12 * G }, { id: "rpc:w2/CPU", bytes: 8 * G }, { id: "host", bytes: 0.5 * G }] } }],
+    ["a tensorSplit that leaves a local GPU out puts nothing there",
+      over([host(64), gpu(0, 40), rdev("w1", "CUDA0", 24)], [], need(10), rpc(["rpc:w1/CUDA0"], { tensorSplit: [1] })),
+      { action: "start", placement: { gpus: [0], workers: ["w1"], devices: [{ id: "rpc:w1/CUDA0", bytes: 10 * G }, { id: "host", bytes: 0.5 * G }] } }],
+    ["what a running model holds on the worker counts: it is stopped to make room",
+      over([host(64), rdev("w1", "CPU", 16)], [occ("a", { "rpc:w1/CPU": 10, host: 1 })], need(10), rpc(["rpc:w1/CPU"])),
+      { action: "stop", models: ["a"] }],
+    ["a model on the local GPU is not stopped for room it does not hold",
+      over([host(64), gpu(0, 8), rdev("w1", "CPU", 12)], [occ("local", { gpu0: 8, host: 1 })], need(10), rpc(["rpc:w1/CPU"])),
+      { action: "start", placement: { workers: ["w1"], devices: [{ id: "rpc:w1/CPU", bytes: 10 * G }, { id: "host", bytes: 0.5 * G }] } }],
+    ["-ngl 0 over rpc: all on the host",
+      over([host(64), rdev("w1", "CPU", 16)], [], hostNeed(4), rpc(["rpc:w1/CPU"])),
+      { action: "start", placement: { devices: [{ id: "host", bytes: 4 * G }] } }],
+  ] as [string, PlanInput, unknown][])("%s", (_l, inp, expected) => {
+    expect(planStart(inp)).toMatchObject(expected as object);
+  });
+
+  test.each([
+    ["a worker that is down contributes nothing, and the refusal says so",
+      over([host(64), gpu(0, 8)], [], need(20), rpc([], { unavailable: [{ worker: "worker-a", reason: "down (connection refused)" }] })),
+      "needs 20480 MiB of device memory, at most 8192 MiB available on local GPU 0; worker-a contributes nothing: down (connection refused)"],
+    ["too big for everything together: the total over every device",
+      over([host(64), gpu(0, 8), rdev("w1", "CUDA0", 8)], [], need(20), rpc(["rpc:w1/CUDA0"])),
+      "needs 20480 MiB of device memory, at most 16384 MiB available on w1 CUDA0 + local GPU 0"],
+    ["enough in total, but the tensorSplit overfills one worker",
+      over([host(64), rdev("w1", "CPU", 8), rdev("w2", "CPU", 16)], [], need(20), rpc(["rpc:w1/CPU", "rpc:w2/CPU"], { tensorSplit: [1, 1] })),
+      "its tensorSplit 1,1 puts 12288 MiB on w1 CPU, which has 8192 MiB free"],
+    ["no device to offload to at all and the host is too small",
+      over([host(8)], [], need(20), rpc([], { unavailable: [{ worker: "w1", reason: "its devices are not known (the worker reported none)" }] })),
+      "needs 20992 MiB of memory, at most 8192 MiB available (no remote device or local GPU with free memory to offload to); w1 contributes nothing: its devices are not known (the worker reported none)"],
+  ] as [string, PlanInput, string][])("refused: %s", (_l, inp, reason) => {
+    const d = planStart(inp);
+    expect(d.action).toBe("refuse");
+    expect(d.action === "refuse" && d.reason).toBe(reason);
+  });
+
+  test("the split replays llama.cpp's: cumulative points, the fixed part with the output layer", () => {
+    // 12 GB: 10 layers of 1 GB + 2 GB fixed (output, compute). Free 24 : 8 -> points 0.75, 1.
+    const n: ModelNeed = { gpuBytes: 12 * G, hostBytes: 0, gpuLayerBytes: new Array(10).fill(1 * G) };
+    const devices = [host(8), gpu(0, 8), rdev("w1", "CUDA0", 24)];
+    const s = splitOverRpc(devices, new Map(devices.map((d) => [d.id, d.capacityBytes])), n, rpc(["rpc:w1/CUDA0"]))!;
+    expect(s.order.map((d) => d.id)).toEqual(["rpc:w1/CUDA0", "gpu0"]);
+    expect(s.bytes).toEqual([9 * G, 3 * G]);
+  });
+});
+
+describe("placementLabel", () => {
+  const devs = [host(64), gpu(0, 8), gpu(1, 8), rdev("worker-a", "CUDA0", 24), rdev("w2", "CUDA0", 8), rdev("w2", "CUDA1", 8)];
+  test.each([
+    ["a worker and a local GPU", { devices: [{ id: "rpc:worker-a/CUDA0", bytes: 1 }, { id: "gpu0", bytes: 1 }, { id: "host", bytes: 1 }], gpus: [0] }, "worker-a + local GPU 0"],
+    ["two devices of one worker", { devices: [{ id: "rpc:w2/CUDA0", bytes: 1 }, { id: "rpc:w2/CUDA1", bytes: 1 }, { id: "host", bytes: 1 }], gpus: [] }, "w2 (CUDA0, CUDA1)"],
+    ["a device the split gives nothing is not named", { devices: [{ id: "rpc:worker-a/CUDA0", bytes: 1 }, { id: "gpu1", bytes: 0 }, { id: "host", bytes: 1 }], gpus: [1] }, "worker-a"],
+    ["local GPUs only", { devices: [{ id: "gpu1", bytes: 1 }, { id: "gpu0", bytes: 1 }, { id: "host", bytes: 1 }], gpus: [1, 0] }, "local GPU 1 + local GPU 0"],
+    ["the host only", { devices: [{ id: "host", bytes: 1 }], gpus: [] }, "local CPU"],
+  ] as [string, Parameters<typeof placementLabel>[0], string][])("%s", (_l, p, label) => {
+    expect(placementLabel(p, devs)).toBe(label);
   });
 });

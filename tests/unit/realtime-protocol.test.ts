@@ -28,7 +28,7 @@ describe("plain protocol parsing", () => {
     expect(err("null")).toBe("Invalid message");
     expect(err(`{"type":""}`)).toBe("Invalid message");
     expect(err(`{"type":"jump"}`)).toBe('Unknown message type "jump"');
-    expect(err(`{"type":"subscribe","data":{"type":"gpu"}}`)).toBe('Unknown subscription "gpu"; expected one of metrics, models, logs');
+    expect(err(`{"type":"subscribe","data":{"type":"gpu"}}`)).toBe('Unknown subscription "gpu"; expected one of metrics, models, logs, requests, activity');
     expect(err(`{"type":"subscribe","data":"metrics"}`)).toBe("Invalid subscription");
     expect(err(`{"type":"subscribe","requestId":{"x":1}}`)).toBe("Invalid message");
   });

@@ -46,3 +46,21 @@ test("startServer logs one debug line with the time of each start-up step", asyn
   expect(names.indexOf("listen")).toBeLessThan(names.indexOf("first metrics sample"));
   expect(names.indexOf("database + migrations")).toBeLessThan(names.indexOf("listen"));
 });
+
+test("StartupTimings also records each step's CPU time: busy work counts, waiting does not", async () => {
+  const t = new StartupTimings(performance.now());
+  await Bun.sleep(30);
+  t.mark("waiting");
+  // Busy until this process has used 30 ms more CPU (by wall time a loaded machine gives less).
+  const used = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+  const until = used() + 30;
+  let x = 0;
+  while (used() < until) for (let i = 0; i < 1000; i++) x += Math.sqrt(x + 1);
+  t.mark("busy");
+  const cpu = Object.fromEntries(t.describe("cpu").split(", ").map((p) => [p.slice(0, p.lastIndexOf(" ")), Number(p.slice(p.lastIndexOf(" ") + 1))]));
+  expect(x).toBeGreaterThan(0);
+  expect(cpu.busy).toBeGreaterThanOrEqual(29);
+  // A sleep costs (next to) no CPU; missing means under 0.05 ms.
+  expect(cpu.waiting ?? 0).toBeLessThan(15);
+  expect(t.totalCpuMs).toBeGreaterThanOrEqual(cpu.busy!);
+});

@@ -6,7 +6,7 @@ import { DashboardLive } from "../partials/dashboard";
 
 export function DashboardPage(props: { d: DashboardData; queue?: Child }) {
   return (
-    <Layout title="Dashboard" active="dashboard" topics={["metrics", "models"]}>
+    <Layout title="Dashboard" active="dashboard" topics={["metrics", "models", "requests"]}>
       <h1>Dashboard</h1>
       <DashboardLive d={props.d} />
       {props.queue}

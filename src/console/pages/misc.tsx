@@ -3,7 +3,7 @@ import { Layout } from "../layout";
 
 export function LoginPage(props: { next: string; error?: string }) {
   return (
-    <Layout title="Log in" active="dashboard" topics={[]}>
+    <Layout title="Log in" active="dashboard" topics={[]} socket={false}>
       <h1>Log in</h1>
       <form method="post" action="/login" class="card grid-form narrow">
         <p class="hint">This proxy requires its API key.</p>

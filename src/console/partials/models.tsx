@@ -41,10 +41,13 @@ export function formatMemory(bytes: number | undefined): string {
 export function FitHint(props: { fit: FitAnswer | null; error?: string }) {
   const f = props.fit;
   if (!f) return <span class="fit muted small" data-fit="unknown">{props.error ?? "–"}</span>;
-  const where = f.placement?.gpus.length ? `GPU ${f.placement.gpus.join("+")}` : f.placement ? "CPU" : "";
+  // Over RPC workers: "fits over w1 + local GPU 0", and which of its workers were not counted.
+  const remote = !!f.placement?.workers?.length;
+  const where = remote ? (f.where ?? "") : f.placement?.gpus.length ? `GPU ${f.placement.gpus.join("+")}` : f.placement ? "CPU" : "";
+  const uncounted = (f.rpcWorkers ?? []).filter((w) => !w.counted).map((w) => w.name);
   const text = !f.fits
     ? `does not fit: ${f.reason}`
-    : `fits${where ? ` on ${where}` : ""}${f.evict.length ? `, stops ${f.evict.join(", ")}` : ""}`;
+    : `fits${where ? ` ${remote ? "over" : "on"} ${where}` : ""}${f.evict.length ? `, stops ${f.evict.join(", ")}` : ""}${uncounted.length ? ` (${uncounted.join(", ")} not counted)` : ""}`;
   return (
     <span class={`fit small ${f.fits ? "" : "field-error"}`} data-fit={f.fits ? (f.evict.length ? "evicts" : "fits") : "no"} title={f.reason}>
       {text}
@@ -61,7 +64,16 @@ function MemoryCell(props: { m: ModelView }) {
     <div class="memory" data-memory>
       <div title="estimated from the GGUF header for these settings">need {formatMemory(mem?.estimatedBytes)}</div>
       {mem?.measuredBytes ? <div class="muted small" title={`llama-server's own report, ${mem.measuredAt ?? ""}`}>measured {formatMemory(mem.measuredBytes)}</div> : null}
-      {p ? <div class="muted small" data-placement>{p.gpus.length ? `on GPU ${p.gpus.join("+")}${p.tensorSplit ? ` (split ${p.tensorSplit.join(":")})` : ""}` : "on CPU"}{p.partial ? ", partial" : ""}</div> : null}
+      {p ? (
+        <div class="muted small" data-placement>
+          {p.workers?.length
+            ? `over ${p.workers.join(" + ")}${p.gpus.length ? ` + GPU ${p.gpus.join("+")}` : ""}`
+            : p.gpus.length
+              ? `on GPU ${p.gpus.join("+")}${p.tensorSplit ? ` (split ${p.tensorSplit.join(":")})` : ""}`
+              : "on CPU"}
+          {p.partial ? ", partial" : ""}
+        </div>
+      ) : null}
       {props.m.memoryUsage != null ? <div class="muted small">using {formatMB(props.m.memoryUsage)}</div> : null}
     </div>
   );

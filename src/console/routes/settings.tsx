@@ -16,10 +16,10 @@ export function settingsRoutes(s: Services) {
   const app = new Hono();
   app.get("/settings", validate("query", z.object({ saved: z.string().regex(/^\d\d:\d\d:\d\d UTC$/, "saved must be a time like 12:00:00 UTC").optional() })), (c) => {
     const { saved } = c.req.valid("query");
-    return c.html(<SettingsPage values={configToForm(s.config.get())} loadError={s.config.loadError} configPath={s.config.path} savedAt={saved} />);
+    return c.html(<SettingsPage values={configToForm(s.config.get())} loadError={s.config.loadError} configPath={s.config.path} savedAt={saved} signedIn={s.auth.required} />);
   });
   const render = (c: Context, p: Parameters<typeof ConfigForm>[0], status: ContentfulStatusCode) =>
-    isHtmx(c) ? c.html(<ConfigForm {...p} />, status === 400 ? formStatus(c, status) : status) : c.html(<SettingsPage {...p} configPath={s.config.path} />, status);
+    isHtmx(c) ? c.html(<ConfigForm {...p} />, status === 400 ? formStatus(c, status) : status) : c.html(<SettingsPage {...p} configPath={s.config.path} signedIn={s.auth.required} />, status);
   app.post(
     "/ui/settings",
     // The schema of POST /api/config (console/forms.ts): errors next to their fields, as typed.
