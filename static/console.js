@@ -234,6 +234,15 @@
     });
   });
 
+  // A form answered with its own field errors: focus the first refused field, so the user lands
+  // on it (and, focused, it holds back live refreshes of the table until they are done with it).
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var cfg = evt.detail && evt.detail.requestConfig;
+    if (!cfg || cfg.verb !== "post" || !evt.target || !evt.target.querySelector) return;
+    var bad = evt.target.querySelector('[aria-invalid="true"]');
+    if (bad && typeof bad.focus === "function") bad.focus();
+  });
+
   // Elapsed time of loads ticks every second between refreshes.
   function fmtDuration(s) {
     s = Math.max(0, Math.floor(s));

@@ -2,7 +2,8 @@
 import { buildStatus } from "../api/status";
 import type { PeerSnapshot } from "../peers/registry";
 import type { RpcWorkerSnapshot } from "../rpc/workers";
-import { configUpdateSchema, extraConfigShape, referenceConfigShape, type LlamaServerConfig } from "../config/schema";
+import type { LlamaServerConfig } from "../config/schema";
+import type { FormValues } from "./forms";
 import type { LogEntry } from "../logs/types";
 import { readDisk, readMemory } from "../metrics/system";
 import type { SystemMetrics } from "../metrics/types";
@@ -105,46 +106,9 @@ export function dashboardData(s: Services): DashboardData {
 
 // ---- Settings form -------------------------------------------------------------------------
 
-export const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath", "activitySessionHeaders"]);
-export const REFERENCE_FIELDS = Object.keys(referenceConfigShape) as (keyof typeof referenceConfigShape)[];
-export const EXTRA_FIELDS = Object.keys(extraConfigShape) as (keyof typeof extraConfigShape)[];
-
-export type FieldErrors = Partial<Record<string, string>>;
-/** What the form shows: the raw strings as typed, so a bad value is shown back as it was. */
-export type ConfigFormValues = Record<string, string>;
-
-export function configToForm(cfg: LlamaServerConfig): ConfigFormValues {
+/** The settings form's fields from the saved configuration (the form posts them as strings). */
+export function configToForm(cfg: LlamaServerConfig): FormValues {
   return Object.fromEntries(Object.entries(cfg).map(([k, v]) => [k, String(v)]));
-}
-
-/**
- * Turns the posted form into the POST /api/config body and validates it with the very schema the
- * JSON API uses. Form fields are strings: numeric ones become numbers when they look like one and
- * stay strings otherwise, so zod reports "must be a number" instead of us guessing; an empty
- * field is absent, so required ones say "is required".
- */
-export function parseConfigForm(form: Record<string, unknown>):
-  | { ok: true; values: ConfigFormValues; data: ReturnType<typeof configUpdateSchema.parse> }
-  | { ok: false; values: ConfigFormValues; errors: FieldErrors } {
-  const values: ConfigFormValues = {};
-  const body: Record<string, unknown> = {};
-  for (const key of [...REFERENCE_FIELDS, ...EXTRA_FIELDS]) {
-    const raw = form[key];
-    if (typeof raw !== "string") continue;
-    values[key] = raw;
-    const text = raw.trim();
-    if (text === "") continue;
-    if (CONFIG_TEXT_FIELDS.has(key)) body[key] = raw;
-    else body[key] = /^[+-]?\d+(\.\d+)?$/.test(text) ? Number(text) : text;
-  }
-  const parsed = configUpdateSchema.safeParse(body);
-  if (parsed.success) return { ok: true, values, data: parsed.data };
-  const errors: FieldErrors = {};
-  for (const issue of parsed.error.issues) {
-    const field = issue.path.length ? String(issue.path[0]) : "_form";
-    errors[field] ??= issue.message;
-  }
-  return { ok: false, values, errors };
 }
 
 // ---- Logs ----------------------------------------------------------------------------------

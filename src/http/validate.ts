@@ -1,5 +1,5 @@
 import { zValidator } from "@hono/zod-validator";
-import type { ValidationTargets } from "hono";
+import type { Context, ValidationTargets } from "hono";
 import type { ZodType, ZodError } from "zod";
 import { ApiError } from "./errors";
 
@@ -22,17 +22,33 @@ const MESSAGES: Partial<Record<keyof ValidationTargets, string>> = {
   form: "Invalid form data",
 };
 
+/** A failed validation: the zod error and the input as it arrived (the form's fields as posted). */
+export interface InvalidInput {
+  error: ZodError;
+  input: unknown;
+}
+
+/**
+ * What a route answers instead of the envelope when its input is invalid: the console's forms
+ * re-render themselves with the field errors (an HTML form, not a JSON client, reads the answer).
+ */
+export type OnInvalid = (invalid: InvalidInput, c: Context) => Response | Promise<Response>;
+
 /**
  * zValidator with our error handling: a failed validation throws an ApiError, so the single
- * app.onError writes the VALIDATION_ERROR envelope with the zod issues in `details`.
+ * app.onError writes the VALIDATION_ERROR envelope with the zod issues in `details`. With an
+ * `onInvalid` handler (the console's forms), that handler answers instead.
  */
 export function validate<Target extends keyof ValidationTargets, Schema extends ZodType>(
   target: Target,
   schema: Schema,
-  message?: string,
+  messageOrOnInvalid?: string | OnInvalid,
 ) {
-  return zValidator(target, schema, (result) => {
+  const message = typeof messageOrOnInvalid === "string" ? messageOrOnInvalid : undefined;
+  const onInvalid = typeof messageOrOnInvalid === "function" ? messageOrOnInvalid : undefined;
+  return zValidator(target, schema, (result, c) => {
     if (!result.success) {
+      if (onInvalid) return onInvalid({ error: result.error as unknown as ZodError, input: result.data }, c);
       throw new ApiError(
         "VALIDATION_ERROR",
         message ?? MESSAGES[target] ?? "Invalid request",

@@ -327,10 +327,75 @@ describe("models", () => {
     expect(t.services.registry.get("alpha")!.settings.threads).toBe(2);
   });
 
+  test("a refused field is shown next to itself (aria-invalid), with what was typed; nothing is saved", async () => {
+    addModel("alpha", { settings: { threads: 2, aliases: ["kept"] } });
+    const res = await t.app.request("/ui/models/alpha/settings", form({ threads: "0", aliases: "typed-alias", ctxSize: "lots", kvCache: "1" }));
+    // htmx swaps the table back in: 200, HTML (not the JSON envelope).
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/html");
+    const html = await res.text();
+    expect(html.startsWith('<section id="models-table"')).toBe(true);
+    expect(html).toMatch(/<input id="ms-alpha-threads" name="threads" inputmode="numeric" value="0" aria-invalid="true" aria-describedby="ms-alpha-threads-error"/);
+    expect(html).toContain('<small id="ms-alpha-threads-error" class="field-error" data-field-error="threads">threads must be -1 (auto) or between 1 and 1024</small>');
+    expect(html).toContain('data-field-error="ctxSize">ctxSize must be a number<');
+    expect(html).toContain('value="typed-alias"');
+    expect(html).toContain("Not saved: 2 fields need fixing.");
+    expect(t.services.registry.get("alpha")!.settings).toMatchObject({ threads: 2, aliases: ["kept"] });
+    // Without JavaScript: the whole page, with the honest 400.
+    const plain = await t.app.request("/ui/models/alpha/settings", form({ threads: "0" }, { htmx: false }));
+    expect(plain.status).toBe(400);
+    expect(await plain.text()).toContain('data-field-error="threads"');
+  });
+
+  test("rewrite rules are edited in the settings editor and saved through PATCH; empty fields remove them", async () => {
+    addModel("alpha");
+    const res = await t.app.request("/ui/models/alpha/settings", form({ kvCache: "1", defaults: '{"temperature": 0.25}', overrides: '{"max_tokens": 3}', strip: "n_predict, logit_bias" }));
+    const html = await res.text();
+    expect(html).toContain("Saved.");
+    expect(t.services.registry.get("alpha")!.settings.rewrite).toEqual({ defaults: { temperature: 0.25 }, overrides: { max_tokens: 3 }, strip: ["n_predict", "logit_bias"] });
+    // The editor shows the saved rules.
+    expect(html).toContain('name="defaults" rows="2" spellcheck="false" placeholder="JSON, e.g. {&quot;temperature&quot;: 0.7}" aria-describedby="ms-alpha-rewrite-hint">{&quot;temperature&quot;:0.25}</textarea>');
+    expect(html).toContain('name="strip" value="n_predict, logit_bias"');
+    const cleared = await t.app.request("/ui/models/alpha/settings", form({ kvCache: "1", defaults: "", overrides: "", strip: "" }));
+    expect(await cleared.text()).toContain("Saved.");
+    expect(t.services.registry.get("alpha")!.settings.rewrite).toBeUndefined();
+  });
+
+  test("a rewrite rule that is not JSON, or one the API refuses, is a field error; the rules stay", async () => {
+    addModel("alpha", { settings: { rewrite: { overrides: { max_tokens: 3 } } } });
+    const bad = await (await t.app.request("/ui/models/alpha/settings", form({ overrides: '{"max_tokens": ' }))).text();
+    expect(bad).toMatch(/data-field-error="overrides">Overrides: not valid JSON \(/);
+    expect(bad).toContain("{&quot;max_tokens&quot;: </textarea>"); // shown back as typed
+    const refused = await (await t.app.request("/ui/models/alpha/settings", form({ defaults: '{"model": "other"}', strip: "model" }))).text();
+    expect(refused).toContain('data-field-error="defaults">rewrite.defaults: the model parameter cannot be rewritten (the proxy routes by it)<');
+    expect(refused).toContain('data-field-error="strip">the model parameter cannot be rewritten (the proxy routes by it)<');
+    expect(t.services.registry.get("alpha")!.settings.rewrite).toEqual({ overrides: { max_tokens: 3 } });
+  });
+
+  test("a save the API refuses (an alias another model has) shows its message with the typed values", async () => {
+    addModel("alpha");
+    addModel("beta", { settings: { aliases: ["taken"] } });
+    const html = await (await t.app.request("/ui/models/alpha/settings", form({ aliases: "taken", ctxSize: "2048" }))).text();
+    expect(html).toContain('Alias already in use: &quot;taken&quot; already names model &quot;beta&quot;');
+    expect(html).toMatch(/<details class="settings-editor" open=""><summary>Settings<\/summary><form method="post" action="\/ui\/models\/alpha\/settings"/);
+    expect(html).toContain('name="ctxSize" inputmode="numeric" value="2048"');
+    expect(t.services.registry.get("alpha")!.settings.ctxSize).toBeUndefined();
+  });
+
+  test("discover without a folder is refused by the form next to the field", async () => {
+    const res = await t.app.request("/ui/models/discover", form({ paths: " \n ", recursive: "1" }));
+    const html = await res.text();
+    expect(html.startsWith('<section id="discover-form"')).toBe(true);
+    expect(html).toContain('data-field-error="paths">Give at least one folder.<');
+    expect(html).toMatch(/<textarea id="disc-paths" name="paths" rows="2" placeholder="[^"]*" aria-invalid="true"/);
+  });
+
   test("register with an empty path is refused by the form", async () => {
     const res = await t.app.request("/ui/models/register", form({ path: " " }, { htmx: false }));
     expect(res.status).toBe(400);
-    expect(await res.text()).toContain("The file path is required.");
+    const html = await res.text();
+    expect(html).toContain('<small id="reg-path-error" class="field-error" data-field-error="path">The file path is required.</small>');
+    expect(html).toContain("<h1>Models</h1>"); // the whole page (no JavaScript), not the JSON envelope
   });
 });
 
@@ -417,6 +482,12 @@ describe("with an API key", () => {
 
       const wrong = await k.app.request("/login", form({ key: "nope", next: "/models" }, { htmx: false }));
       expect(wrong.status).toBe(401);
+      // A form that is not the login form (the key sent twice) is refused on the login page, not as JSON.
+      const twice = await k.app.request("/login", { ...form({}, { htmx: false }), body: "key=s3cret&key=s3cret&next=%2Fmodels" });
+      expect(twice.status).toBe(400);
+      expect(twice.headers.get("content-type")).toContain("text/html");
+      expect(twice.headers.get("set-cookie")).toBeNull();
+      expect(await twice.text()).toContain('<input type="hidden" name="next" value="/models"/>');
 
       const login = await k.app.request("/login", form({ key: "s3cret", next: "/models" }, { htmx: false }));
       expect(login.status).toBe(303);

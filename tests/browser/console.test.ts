@@ -183,6 +183,9 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await page.evaluate(() => ((window as any).__sameDocument = true));
     const state = () => page.locator("#ws-status").getAttribute("data-state");
     if (hubPresent) await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") === "live", null, { timeout: 10_000 });
+    // The rows' fit hints load once the table is shown; restart only when they have (a hint
+    // still queued would be refused while the server is down: a console error in a later test).
+    await page.waitForFunction(() => document.querySelector('#models-table [data-fit="pending"]') === null, null, { timeout: 10_000 });
     await h.restart();
     await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") !== "live", null, { timeout: 10_000 });
     expect(await page.locator("#ws-status").textContent()).toMatch(/disconnected|connecting/);
@@ -499,5 +502,56 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     expect(await page.locator("#pg-send").isDisabled()).toBe(false);
     await screenshot(page, "playground-error");
     await page.close();
+  }, T);
+
+  test("request rewriting edited in the settings editor reaches llama-server; a bad rule is a field error", async () => {
+    register("rw", { extraArgs: ["--fake-load-ms", "50"] });
+    // Only this test's console errors (the one before logs its expected 503).
+    const errorsBefore = browser.errors.length;
+    const page = await open("/models");
+    const row = page.locator("#model-rw");
+    await row.locator("details.settings-editor summary").click();
+    await row.locator('input[name="strip"]').fill("n_predict");
+    await row.locator('textarea[name="defaults"]').fill('{"max_tokens": 2}');
+    await row.locator('textarea[name="overrides"]').fill('{"temperature": 0.125}');
+    await row.locator('button:has-text("Save settings")').click();
+    // The saved rules come back as the API stores them (compact JSON): the answer or a live
+    // refresh of the table, both show them.
+    await page.waitForFunction(() => (document.querySelector('#model-rw textarea[name="overrides"]') as HTMLTextAreaElement | null)?.value === '{"temperature":0.125}', null, { timeout: 10_000 });
+    expect(s().registry.get("rw")!.settings.rewrite).toEqual({ defaults: { max_tokens: 2 }, overrides: { temperature: 0.125 }, strip: ["n_predict"] });
+
+    // A proxied request (the model loads on demand): the fake llama-server answers with what it
+    // received: temperature overridden, n_predict stripped so the default max_tokens applies.
+    const ask = async () => {
+      const res = await fetch(`${h.url}/completion`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "rw", prompt: "hi", temperature: 0.9, n_predict: 7 }) });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { tokens_predicted: number; generation_settings: { temperature: number } };
+    };
+    const answer = await ask();
+    expect(answer.generation_settings.temperature).toBe(0.125);
+    expect(answer.tokens_predicted).toBe(2);
+
+    // Bad values: JSON that does not parse, and a rule the API refuses. Each shows next to its
+    // field, the typed text stays, the first refused field gets the focus, nothing is saved.
+    // The editor stayed open through the live refreshes of the load (console.js keeps it open).
+    expect(await page.locator("#model-rw details.settings-editor").evaluate((d) => (d as HTMLDetailsElement).open)).toBe(true);
+    await row.locator('textarea[name="defaults"]').fill('{"max_tokens": ');
+    await row.locator('textarea[name="overrides"]').fill('{"model": "other"}');
+    await row.locator('button:has-text("Save settings")').click();
+    const overridesError = page.locator('#model-rw [data-field-error="overrides"]');
+    await overridesError.waitFor({ timeout: 10_000 });
+    expect(await overridesError.textContent()).toBe("rewrite.overrides: the model parameter cannot be rewritten (the proxy routes by it)");
+    expect(await page.locator('#model-rw [data-field-error="defaults"]').textContent()).toStartWith("Defaults: not valid JSON (");
+    expect(await page.locator('#model-rw textarea[name="overrides"]').getAttribute("aria-invalid")).toBe("true");
+    expect(await page.locator('#model-rw textarea[name="defaults"]').inputValue()).toBe('{"max_tokens": ');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("name"))).toBe("defaults");
+    // The error went into the row's own editor: the table is still one table.
+    expect(await page.locator("#models-table").count()).toBe(1);
+    await screenshot(page, "models-rewrite-field-error");
+    expect(s().registry.get("rw")!.settings.rewrite).toEqual({ defaults: { max_tokens: 2 }, overrides: { temperature: 0.125 }, strip: ["n_predict"] });
+    expect((await ask()).generation_settings.temperature).toBe(0.125);
+    await page.close();
+    await s().pool.stop("rw");
+    expect(browser.errors.slice(errorsBefore)).toEqual([]);
   }, T);
 });

@@ -1,6 +1,7 @@
 // Pure pieces of the console: form parsing with the API's schema, load stages, sparklines, rates.
 import { describe, expect, test } from "bun:test";
-import { parseConfigForm, stageFromLogs } from "../../src/console/data";
+import { stageFromLogs } from "../../src/console/data";
+import { configFormSchema, fieldErrors, modelSettingsFormSchema, typedValues } from "../../src/console/forms";
 import { formatDuration, formatGB, sparklinePoints } from "../../src/console/format";
 import { RecentMetrics } from "../../src/console/recent";
 import { EventBus } from "../../src/events";
@@ -9,7 +10,13 @@ import { RequestStats } from "../../src/proxy/stats";
 
 const base = { host: "localhost", port: "8134", basePath: "/m", serverPath: "/bin/llama-server", ctx_size: "8192", batch_size: "512", threads: "-1", gpu_layers: "-1" };
 
-describe("parseConfigForm", () => {
+/** What the settings route does: the schema, then per-field errors and the values as typed. */
+function parseConfigForm(form: Record<string, unknown>) {
+  const r = configFormSchema.safeParse(form);
+  return r.success ? { ok: true as const, data: r.data } : { ok: false as const, errors: fieldErrors(r.error), values: typedValues(form) };
+}
+
+describe("the settings form (configFormSchema)", () => {
   test("numeric strings become numbers; the result is what POST /api/config accepts", () => {
     const r = parseConfigForm({ ...base, maxLoadedModels: "3" });
     expect(r.ok).toBe(true);
@@ -38,6 +45,53 @@ describe("parseConfigForm", () => {
     const r = parseConfigForm({ ...base, evil: "1" });
     expect(r.ok).toBe(true);
     if (r.ok) expect("evil" in r.data).toBe(false);
+  });
+});
+
+describe("the per-model settings editor (modelSettingsFormSchema)", () => {
+  const parse = (form: Record<string, unknown>) => {
+    const r = modelSettingsFormSchema.safeParse(form);
+    return r.success ? { ok: true as const, data: r.data } : { ok: false as const, errors: fieldErrors(r.error) };
+  };
+
+  test("empty fields mean the global value (null); checkboxes: absent = off; kvCache checked stores no override", () => {
+    const r = parse({ ctxSize: "", threads: " 4 ", aliases: "a1, a2", extraArgs: "--flash-attn\non", kvCache: "1" });
+    expect(r).toEqual({
+      ok: true,
+      data: { ctxSize: null, batchSize: null, threads: 4, gpuLayers: null, idleTimeoutSeconds: null, aliases: ["a1", "a2"], extraArgs: ["--flash-attn", "on"], autoStart: false, kvCache: null, rewrite: null },
+    });
+    const off = parse({ autoStart: "1" });
+    expect(off.ok && [off.data.autoStart, off.data.kvCache]).toEqual([true, false]);
+  });
+
+  test("rewrite rules: JSON defaults/overrides and a comma separated strip become one rewrite setting", () => {
+    const r = parse({ defaults: ' {"temperature": 0.2, "stop": ["\\n"]} ', overrides: '{"max_tokens": 3}', strip: "n_predict, logit_bias" });
+    expect(r.ok && r.data.rewrite).toEqual({ defaults: { temperature: 0.2, stop: ["\n"] }, overrides: { max_tokens: 3 }, strip: ["n_predict", "logit_bias"] });
+    // An empty object is no rule at all.
+    const empty = parse({ defaults: "{}", overrides: "", strip: " , " });
+    expect(empty.ok && empty.data.rewrite).toBeNull();
+  });
+
+  // Each refused field has its own message: the API schema's, or the form's for what is not JSON.
+  test.each([
+    [{ threads: "0" }, "threads", "threads must be -1 (auto) or between 1 and 1024"],
+    [{ ctxSize: "lots" }, "ctxSize", "ctxSize must be a number"],
+    [{ ctxSize: "1".repeat(41) }, "ctxSize", "Context size is too long (at most 40 characters)"],
+    [{ aliases: ["a", "b"] }, "aliases", "Aliases must be a single text value"],
+    [{ overrides: '{"temperature": ' }, "overrides", "Overrides: not valid JSON"],
+    [{ defaults: "[1, 2]" }, "defaults", "rewrite.defaults must be an object of parameter: value"],
+    [{ overrides: '{"model": "other"}' }, "overrides", "rewrite.overrides: the model parameter cannot be rewritten (the proxy routes by it)"],
+    [{ strip: "temperature, model" }, "strip", "the model parameter cannot be rewritten (the proxy routes by it)"],
+    [{ extraArgs: "--port\n9000" }, "extraArgs", "extraArgs may not set --port"],
+  ] as [Record<string, unknown>, string, string][])("%j -> %s: %s", (form, field, message) => {
+    const r = parse(form);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors[field]).toStartWith(message);
+  });
+
+  test("several bad fields are all reported at once", () => {
+    const r = parse({ threads: "0", overrides: "nope", strip: "model" });
+    expect(r.ok === false && Object.keys(r.errors).sort()).toEqual(["overrides", "strip", "threads"]);
   });
 });
 

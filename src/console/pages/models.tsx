@@ -3,12 +3,14 @@ import type { ModelView } from "../data";
 import { Layout } from "../layout";
 import { DiscoverForm, RegisterForm } from "../partials/model-forms";
 import type { Child } from "hono/jsx";
-import { ModelsTable, type Notice } from "../partials/models";
+import { ModelsTable, type Notice, type RowState } from "../partials/models";
 
 export function ModelsPage(props: {
   models: ModelView[];
   basePath: string;
   notice?: Notice | null;
+  /** Per-row state of a plain form post (the settings editor's errors or "saved"). */
+  rowState?: Record<string, RowState>;
   /** A form answered by a plain post (no JavaScript), shown in place of the empty one. */
   discover?: Child;
   register?: Child;
@@ -16,7 +18,7 @@ export function ModelsPage(props: {
   return (
     <Layout title="Models" active="models" topics={["models"]}>
       <h1>Models</h1>
-      <ModelsTable models={props.models} notice={props.notice} />
+      <ModelsTable models={props.models} notice={props.notice} rowState={props.rowState} />
       <div class="two-col">
         {props.discover ?? <DiscoverForm basePath={props.basePath} />}
         {props.register ?? <RegisterForm />}

@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import type { ConfigFormValues, FieldErrors } from "../data";
+import type { FieldErrors, FormValues as ConfigFormValues } from "../forms";
 import { Layout } from "../layout";
 import { ConfigForm } from "../partials/config-form";
 

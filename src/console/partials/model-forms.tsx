@@ -2,6 +2,7 @@
 import { formatGB } from "../format";
 // What POST /api/models/discover answers: the catalogue's own type, not a copy.
 import type { DiscoverResult } from "../../models/catalog";
+import type { FieldErrors } from "../forms";
 import { NoticeBox, type Notice } from "./models";
 
 export interface RegisterValues {
@@ -11,21 +12,48 @@ export interface RegisterValues {
   description?: string;
 }
 
-/** Register one model by its path (POST /api/models with one entry). */
-export function RegisterForm(props: { values?: RegisterValues; error?: string; notice?: Notice | null }) {
+/** A field's message on the grid row below it; `prefix-name-error` is what the input points at. */
+export function GridFieldError(props: { prefix: string; name: string; errors?: FieldErrors }) {
+  const message = props.errors?.[props.name];
+  return message ? (
+    <>
+      <span></span>
+      <small id={`${props.prefix}-${props.name}-error`} class="field-error" data-field-error={props.name}>
+        {message}
+      </small>
+    </>
+  ) : null;
+}
+
+/** aria-invalid and aria-describedby for a field of a grid form. */
+const invalidAttrs = (prefix: string, name: string, errors: FieldErrors | undefined, extra?: string) => {
+  const described = [errors?.[name] ? `${prefix}-${name}-error` : "", extra ?? ""].filter(Boolean).join(" ");
+  return { "aria-invalid": errors?.[name] ? "true" : undefined, "aria-describedby": described || undefined };
+};
+
+/**
+ * Register one model by its path (POST /api/models with one entry). `errors`: the form's own
+ * validation, per field; `error`: the API refused it (a duplicate, a file that is not GGUF).
+ */
+export function RegisterForm(props: { values?: RegisterValues; errors?: FieldErrors; error?: string; notice?: Notice | null }) {
   const v = props.values ?? {};
+  const e = props.errors;
   return (
     <section id="register-form" class="card" aria-labelledby="register-heading">
       <h2 id="register-heading">Register a model</h2>
       <form method="post" action="/ui/models/register" hx-post="/ui/models/register" hx-target="#register-form" hx-swap="outerHTML" class="grid-form">
         <label for="reg-path">GGUF file path</label>
-        <input id="reg-path" name="path" required value={v.path ?? ""} placeholder="/models/llama-3-8b-instruct.Q4_K_M.gguf" aria-describedby={props.error ? "reg-error" : undefined} />
+        <input id="reg-path" name="path" required value={v.path ?? ""} placeholder="/models/llama-3-8b-instruct.Q4_K_M.gguf" {...invalidAttrs("reg", "path", e, props.error ? "reg-error" : undefined)} />
+        <GridFieldError prefix="reg" name="path" errors={e} />
         <label for="reg-name">Name <span class="muted">(optional)</span></label>
-        <input id="reg-name" name="name" value={v.name ?? ""} placeholder="from the file name" />
+        <input id="reg-name" name="name" value={v.name ?? ""} placeholder="from the file name" {...invalidAttrs("reg", "name", e)} />
+        <GridFieldError prefix="reg" name="name" errors={e} />
         <label for="reg-family">Family <span class="muted">(optional)</span></label>
-        <input id="reg-family" name="family" value={v.family ?? ""} placeholder="read from the file" />
+        <input id="reg-family" name="family" value={v.family ?? ""} placeholder="read from the file" {...invalidAttrs("reg", "family", e)} />
+        <GridFieldError prefix="reg" name="family" errors={e} />
         <label for="reg-desc">Description <span class="muted">(optional)</span></label>
-        <input id="reg-desc" name="description" value={v.description ?? ""} />
+        <input id="reg-desc" name="description" value={v.description ?? ""} {...invalidAttrs("reg", "description", e)} />
+        <GridFieldError prefix="reg" name="description" errors={e} />
         <span></span>
         <div>
           <button type="submit" class="btn primary">Register</button>
@@ -46,14 +74,16 @@ export interface DiscoverValues {
 
 
 /** Discover GGUF files (POST /api/models/discover) and show what was found. */
-export function DiscoverForm(props: { values?: DiscoverValues; error?: string; result?: DiscoverResult; basePath?: string }) {
+export function DiscoverForm(props: { values?: DiscoverValues; errors?: FieldErrors; error?: string; result?: DiscoverResult; basePath?: string }) {
   const v = props.values ?? {};
+  const e = props.errors;
   return (
     <section id="discover-form" class="card" aria-labelledby="discover-heading">
       <h2 id="discover-heading">Discover models</h2>
       <form method="post" action="/ui/models/discover" hx-post="/ui/models/discover" hx-target="#discover-form" hx-swap="outerHTML" class="grid-form" hx-indicator="#discover-busy">
         <label for="disc-paths">Folders</label>
-        <textarea id="disc-paths" name="paths" rows={2} placeholder={props.basePath ?? "/models"} aria-describedby="disc-paths-hint">{v.paths ?? props.basePath ?? ""}</textarea>
+        <textarea id="disc-paths" name="paths" rows={2} placeholder={props.basePath ?? "/models"} {...invalidAttrs("disc", "paths", e, "disc-paths-hint")}>{v.paths ?? props.basePath ?? ""}</textarea>
+        <GridFieldError prefix="disc" name="paths" errors={e} />
         <span></span>
         <p id="disc-paths-hint" class="hint">One folder per line.</p>
         <span></span>
@@ -61,9 +91,11 @@ export function DiscoverForm(props: { values?: DiscoverValues; error?: string; r
           <input type="checkbox" name="recursive" value="1" checked={v.recursive ?? true} /> Include sub-folders
         </label>
         <label for="disc-include">Include patterns</label>
-        <input id="disc-include" name="includePatterns" value={v.includePatterns ?? "*.gguf"} placeholder="*.gguf" />
+        <input id="disc-include" name="includePatterns" value={v.includePatterns ?? "*.gguf"} placeholder="*.gguf" {...invalidAttrs("disc", "includePatterns", e)} />
+        <GridFieldError prefix="disc" name="includePatterns" errors={e} />
         <label for="disc-exclude">Exclude patterns</label>
-        <input id="disc-exclude" name="excludePatterns" value={v.excludePatterns ?? ""} placeholder="*.tmp, *.bak" />
+        <input id="disc-exclude" name="excludePatterns" value={v.excludePatterns ?? ""} placeholder="*.tmp, *.bak" {...invalidAttrs("disc", "excludePatterns", e)} />
+        <GridFieldError prefix="disc" name="excludePatterns" errors={e} />
         <span></span>
         <div>
           <button type="submit" class="btn primary">Scan</button>

@@ -1,5 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { ModelView } from "../data";
+import type { FieldErrors, FormValues } from "../forms";
 import type { FitAnswer } from "../../supervisor/pool";
 import { formatDuration, formatGB, formatMB } from "../format";
 import { StatusBadge } from "./badge";
@@ -146,11 +147,48 @@ function ErrorDetails(props: { m: ModelView }) {
   );
 }
 
-function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean; open?: boolean }) {
-  const st = props.m.settings ?? {};
+/** The editor's fields as the saved settings show them (an empty field = the global value). */
+export function settingsToForm(st: ModelView["settings"]): FormValues {
+  const st2 = st ?? {};
+  const num = (v: number | undefined) => (v === undefined ? "" : String(v));
+  const json = (v: Record<string, unknown> | undefined) => (v && Object.keys(v).length ? JSON.stringify(v) : "");
+  return {
+    ctxSize: num(st2.ctxSize),
+    batchSize: num(st2.batchSize),
+    threads: num(st2.threads),
+    gpuLayers: num(st2.gpuLayers),
+    idleTimeoutSeconds: num(st2.idleTimeoutSeconds),
+    aliases: (st2.aliases ?? []).join(", "),
+    extraArgs: (st2.extraArgs ?? []).join("\n"),
+    ...(st2.autoStart === true ? { autoStart: "1" } : {}),
+    ...(st2.kvCache !== false ? { kvCache: "1" } : {}),
+    defaults: json(st2.rewrite?.defaults),
+    overrides: json(st2.rewrite?.overrides),
+    strip: (st2.rewrite?.strip ?? []).join(", "),
+  };
+}
+
+function SettingsEditor(props: { m: ModelView; state?: RowState }) {
+  const state = props.state ?? {};
+  // After a refused save the fields show what was typed, not what is saved.
+  const v = state.values ?? settingsToForm(props.m.settings);
+  const errors = state.fieldErrors ?? {};
   const id = encodeURIComponent(props.m.id);
   const f = (name: string) => `ms-${props.m.id}-${name}`;
-  const num = (v: number | undefined) => (v === undefined ? "" : String(v));
+  /** A field's error attributes; its message is rendered by <FieldError> on the next grid row. */
+  const invalid = (name: string, hint?: string) => {
+    const described = [hint ? f(hint) : "", errors[name] ? f(`${name}-error`) : ""].filter(Boolean).join(" ");
+    return { "aria-invalid": errors[name] ? "true" : undefined, "aria-describedby": described || undefined };
+  };
+  const FieldError = (p: { name: string }) =>
+    errors[p.name] ? (
+      <>
+        <span></span>
+        <small id={f(`${p.name}-error`)} class="field-error" data-field-error={p.name}>
+          {errors[p.name]}
+        </small>
+      </>
+    ) : null;
   // Context and GPU layers both re-ask /fit as they are typed (the hint beside them).
   const fitOnInput = {
     "hx-get": `/ui/models/${id}/fit`,
@@ -160,8 +198,9 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
     "hx-target": `#${f("fit")}`,
     "hx-swap": "innerHTML",
   };
+  const count = Object.keys(errors).length;
   return (
-    <details class="settings-editor" open={props.open}>
+    <details class="settings-editor" open={!!(state.settingsError || count || state.settingsSaved)}>
       <summary>Settings</summary>
       <form
         method="post"
@@ -170,49 +209,62 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
         hx-target="#models-table"
         hx-swap="outerHTML"
         class="grid-form compact"
+        novalidate
       >
         <p class="hint">Empty fields use the global settings.</p>
         <label for={f("ctx")}>Context size</label>
-        <input
-          id={f("ctx")}
-          name="ctxSize"
-          inputmode="numeric"
-          value={num(st.ctxSize)}
-          {...fitOnInput}
-        />
+        <input id={f("ctx")} name="ctxSize" inputmode="numeric" value={v.ctxSize ?? ""} {...invalid("ctxSize")} {...fitOnInput} />
+        <FieldError name="ctxSize" />
         <span></span>
         <output id={f("fit")} for={f("ctx")} aria-live="polite" hx-get={`/ui/models/${id}/fit`} hx-trigger="toggle from:closest details" hx-target="this" hx-include="closest form" hx-params="ctxSize,gpuLayers" hx-swap="innerHTML"></output>
         <label for={f("batch")}>Batch size</label>
-        <input id={f("batch")} name="batchSize" inputmode="numeric" value={num(st.batchSize)} />
+        <input id={f("batch")} name="batchSize" inputmode="numeric" value={v.batchSize ?? ""} {...invalid("batchSize")} />
+        <FieldError name="batchSize" />
         <label for={f("threads")}>Threads</label>
-        <input id={f("threads")} name="threads" inputmode="numeric" value={num(st.threads)} />
+        <input id={f("threads")} name="threads" inputmode="numeric" value={v.threads ?? ""} {...invalid("threads")} />
+        <FieldError name="threads" />
         <label for={f("gpu")}>GPU layers</label>
-        <input
-          id={f("gpu")}
-          name="gpuLayers"
-          inputmode="numeric"
-          value={num(st.gpuLayers)}
-          {...fitOnInput}
-        />
+        <input id={f("gpu")} name="gpuLayers" inputmode="numeric" value={v.gpuLayers ?? ""} {...invalid("gpuLayers")} {...fitOnInput} />
+        <FieldError name="gpuLayers" />
         <label for={f("idle")}>Idle timeout (s)</label>
-        <input id={f("idle")} name="idleTimeoutSeconds" inputmode="numeric" value={num(st.idleTimeoutSeconds)} />
+        <input id={f("idle")} name="idleTimeoutSeconds" inputmode="numeric" value={v.idleTimeoutSeconds ?? ""} {...invalid("idleTimeoutSeconds")} />
+        <FieldError name="idleTimeoutSeconds" />
         <label for={f("aliases")}>Aliases</label>
-        <input id={f("aliases")} name="aliases" value={(st.aliases ?? []).join(", ")} placeholder="comma separated" />
+        <input id={f("aliases")} name="aliases" value={v.aliases ?? ""} placeholder="comma separated" {...invalid("aliases")} />
+        <FieldError name="aliases" />
         <label for={f("args")}>Extra arguments</label>
-        <textarea id={f("args")} name="extraArgs" rows={2} placeholder="one per line, e.g. --flash-attn">{(st.extraArgs ?? []).join("\n")}</textarea>
+        <textarea id={f("args")} name="extraArgs" rows={2} placeholder="one per line, e.g. --flash-attn" {...invalid("extraArgs")}>{v.extraArgs ?? ""}</textarea>
+        <FieldError name="extraArgs" />
         <span></span>
         <label class="check">
-          <input type="checkbox" name="autoStart" value="1" checked={st.autoStart === true} /> Start with the proxy
+          <input type="checkbox" name="autoStart" value="1" checked={v.autoStart === "1"} /> Start with the proxy
         </label>
         <span></span>
         <label class="check">
-          <input type="checkbox" name="kvCache" value="1" checked={st.kvCache !== false} /> Keep conversations across swaps (KV cache)
+          <input type="checkbox" name="kvCache" value="1" checked={v.kvCache === "1"} /> Keep conversations across swaps (KV cache)
         </label>
+        <p id={f("rewrite-hint")} class="hint">
+          Request rewriting, applied to every request for this model: strip, then defaults (only where the client sent nothing), then overrides (always).
+        </p>
+        <label for={f("strip")}>Strip</label>
+        <input id={f("strip")} name="strip" value={v.strip ?? ""} placeholder="comma separated, e.g. logit_bias, n_probs" {...invalid("strip", "rewrite-hint")} />
+        <FieldError name="strip" />
+        <label for={f("defaults")}>Defaults</label>
+        <textarea id={f("defaults")} name="defaults" rows={2} spellcheck={false} placeholder='JSON, e.g. {"temperature": 0.7}' {...invalid("defaults", "rewrite-hint")}>{v.defaults ?? ""}</textarea>
+        <FieldError name="defaults" />
+        <label for={f("overrides")}>Overrides</label>
+        <textarea id={f("overrides")} name="overrides" rows={2} spellcheck={false} placeholder='JSON, e.g. {"max_tokens": 512}' {...invalid("overrides", "rewrite-hint")}>{v.overrides ?? ""}</textarea>
+        <FieldError name="overrides" />
         <span></span>
         <div>
           <button type="submit" class="btn">Save settings</button>
-          {props.saved ? <span class="saved" role="status"> Saved.</span> : null}
-          {props.errors ? <p class="field-error" role="alert">{props.errors}</p> : null}
+          {state.settingsSaved ? <span class="saved" role="status"> Saved.</span> : null}
+          {count ? (
+            <p class="field-error" role="alert">
+              Not saved: {count === 1 ? "one field needs" : `${count} fields need`} fixing.{errors._form ? ` ${errors._form}` : ""}
+            </p>
+          ) : null}
+          {state.settingsError ? <p class="field-error" role="alert">{state.settingsError}</p> : null}
         </div>
       </form>
     </details>
@@ -220,7 +272,12 @@ function SettingsEditor(props: { m: ModelView; errors?: string; saved?: boolean;
 }
 
 export interface RowState {
-  settingsErrors?: string;
+  /** The API refused the save (its "message: details"). */
+  settingsError?: string;
+  /** The form's own validation: one message per field. */
+  fieldErrors?: FieldErrors;
+  /** What was typed, shown back after a refused save. */
+  values?: FormValues;
   settingsSaved?: boolean;
 }
 
@@ -239,12 +296,7 @@ export function ModelRow(props: { m: ModelView; now: number; state?: RowState })
         {m.missing ? <div class="field-error">File missing</div> : null}
         {m.status === "loading" ? <Progress m={m} now={props.now} /> : null}
         {m.status === "error" ? <ErrorDetails m={m} /> : null}
-        <SettingsEditor
-          m={m}
-          errors={props.state?.settingsErrors}
-          saved={props.state?.settingsSaved}
-          open={!!props.state?.settingsErrors || !!props.state?.settingsSaved}
-        />
+        <SettingsEditor m={m} state={props.state} />
         <KvCacheList m={m} now={props.now} />
       </td>
       <td data-label="Status">

@@ -11,14 +11,3 @@ export const isHtmx = (c: Context) => c.req.header("hx-request") === "true";
  * form posts (no JavaScript) keep the honest 4xx.
  */
 export const formStatus = (c: Context, status: ContentfulStatusCode): ContentfulStatusCode => (isHtmx(c) ? 200 : status);
-
-/** Splits a textarea/input of paths or patterns: one per line or comma separated. */
-export const splitList = (text: unknown, commas: boolean) =>
-  typeof text === "string"
-    ? text
-        .split(commas ? /[\n,]/ : /\n/)
-        .map((x) => x.trim())
-        .filter(Boolean)
-    : [];
-
-export const str = (v: unknown) => (typeof v === "string" ? v : undefined);

@@ -12,7 +12,9 @@ import type { AppFetch } from "../api-client";
 import { activityConsoleRoutes } from "../activity";
 import { getAsset } from "../assets";
 import { dashboardRoutes } from "./dashboard";
-import { isHtmx, str } from "./helpers";
+import { isHtmx } from "./helpers";
+import { loginFormSchema, typedValues } from "../forms";
+import { validate } from "../../http/validate";
 import { logsRoutes } from "./logs";
 import { modelsRoutes } from "./models";
 import { monitoringRoutes } from "./monitoring";
@@ -102,8 +104,8 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
 
   // ---- login (only meaningful with an API key) -----------------------------------------
   app.get("/login", (c) => c.html(<LoginPage next={safeNextPath(c.req.query("next"))} />));
-  app.post("/login", async (c) => {
-    const form = await c.req.parseBody();
+  app.post("/login", validate("form", loginFormSchema, ({ input }, c) => c.html(<LoginPage next={safeNextPath(typedValues(input).next)} error="That key is not right." />, 400)), async (c) => {
+    const form = c.req.valid("form");
     const next = safeNextPath(form.next);
     if (!s.auth.required) return c.redirect(next, 303);
     // Per client address (Bun's server.requestIP; app.request() in tests has none: one bucket).
@@ -113,7 +115,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
       c.header("Retry-After", String(wait));
       return c.html(<LoginPage next={next} error={`Too many failed attempts: try again in ${wait} s.`} />, 429);
     }
-    if (!s.auth.keyMatches(str(form.key))) {
+    if (!s.auth.keyMatches(form.key)) {
       loginThrottle.fail(address);
       return c.html(<LoginPage next={next} error="That key is not right." />, 401);
     }

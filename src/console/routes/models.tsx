@@ -2,26 +2,15 @@
 import { Hono, type Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import { validate } from "../../http/validate";
+import { describeIssues, validate } from "../../http/validate";
 import type { Services } from "../../services";
 import { ConfirmDeletePage, ModelsPage } from "../pages/models";
 import { DiscoverForm, RegisterForm } from "../partials/model-forms";
 import { FitHint, ModelRow, ModelsTable, type Notice, type RowState } from "../partials/models";
 import { apiFor, attempt, type AppFetch } from "../api-client";
 import { modelViews } from "../data";
-import { formStatus, isHtmx, splitList, str } from "./helpers";
-
-/** The settings editor's fields as typed: blank = not set; otherwise the API's limits. */
-const formInt = (label: string, min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .max(12, `${label} is too long`)
-    .refine((v) => v === "" || /^-?\d+$/.test(v), `${label} must be a whole number`)
-    .transform((v) => (v === "" ? undefined : Number(v)))
-    .refine((n) => n === undefined || (n >= min && n <= max), `${label} must be between ${min} and ${max}`)
-    .optional();
-const fitFormQuery = z.object({ ctxSize: formInt("Context size", 0, 4_194_304), gpuLayers: formInt("GPU layers", -1, 100_000) });
+import { confirmFormSchema, discoverFormSchema, fieldErrors, fitFormQuery, modelSettingsFormSchema, registerFormSchema, typedValues } from "../forms";
+import { formStatus, isHtmx } from "./helpers";
 
 const idParam = z.object({ id: z.string().min(1).max(200) });
 
@@ -35,7 +24,7 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     // Plain form post (no JavaScript): Post/Redirect/Get when it worked, so a reload does not
     // repeat the action; a failure is shown on the page that answers the post.
     if (status === 200 && notice?.tone !== "error" && !rowState) return c.redirect("/models", 303);
-    return c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} notice={notice} />, status);
+    return c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} notice={notice} rowState={rowState} />, status);
   };
 
   app.get("/models", (c) => c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />));
@@ -81,13 +70,17 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
 
   // The fit hint: the same answer as GET /api/models/:id/fit. Empty form fields mean "the model's
   // setting" (the editor sends both fields as typed).
-  app.get("/ui/models/:id/fit", validate("param", idParam), async (c) => {
-    const { id } = c.req.valid("param");
-    if (!s.registry.get(id)) return c.html(<FitHint fit={null} error={`No model "${id}"`} />, 404);
-    const q = fitFormQuery.safeParse(c.req.query());
-    if (!q.success) return c.html(<FitHint fit={null} error={q.error.issues[0]?.message ?? "invalid value"} />);
-    return c.html(<FitHint fit={await s.pool.fit(id, q.data)} />);
-  });
+  app.get(
+    "/ui/models/:id/fit",
+    validate("param", idParam),
+    // A value being typed ("abc", "-") is a hint, not an error page.
+    validate("query", fitFormQuery, ({ error }, c) => c.html(<FitHint fit={null} error={error.issues[0]?.message ?? "invalid value"} />)),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      if (!s.registry.get(id)) return c.html(<FitHint fit={null} error={`No model "${id}"`} />, 404);
+      return c.html(<FitHint fit={await s.pool.fit(id, c.req.valid("query"))} />);
+    },
+  );
 
   app.post("/ui/models/:id/stop", validate("param", idParam), async (c) => {
     const { id } = c.req.valid("param");
@@ -101,12 +94,11 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     return modelsAnswer(c, { tone: "ok", text: `${row.name} stopped.` });
   });
 
-  app.post("/ui/models/:id/delete", validate("param", idParam), async (c) => {
+  app.post("/ui/models/:id/delete", validate("param", idParam), validate("form", confirmFormSchema, ({ error }, c) => modelsAnswer(c, { tone: "error", text: "Invalid form data", details: describeIssues(error) }, 400)), async (c) => {
     const { id } = c.req.valid("param");
-    const form = await c.req.parseBody();
     const row = s.registry.get(id);
     if (!row) return modelsAnswer(c, { tone: "error", text: `No model "${id}"` }, 404);
-    if (form.confirmed !== "1") {
+    if (c.req.valid("form").confirmed !== "1") {
       const model = modelViews(s).find((m) => m.id === id)!;
       return c.html(<ConfirmDeletePage model={model} />);
     }
@@ -115,29 +107,26 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     return modelsAnswer(c, { tone: "ok", text: `${row.name} removed from the registry.` });
   });
 
-  app.post("/ui/models/:id/settings", validate("param", idParam), async (c) => {
-    const { id } = c.req.valid("param");
-    const form = await c.req.parseBody();
+  // The editor's fields are checked by the API's own schema for each setting (console/forms.ts):
+  // a refused field is shown next to itself, with what was typed, in the re-rendered table.
+  const settingsRefused = (c: Context, id: string, state: RowState) => {
     if (!s.registry.get(id)) return modelsAnswer(c, { tone: "error", text: `No model "${id}"` }, 404);
-    // PATCH /api/models/:id semantics: null removes an override (back to the global value), so
-    // an emptied field means "use the default". Numbers go as numbers; anything else is passed
-    // on as typed so the API's schema names the problem.
-    const settings: Record<string, unknown> = {};
-    for (const k of ["ctxSize", "batchSize", "threads", "gpuLayers", "idleTimeoutSeconds"]) {
-      const v = str(form[k])?.trim();
-      settings[k] = !v ? null : /^[+-]?\d+$/.test(v) ? Number(v) : v;
-    }
-    const aliases = splitList(form.aliases, true);
-    settings.aliases = aliases.length ? aliases : null;
-    const extraArgs = splitList(form.extraArgs, false);
-    settings.extraArgs = extraArgs.length ? extraArgs : null;
-    settings.autoStart = form.autoStart === "1";
-    // Checked = on, which is the default: store no override; unchecked = off for this model.
-    settings.kvCache = form.kvCache === "1" ? null : false;
-    const res = await attempt(apiFor(c, deps.fetch).updateModel(id, { settings }));
-    const rowState: Record<string, RowState> = { [id]: res.ok ? { settingsSaved: true } : { settingsErrors: res.error } };
-    return modelsAnswer(c, null, res.ok ? 200 : 400, rowState);
-  });
+    return modelsAnswer(c, null, 400, { [id]: state });
+  };
+  app.post(
+    "/ui/models/:id/settings",
+    validate("param", idParam),
+    validate("form", modelSettingsFormSchema, ({ error, input }, c) => settingsRefused(c, c.req.param("id")!, { fieldErrors: fieldErrors(error), values: typedValues(input) })),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      if (!s.registry.get(id)) return modelsAnswer(c, { tone: "error", text: `No model "${id}"` }, 404);
+      // PATCH semantics: null removes an override (back to the global value).
+      const res = await attempt(apiFor(c, deps.fetch).updateModel(id, { settings: c.req.valid("form") }));
+      if (res.ok) return modelsAnswer(c, null, 200, { [id]: { settingsSaved: true } });
+      // Refused by the API itself (an alias another model has): its message, the typed values kept.
+      return settingsRefused(c, id, { settingsError: res.error, values: typedValues(await c.req.parseBody()) });
+    },
+  );
 
   // Saved KV caches of a model: delete one, or all of them (through DELETE /api/models/:id/kv-cache).
   const kvEntryParam = idParam.extend({ entry: z.string().min(1).max(100) });
@@ -154,51 +143,42 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     return modelsAnswer(c, { tone: "ok", text: `${res.data.deleted} saved conversation(s) deleted.` });
   });
 
-  app.post("/ui/models/register", async (c) => {
-    const form = await c.req.parseBody();
-    const values = { path: str(form.path)?.trim(), name: str(form.name)?.trim(), family: str(form.family)?.trim(), description: str(form.description)?.trim() };
-    const answer = (node: string | Promise<string>, status: ContentfulStatusCode = 200) =>
-      isHtmx(c) ? c.html(node, formStatus(c, status)) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} register={node} />, status);
-    if (!values.path) return answer(<RegisterForm values={values} error="The file path is required." />, 400);
-    // The API names the model from the file when no name is given.
-    const entry = {
-      path: values.path,
-      ...(values.name ? { name: values.name } : {}),
-      ...(values.family ? { family: values.family } : {}),
-      ...(values.description ? { description: values.description } : {}),
-    };
-    const res = await attempt(apiFor(c, deps.fetch).registerModels([entry]));
-    if (!res.ok) return answer(<RegisterForm values={values} error={res.error} />, res.status === 409 ? 409 : 400);
-    // The table refreshes itself from the models_update push; tell it now too, for no-socket cases.
-    c.header("HX-Trigger", "lap-models");
-    return answer(<RegisterForm notice={{ tone: "ok", text: `Registered ${res.data.models[0]?.name ?? values.path}.` }} />);
-  });
+  const registerAnswer = (c: Context, node: string | Promise<string>, status: ContentfulStatusCode = 200) =>
+    isHtmx(c) ? c.html(node, formStatus(c, status)) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} register={node} />, status);
+  app.post(
+    "/ui/models/register",
+    validate("form", registerFormSchema, ({ error, input }, c) => registerAnswer(c, <RegisterForm values={typedValues(input)} errors={fieldErrors(error)} />, 400)),
+    async (c) => {
+      const entry = c.req.valid("form");
+      const values = typedValues(await c.req.parseBody());
+      // The API names the model from the file when no name is given.
+      const res = await attempt(apiFor(c, deps.fetch).registerModels([entry]));
+      if (!res.ok) return registerAnswer(c, <RegisterForm values={values} error={res.error} />, res.status === 409 ? 409 : 400);
+      // The table refreshes itself from the models_update push; tell it now too, for no-socket cases.
+      c.header("HX-Trigger", "lap-models");
+      return registerAnswer(c, <RegisterForm notice={{ tone: "ok", text: `Registered ${res.data.models[0]?.name ?? entry.path}.` }} />);
+    },
+  );
 
-  app.post("/ui/models/discover", async (c) => {
-    const form = await c.req.parseBody();
-    const values = {
-      paths: str(form.paths) ?? "",
-      recursive: form.recursive === "1",
-      includePatterns: str(form.includePatterns) ?? "",
-      excludePatterns: str(form.excludePatterns) ?? "",
-    };
-    const answer = (node: string | Promise<string>, status: ContentfulStatusCode = 200) =>
-      isHtmx(c) ? c.html(node, formStatus(c, status)) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} discover={node} />, status);
-    const paths = splitList(values.paths, false);
-    if (!paths.length) return answer(<DiscoverForm values={values} error="Give at least one folder." />, 400);
-    const include = splitList(values.includePatterns, true);
-    const exclude = splitList(values.excludePatterns, true);
-    const res = await attempt(
-      apiFor(c, deps.fetch).discoverModels(paths, {
-        recursive: values.recursive,
-        ...(include.length ? { includePatterns: include } : {}),
-        ...(exclude.length ? { excludePatterns: exclude } : {}),
-      }),
-    );
-    if (!res.ok) return answer(<DiscoverForm values={values} error={res.error} />, 400);
-    c.header("HX-Trigger", "lap-models");
-    return answer(<DiscoverForm values={values} result={res.data} />);
-  });
+  const discoverAnswer = (c: Context, node: string | Promise<string>, status: ContentfulStatusCode = 200) =>
+    isHtmx(c) ? c.html(node, formStatus(c, status)) : c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} discover={node} />, status);
+  /** The discover form's fields as typed (the checkbox: absent = unchecked). */
+  const discoverValues = (input: unknown) => {
+    const v = typedValues(input);
+    return { paths: v.paths ?? "", recursive: v.recursive === "1", includePatterns: v.includePatterns ?? "", excludePatterns: v.excludePatterns ?? "" };
+  };
+  app.post(
+    "/ui/models/discover",
+    validate("form", discoverFormSchema, ({ error, input }, c) => discoverAnswer(c, <DiscoverForm values={discoverValues(input)} errors={fieldErrors(error)} />, 400)),
+    async (c) => {
+      const { paths, ...options } = c.req.valid("form");
+      const values = discoverValues(await c.req.parseBody());
+      const res = await attempt(apiFor(c, deps.fetch).discoverModels(paths, options));
+      if (!res.ok) return discoverAnswer(c, <DiscoverForm values={values} error={res.error} />, 400);
+      c.header("HX-Trigger", "lap-models");
+      return discoverAnswer(c, <DiscoverForm values={values} result={res.data} />);
+    },
+  );
 
   return app;
 }

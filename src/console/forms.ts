@@ -1,0 +1,204 @@
+// The console's form posts as zod schemas, for `validate("form", schema, onInvalid)`: each one
+// turns the posted strings into the body the API takes and checks every field with the API's own
+// schema (config/schema.ts, models/schema.ts), so the form can show each problem next to its
+// field, and what reaches the API is what the API would accept. Pure: unit-tested as tables.
+import { z, type ZodError, type ZodType } from "zod";
+import { configUpdateSchema, extraConfigShape, referenceConfigShape } from "../config/schema";
+import { discoverBodySchema, modelSettingsPatchSchema, modelSettingsSchema, registerEntrySchema, rewriteRulesSchema } from "../models/schema";
+
+/** One message per form field ("_form" for a problem of the whole form). */
+export type FieldErrors = Partial<Record<string, string>>;
+/** What a form shows: the raw strings as typed, so a bad value is shown back as it was. */
+export type FormValues = Record<string, string>;
+
+/** The first message of each field (by the first element of the issue's path). */
+export function fieldErrors(error: ZodError): FieldErrors {
+  const errors: FieldErrors = {};
+  for (const issue of error.issues) {
+    const field = issue.path.length ? String(issue.path[0]) : "_form";
+    errors[field] ??= issue.message;
+  }
+  return errors;
+}
+
+/** The posted fields as typed, for showing back (a repeated field or a file upload is not text: left out). */
+export function typedValues(input: unknown): FormValues {
+  const values: FormValues = {};
+  if (input && typeof input === "object") for (const [k, v] of Object.entries(input)) if (typeof v === "string") values[k] = v;
+  return values;
+}
+
+/**
+ * One form field: text, at most `max` characters. A field sent twice arrives as an array and a
+ * file upload as a File: both are refused with the field's name rather than guessed at.
+ */
+const formText = (label: string, max = 4096) =>
+  z.string({ error: `${label} must be a single text value` }).max(max, `${label} is too long (at most ${max} characters)`);
+
+/** A checkbox: sent ("1") when checked, absent when not. */
+const checkbox = (label: string) =>
+  formText(label, 10)
+    .optional()
+    .transform((v) => v === "1");
+
+/** Digits become a number; anything else is passed on as typed so the API's schema names the problem. */
+const numberOrText = (text: string) => (/^[+-]?\d+(\.\d+)?$/.test(text) ? Number(text) : text);
+
+/** Splits a textarea/input of paths or patterns: one per line, or also comma separated. */
+export const splitList = (text: string | undefined, commas: boolean) =>
+  (text ?? "")
+    .split(commas ? /[\n,]/ : /\n/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+// ---- Settings page (POST /ui/settings -> the schema of POST /api/config) --------------------
+
+/** Fields taken as typed (not numbers). */
+const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath", "activitySessionHeaders"]);
+const CONFIG_FIELDS = [...Object.keys(referenceConfigShape), ...Object.keys(extraConfigShape)];
+
+/**
+ * The settings form -> the POST /api/config body, validated by that route's schema. Numeric
+ * fields become numbers when they look like one and stay strings otherwise (zod then says "must
+ * be a number"); an empty field is absent, so required ones say "is required". Unknown fields
+ * are dropped rather than trusted.
+ */
+export const configFormSchema = z
+  .object(Object.fromEntries(CONFIG_FIELDS.map((k) => [k, formText(k).optional()])) as Record<string, z.ZodOptional<z.ZodString>>)
+  .transform((form) => {
+    const body: Record<string, unknown> = {};
+    for (const key of CONFIG_FIELDS) {
+      const raw = form[key];
+      if (raw === undefined || raw.trim() === "") continue;
+      body[key] = CONFIG_TEXT_FIELDS.has(key) ? raw : numberOrText(raw.trim());
+    }
+    return body;
+  })
+  .pipe(configUpdateSchema);
+
+// ---- Per-model settings editor (POST /ui/models/:id/settings -> PATCH /api/models/:id) ------
+
+const S = modelSettingsSchema.shape;
+const R = rewriteRulesSchema.shape;
+
+/** An empty field means "use the global setting": null, which PATCH reads as "remove the override". */
+const blankIsGlobal = <T extends ZodType>(label: string, api: T) =>
+  formText(label, 40)
+    .optional()
+    .transform((v): unknown => {
+      const t = (v ?? "").trim();
+      return t === "" ? null : numberOrText(t);
+    })
+    .pipe(api.nullable());
+
+/** A list field (aliases: commas; extra arguments: lines): empty = null (no override). */
+const listField = <T extends ZodType>(label: string, commas: boolean, api: T) =>
+  formText(label, 64 * 1024)
+    .optional()
+    .transform((v): unknown => {
+      const list = splitList(v, commas);
+      return list.length ? list : null;
+    })
+    .pipe(api.nullable());
+
+/** A JSON object of parameter: value (rewrite defaults / overrides); empty = none. */
+const jsonParams = <T extends ZodType>(label: string, api: T) =>
+  formText(label, 16 * 1024)
+    .optional()
+    .transform((v, ctx) => {
+      const t = (v ?? "").trim();
+      if (t === "") return undefined;
+      try {
+        return JSON.parse(t) as unknown;
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: `${label}: not valid JSON (${(err as Error).message})` });
+        return z.NEVER;
+      }
+    })
+    .pipe(api);
+
+export type ModelSettingsPatch = z.output<typeof modelSettingsPatchSchema>;
+
+/**
+ * The per-model settings editor -> the `settings` of PATCH /api/models/:id, every field checked
+ * by the API's own schema for that setting. An emptied field means "use the global value"
+ * (null removes the override). Checkboxes: absent = unchecked. "Keep conversations" checked is
+ * the default, so it stores no override; unchecked is `false` for this model. The rewrite
+ * rules are one setting: empty defaults, overrides and strip together mean no rules (null).
+ */
+export const modelSettingsFormSchema = z
+  .object({
+    ctxSize: blankIsGlobal("Context size", S.ctxSize),
+    batchSize: blankIsGlobal("Batch size", S.batchSize),
+    threads: blankIsGlobal("Threads", S.threads),
+    gpuLayers: blankIsGlobal("GPU layers", S.gpuLayers),
+    idleTimeoutSeconds: blankIsGlobal("Idle timeout", S.idleTimeoutSeconds),
+    aliases: listField("Aliases", true, S.aliases),
+    extraArgs: listField("Extra arguments", false, S.extraArgs),
+    autoStart: checkbox("Start with the proxy"),
+    kvCache: checkbox("Keep conversations").transform((on) => (on ? null : false)),
+    defaults: jsonParams("Defaults", R.defaults),
+    overrides: jsonParams("Overrides", R.overrides),
+    strip: listField("Strip", true, R.strip.unwrap()),
+  })
+  .transform(({ defaults, overrides, strip, ...rest }): ModelSettingsPatch => {
+    const rewrite = { ...(defaults && Object.keys(defaults).length ? { defaults } : {}), ...(overrides && Object.keys(overrides).length ? { overrides } : {}), ...(strip ? { strip } : {}) };
+    return { ...rest, rewrite: Object.keys(rewrite).length ? rewrite : null };
+  });
+
+/** The fit hint's query (the editor's context and GPU layers as typed): blank = the model's setting. */
+const formInt = (label: string, min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .max(12, `${label} is too long`)
+    .refine((v) => v === "" || /^-?\d+$/.test(v), `${label} must be a whole number`)
+    .transform((v) => (v === "" ? undefined : Number(v)))
+    .refine((n) => n === undefined || (n >= min && n <= max), `${label} must be between ${min} and ${max}`)
+    .optional();
+export const fitFormQuery = z.object({ ctxSize: formInt("Context size", 0, 4_194_304), gpuLayers: formInt("GPU layers", -1, 100_000) });
+
+// ---- Register and discover (POST /api/models, POST /api/models/discover) --------------------
+
+const E = registerEntrySchema.shape;
+/** An optional text field: blank = not given (the API then reads it from the file). */
+const optionalText = <T extends ZodType>(label: string, max: number, api: T) =>
+  formText(label, max)
+    .optional()
+    .transform((v): unknown => v?.trim() || undefined)
+    .pipe(api);
+
+export const registerFormSchema = z.object({
+  path: formText("The file path")
+    .optional()
+    .transform((v) => v?.trim() ?? "")
+    .refine((v) => v !== "", "The file path is required.")
+    .pipe(E.path),
+  name: optionalText("Name", 200, E.name),
+  family: optionalText("Family", 100, E.family),
+  description: optionalText("Description", 2000, E.description),
+});
+
+const D = discoverBodySchema.shape;
+export const discoverFormSchema = z
+  .object({
+    paths: formText("Folders", 64 * 1024)
+      .optional()
+      .transform((v) => splitList(v, false))
+      .refine((l) => l.length > 0, "Give at least one folder.")
+      .pipe(D.paths.unwrap()),
+    recursive: checkbox("Include sub-folders"),
+    includePatterns: listField("Include patterns", true, D.includePatterns.unwrap()),
+    excludePatterns: listField("Exclude patterns", true, D.excludePatterns.unwrap()),
+  })
+  .transform(({ includePatterns, excludePatterns, ...rest }) => ({
+    ...rest,
+    ...(includePatterns ? { includePatterns } : {}),
+    ...(excludePatterns ? { excludePatterns } : {}),
+  }));
+
+// ---- Small forms --------------------------------------------------------------------------
+
+export const loginFormSchema = z.object({ key: formText("The key").optional(), next: formText("next", 2048).optional() });
+/** Remove: "1" once the user confirmed (the page without JavaScript asks first). */
+export const confirmFormSchema = z.object({ confirmed: formText("confirmed", 10).optional() });
