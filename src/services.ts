@@ -162,7 +162,7 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
     remoteOffload: (row) => !!row.settings?.rpc && (rpcTargetOf(row.settings.rpc, row.settings.tensorSplit, services.rpcWorkers?.snapshot() ?? [])?.devices.length ?? 0) > 0,
   });
   // The RPC workers' devices count for models started over them (read when a plan is made).
-  const pool = new ModelPool({ supervisor: () => supervisor, registry, config: () => config.get(), memory, log, bus, rpcWorkers: () => services.rpcWorkers?.snapshot() ?? [] });
+  const pool = new ModelPool({ supervisor: () => supervisor, registry, config: () => config.get(), memory, log, bus, rpcWorkers: () => services.rpcWorkers?.snapshot() ?? [], refreshRpcWorkers: (rpc, onlyUnknown) => services.rpcWorkers?.refresh(rpc, onlyUnknown) ?? Promise.resolve() });
   // Before any stop of a running model (eviction, idle TTL, user, restart, shutdown): save its slots.
   // Bounded by the stricter of the pool's hook deadline and the stop's grace period (stopTimeoutSeconds).
   pool.onBeforeStop((id, ctx) => kvcache.beforeStop(id, ctx.baseUrl, AbortSignal.any([ctx.signal, AbortSignal.timeout(Math.max(1, config.get().stopTimeoutSeconds * 1000))])));

@@ -107,6 +107,16 @@ export class RpcWorkers {
     await Promise.all([...this.workers.values()].map((w) => this.check(w)));
   }
 
+  /**
+   * Checks the workers of an `rpc` setting now (only those never checked yet with `onlyUnknown`),
+   * so that a plan for a model over them sees their devices (the memory planner, via the pool).
+   */
+  async refresh(rpc: readonly string[] | "all", onlyUnknown = false): Promise<void> {
+    const names = rpc === "all" ? [...this.workers.keys()] : rpc;
+    const ws = names.map((n) => this.workers.get(n)).filter((w): w is Worker => !!w && (!onlyUnknown || w.snapshot.state === "unknown"));
+    await Promise.all(ws.map((w) => this.check(w)));
+  }
+
   private check(w: Worker): Promise<void> {
     return (w.checking ??= this.doCheck(w).finally(() => (w.checking = undefined)));
   }

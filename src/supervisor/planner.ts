@@ -39,7 +39,11 @@ export interface Placement {
   tensorSplit?: number[];
   /** Started with llama-server's own --fit (some layers may run on the CPU): allowPartialOffload. */
   partial?: boolean;
-  /** Started with --rpc: the RPC workers that hold part of it (llama-server splits, not us). */
+  /**
+   * Started with --rpc: the RPC workers in its --rpc list (llama-server connects to each, even one
+   * its split gives no layer). rpc-server serves one client at a time, so no other model can use
+   * them while it runs.
+   */
   workers?: string[];
 }
 
@@ -209,19 +213,27 @@ export function placeOverRpc(devices: DeviceBudget[], free: Map<string, number>,
   const split = need.gpuBytes > 0 ? splitOverRpc(devices, free, need, rpc) : undefined;
   if (!split) {
     // Nothing offloaded (-ngl 0) or nowhere to offload to: all of it on the host.
+    // It still connects to every worker of its --rpc list, so it still holds them.
     const bytes = need.hostBytes + need.gpuBytes;
-    return bytes <= hostFree ? { devices: [{ id: "host", bytes }], gpus: localGpus } : undefined;
+    return bytes <= hostFree ? { devices: [{ id: "host", bytes }], gpus: localGpus, workers: targetWorkers(devices, rpc) } : undefined;
   }
   if (need.hostBytes > hostFree) return undefined;
   if (split.bytes.some((b, i) => b > (free.get(split.order[i]!.id) ?? 0))) return undefined;
   const used = split.order.map((d, i) => ({ d, bytes: split.bytes[i]! })).filter((u) => u.bytes > 0);
-  const workers = [...new Set(used.flatMap((u) => (u.d.kind === "rpc" && u.d.worker ? [u.d.worker] : [])))];
+  const workers = targetWorkers(devices, rpc);
   return {
     devices: [...used.map((u) => ({ id: u.d.id, bytes: u.bytes })), { id: "host", bytes: need.hostBytes }],
     // Every local GPU stays visible: the split (and llama-server's device order) counts them all.
     gpus: localGpus,
     workers,
   };
+}
+
+/** The workers of an RPC target that are usable (their devices are listed), in --rpc order. */
+function targetWorkers(devices: readonly DeviceBudget[], rpc: RpcTarget | undefined): string[] {
+  if (!rpc) return [];
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  return [...new Set(rpc.devices.flatMap((id) => (byId.get(id)?.worker ? [byId.get(id)!.worker!] : [])))];
 }
 
 /** Where the target fits now: over its RPC devices when started with --rpc, else locally. */
@@ -270,7 +282,12 @@ export function planStart(input: PlanInput): Decision {
   const { devices, target, maxLoadedModels } = input;
   const others = input.occupants.filter((o) => o.id !== target.id);
   const capOk = (n: number) => maxLoadedModels <= 0 || n < maxLoadedModels;
-  const fits = (occ: readonly Occupant[]) => (capOk(occ.length) ? placeTarget(devices, freeBytes(devices, occ), target) : undefined);
+  // rpc-server serves one client at a time: a model over one of the target's workers must be gone
+  // before the target starts, whatever the memory says (else its llama-server waits in rpc-server's
+  // accept queue until its load times out).
+  const workers = new Set(targetWorkers(devices, target.rpc));
+  const blocks = (o: Occupant) => workers.size > 0 && (o.placement.workers ?? []).some((w) => workers.has(w));
+  const fits = (occ: readonly Occupant[]) => (capOk(occ.length) && !occ.some(blocks) ? placeTarget(devices, freeBytes(devices, occ), target) : undefined);
 
   const now = fits(others);
   if (now) return { action: "start", placement: now };
@@ -284,11 +301,13 @@ export function planStart(input: PlanInput): Decision {
   // models are never chosen (the last two free their memory by themselves or not at all).
   const byLru = (a: Occupant, b: Occupant) => a.lastUsed - b.lastUsed;
   const evictable = others.filter((o) => !o.pinned && (o.state === "running" || o.state === "restarting"));
-  const order = [
+  const byClass = [
     ...evictable.filter((o) => o.state === "restarting"),
     ...evictable.filter((o) => o.state === "running" && isIdle(o)).sort(byLru),
     ...evictable.filter((o) => o.state === "running" && !isIdle(o)).sort(byLru),
   ];
+  // The models holding one of the target's workers go first: they must go in any case.
+  const order = [...byClass.filter(blocks), ...byClass.filter((o) => !blocks(o))];
   // Give them up one at a time until the target fits; free bytes are updated incrementally
   // (O(n) for n occupants, not O(n^2): bench/scheduler.ts plans for 100 models in well under 1 ms).
   const free = freeBytes(devices, others);
@@ -296,18 +315,24 @@ export function planStart(input: PlanInput): Decision {
     for (const d of o.placement.devices) if (free.has(d.id)) free.set(d.id, free.get(d.id)! + d.bytes);
   };
   let count = others.length;
-  const fitsNow = () => (capOk(count) ? placeTarget(devices, free, target) : undefined);
+  let blocking = others.filter(blocks).length;
+  const fitsNow = () => (capOk(count) && blocking === 0 ? placeTarget(devices, free, target) : undefined);
   const victims: Occupant[] = [];
   let fitted: Placement | undefined;
   for (const v of order) {
     victims.push(v);
     giveBack(v);
     count--;
+    if (blocks(v)) blocking--;
     if ((fitted = fitsNow())) break;
   }
   if (fitted) {
     const idle = victims.filter(isIdle);
-    if (idle.length) return { action: "stop", models: idle.map((v) => v.id), reason: reasonFor(target.id, victims, maxLoadedModels, others.length) };
+    const sharing = victims.filter(blocks);
+    const why = sharing.length
+      ? `making room for ${target.id}: RPC worker${workers.size > 1 ? "s" : ""} ${[...workers].join(", ")} serve${workers.size > 1 ? "" : "s"} one model at a time (${sharing.map((v) => v.id).join(", ")} runs over ${workers.size > 1 ? "them" : "it"})`
+      : reasonFor(target.id, victims, maxLoadedModels, others.length);
+    if (idle.length) return { action: "stop", models: idle.map((v) => v.id), reason: why };
     const toDrain = victims.filter((v) => !v.draining);
     if (toDrain.length) return { action: "drain", models: toDrain.map((v) => v.id), reason: `every model that must make room for ${target.id} is busy` };
     return { action: "wait", reason: `waiting for ${victims.map((v) => v.id).join(", ")} to finish their requests` };
@@ -319,9 +344,16 @@ export function planStart(input: PlanInput): Decision {
   for (const t of transient) {
     giveBack(t);
     count--;
+    if (blocks(t)) blocking--;
   }
   if (transient.length && fitsNow()) {
     return { action: "wait", reason: `waiting for ${transient.map((o) => `${o.id} (${o.state})`).join(", ")}` };
+  }
+  // A pinned model over one of its workers never leaves: say that rather than count bytes.
+  const stuck = remaining.filter((o) => blocks(o) && o.pinned);
+  if (stuck.length) {
+    const held = stuck.map((o) => o.id).join(", ");
+    return { action: "refuse", reason: `RPC worker ${[...workers].filter((w) => stuck.some((o) => o.placement.workers?.includes(w))).join(", ")} serves one model at a time and pinned ${held} runs over it${unavailableNote(target.rpc)}`, needBytes: 0, freeBytes: 0 };
   }
   return refusal(input, remaining);
 }

@@ -115,6 +115,8 @@ export interface PoolDeps {
    * started with --rpc over them. Absent: no workers.
    */
   rpcWorkers?: () => readonly RemoteWorkerReport[];
+  /** Checks the workers of an `rpc` setting now (RpcWorkers.refresh). */
+  refreshRpcWorkers?: (rpc: readonly string[] | "all", onlyUnknown: boolean) => Promise<void>;
 }
 
 export interface PoolOptions {
@@ -376,7 +378,9 @@ export class ModelPool {
     // (POST /start?wait=false relies on it).
     let decision: Decision | undefined;
     try {
-      decision = this.admissionsPending === 0 ? this.planNow(modelId) : undefined;
+      // A model over RPC workers never checked yet plans in the slow path, after their check
+      // (else its plan would count none of their devices).
+      decision = this.admissionsPending === 0 && !this.rpcUnknown(modelId) ? this.planNow(modelId) : undefined;
     } catch (err) {
       decision = undefined;
       this.log?.warn(`Planning ${modelId} failed: ${(err as Error).message}`);
@@ -414,6 +418,7 @@ export class ModelPool {
     const drained = new Set<string>();
     try {
       await this.memory?.refreshDevices();
+      await this.refreshRpc(modelId, false);
       for (;;) {
         if (pending.cancelled) throw cancelled(modelId); // a stop won: evict nobody for it
         const d = this.planNow(modelId);
@@ -489,6 +494,26 @@ export class ModelPool {
     // Let the supervisor register the load before the next admission counts occupants.
     load.catch(() => {});
     return load;
+  }
+
+  /** Whether `modelId` has an `rpc` setting naming a worker that was never checked. */
+  private rpcUnknown(modelId: string): boolean {
+    const rpc = this.registry.get(modelId)?.settings?.rpc;
+    if (!rpc || !this.deps.rpcWorkers) return false;
+    const workers = this.deps.rpcWorkers();
+    const names = rpc === "all" ? workers.map((w) => w.name) : rpc;
+    return names.some((n) => workers.find((w) => w.name === n)?.state === "unknown");
+  }
+
+  /** A fresh look at the model's RPC workers before planning it (failures show in their state). */
+  private async refreshRpc(modelId: string, onlyUnknown: boolean): Promise<void> {
+    const rpc = this.registry.get(modelId)?.settings?.rpc;
+    if (!rpc || !this.deps.refreshRpcWorkers) return;
+    try {
+      await this.deps.refreshRpcWorkers(rpc, onlyUnknown);
+    } catch (err) {
+      this.log?.warn(`Checking the RPC workers of ${modelId} failed: ${(err as Error).message}`);
+    }
   }
 
   /** The planner's input for starting `modelId` now; undefined while the GPUs are not read yet. */
@@ -754,6 +779,7 @@ export class ModelPool {
    */
   async fit(modelId: string, override: SettingsOverride = {}): Promise<FitAnswer> {
     await this.memory?.refreshDevices();
+    await this.refreshRpc(modelId, true);
     const p = this.planInput(modelId, override);
     const row = p?.row;
     const rpc = p?.rpc;

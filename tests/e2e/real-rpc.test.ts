@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startWorker, type RunningWorker } from "../../src/rpc/worker";
@@ -71,10 +71,10 @@ describe.skipIf(!enabled)("a model over two real rpc-servers", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const chat = async () => {
+  const chat = async (model = "tiny") => {
     const client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 });
     const stream = await client.chat.completions.create({
-      model: "tiny", messages: [{ role: "user", content: "Say something." }], max_tokens: 8, temperature: 0, stream: true,
+      model, messages: [{ role: "user", content: "Say something." }], max_tokens: 8, temperature: 0, stream: true,
       stream_options: { include_usage: true }, ...({ ignore_eos: true } as object),
     });
     let usage: OpenAI.CompletionUsage | undefined;
@@ -129,5 +129,25 @@ describe.skipIf(!enabled)("a model over two real rpc-servers", () => {
     expect(srv.services.supervisor.runtimeOf("tiny")!.pid).not.toBe(before.pid);
     const { usage } = await chat();
     expect(usage?.completion_tokens).toBe(8);
+  }, 120_000);
+
+  test("a second model over one of the same workers: the first is stopped (rpc-server serves one client at a time), the second answers", async () => {
+    // Room for several models: only the worker being taken decides.
+    srv.services.config.update({ ...srv.services.config.get(), maxLoadedModels: 4 });
+    // The same model under a second id (a path is registered once: a link to it).
+    const link = join(dir, "tiny2.gguf");
+    symlinkSync(MODEL!, link);
+    const reg = await fetch(`${srv.url}/api/models`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ models: [{ id: "tiny2", name: "tiny2", path: link, settings: { rpc: ["w1"] } }] }),
+    });
+    expect(reg.status, await reg.clone().text()).toBe(200);
+    expect(srv.services.supervisor.runtimeOf("tiny")?.state).toBe("running");
+    const fit = (await (await fetch(`${srv.url}/api/models/tiny2/fit`)).json()).data;
+    expect(fit).toMatchObject({ fits: true, evict: ["tiny"], reason: "fits over w1 after stopping tiny" });
+    const { usage } = await chat("tiny2");
+    expect(usage?.completion_tokens).toBe(8);
+    expect(srv.services.supervisor.runtimeOf("tiny")?.state ?? "stopped").toBe("stopped");
+    expect(srv.services.supervisor.runtimeOf("tiny2")?.state).toBe("running");
   }, 120_000);
 });

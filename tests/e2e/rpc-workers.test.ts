@@ -126,6 +126,22 @@ describe("a model split over RPC workers", () => {
     expect(await (await fetch(`${s.url}/metrics`)).text()).toContain('llamaproxy_rpc_worker_up{worker="w2"} 1');
   }, 30_000);
 
+  test("rpc-server serves one client at a time: a second model over the same worker stops the first", async () => {
+    const w1 = await worker();
+    const s = await main([w1], { rpc: ["w1"] });
+    s.services.config.update({ ...s.services.config.get(), maxLoadedModels: 4 }); // only the worker decides
+    const path = join(dir, `other${Math.random().toString(36).slice(2)}.gguf`);
+    writeFileSync(path, "GGUF fake weights");
+    s.services.registry.insert([{ id: "other", name: "other", path, size: 17, family: "llama", format: "gguf", settings: { rpc: ["w1"] } }]);
+    expect((await startModel(s)).status).toBe(200);
+    expect(s.services.supervisor.runtimeOf("big")!.placement!.workers).toEqual(["w1"]);
+    const res = await fetch(`${s.url}/api/models/other/start`, { method: "POST", headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(200);
+    expect(s.services.supervisor.runtimeOf("other")?.state).toBe("running");
+    expect(s.services.supervisor.runtimeOf("big")?.state ?? "stopped").toBe("stopped");
+    expect(s.services.logs.query({ q: "to make room for other" }).at(-1)?.message).toContain("RPC worker w1 serves one model at a time (big runs over it)");
+  }, 30_000);
+
   test("a worker that is down makes the start fail with that reason", async () => {
     const w1 = await worker();
     const w2 = await worker();

@@ -159,6 +159,37 @@ describe("planStart: a model started with --rpc counts its workers' devices", ()
   });
 });
 
+describe("planStart: rpc-server serves one client at a time", () => {
+  /** A model running over `workers` (its placement names them, as placeOverRpc's does). */
+  const overW = (id: string, workers: string[], devices: Record<string, number>, o: Partial<Occupant> = {}) => {
+    const x = occ(id, devices, o);
+    return { ...x, placement: { ...x.placement, workers } };
+  };
+  const devs = [host(64), rdev("w1", "CPU", 64), rdev("w2", "CPU", 64)];
+  const target = rpc(["rpc:w1/CPU"]);
+  test.each([
+    ["another model over the same worker is stopped first, memory or not; older models elsewhere stay",
+      over(devs, [occ("older", { host: 1 }), overW("a", ["w1"], { "rpc:w1/CPU": 1, host: 1 })], need(2), target),
+      { action: "stop", models: ["a"], reason: "making room for new: RPC worker w1 serves one model at a time (a runs over it)" }],
+    ["a model whose --rpc list holds the worker blocks it even with no layer there",
+      over(devs, [overW("a", ["w2", "w1"], { "rpc:w2/CPU": 1, host: 1 })], need(2), target),
+      { action: "stop", models: ["a"] }],
+    ["a busy one is drained", over(devs, [overW("a", ["w1"], { "rpc:w1/CPU": 1 }, { inFlight: 1 })], need(2), target), { action: "drain", models: ["a"] }],
+    ["one still loading over it: wait", over(devs, [overW("a", ["w1"], { "rpc:w1/CPU": 1 }, { state: "loading" })], need(2), target), { action: "wait" }],
+    ["a pinned one over it: refused, saying why", over(devs, [overW("p", ["w1"], { "rpc:w1/CPU": 1 }, { pinned: true })], need(2), target),
+      { action: "refuse", reason: "RPC worker w1 serves one model at a time and pinned p runs over it" }],
+    ["a model over another worker does not block", over(devs, [overW("a", ["w2"], { "rpc:w2/CPU": 1 })], need(2), target), { action: "start" }],
+    ["a model without rpc is never blocked by one that has it", input(devs, [overW("a", ["w1"], { "rpc:w1/CPU": 1 })], hostNeed(2)), { action: "start" }],
+  ] as [string, PlanInput, unknown][])("%s", (_l, inp, expected) => {
+    expect(planStart(inp)).toMatchObject(expected as object);
+  });
+
+  test("the placement names every worker of the --rpc list, also one its split leaves empty", () => {
+    const d = planStart(over([host(64), rdev("w1", "CPU", 64), rdev("w2", "CPU", 64)], [], need(2), rpc(["rpc:w1/CPU", "rpc:w2/CPU"], { tensorSplit: [1, 0] })));
+    expect(d).toMatchObject({ action: "start", placement: { workers: ["w1", "w2"], devices: [{ id: "rpc:w1/CPU" }, { id: "host" }] } });
+  });
+});
+
 describe("placementLabel", () => {
   const devs = [host(64), gpu(0, 8), gpu(1, 8), rdev("worker-a", "CUDA0", 24), rdev("w2", "CUDA0", 8), rdev("w2", "CUDA1", 8)];
   test.each([
