@@ -55,7 +55,8 @@ export const splitList = (text: string | undefined, commas: boolean) =>
 
 /** Fields taken as typed (not numbers). */
 const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath", "activitySessionHeaders"]);
-const CONFIG_FIELDS = [...Object.keys(referenceConfigShape), ...Object.keys(extraConfigShape)];
+/** The settings form's fields: the seed API's eight and the proxy's own settings. */
+export const CONFIG_FIELDS = [...Object.keys(referenceConfigShape), ...Object.keys(extraConfigShape)];
 
 /**
  * The settings form -> the POST /api/config body, validated by that route's schema. Numeric
