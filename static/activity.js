@@ -20,7 +20,29 @@
       data.push(d.points.map(function (p) { return p[1] === m ? p[2] : null; }));
       series.push({ label: m, stroke: palette[i % palette.length], spanGaps: true, points: { show: true } });
     });
-    chart = new window.uPlot({ width: Math.max(300, el.clientWidth || 600), height: 220, series: series, axes: [{}, { label: "tok/s" }] }, data, el);
+    // The x axis spans the chosen range, ending now (as the monitoring charts do): one point no
+    // longer stretches it over years.
+    var spanSec = Number(el.getAttribute("data-hours") || 24) * 3600;
+    // From our own points, not uPlot's dataMax: for a single point uPlot hands the range
+    // function an already widened max (years ahead), which is what stretched the axis.
+    var lastX = xs[xs.length - 1] || 0;
+    var xRange = function () {
+      var end = Math.max(Date.now() / 1000, lastX);
+      return [end - spanSec, end];
+    };
+    chart = new window.uPlot({
+      width: Math.max(300, el.clientWidth || 600),
+      height: 220,
+      series: series,
+      scales: { x: { time: true, range: xRange } },
+      axes: [{}, { label: "tok/s" }],
+      hooks: {
+        // What the time axis spans (epoch seconds): the browser tests check it.
+        setScale: [function (u, key) {
+          if (key === "x" && u.scales.x.min != null) el.setAttribute("data-x-range", Math.round(u.scales.x.min) + "," + Math.round(u.scales.x.max));
+        }],
+      },
+    }, data, el);
   }
   document.addEventListener("DOMContentLoaded", draw);
   document.body && document.body.addEventListener("htmx:afterSettle", function (e) {

@@ -147,14 +147,14 @@ export function CaptureView(props: { capture: Capture }) {
   );
 }
 
-export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnType<Services["activity"]["summary"]>; query: string; hasCapture?: (requestId: string) => boolean }) {
+export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnType<Services["activity"]["summary"]>; query: string; hasCapture?: (requestId: string) => boolean; hours?: string }) {
   const { entries, summary } = props;
   const hasCapture = props.hasCapture ?? (() => false);
   return (
     <div id="activity-live" hx-get={`/ui/activity/live${props.query}`} hx-trigger="lap-activity from:body" hx-swap="outerHTML">
       <section class="card" aria-labelledby="chart-heading">
         <h2 id="chart-heading">Generation speed per model (tokens/s)</h2>
-        <div id="activity-chart" class="chart" data-chart={JSON.stringify(chartData(entries))}></div>
+        <div id="activity-chart" class="chart" data-hours={props.hours ?? "24"} data-chart={JSON.stringify(chartData(entries))}></div>
       </section>
       <section class="card" aria-labelledby="totals-heading">
         <h2 id="totals-heading">Totals <span class="muted">{summary.total.requests} requests, {summary.total.completionTokens} tokens generated</span></h2>
@@ -197,7 +197,7 @@ export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnT
   );
 }
 
-function ActivityPage(props: { filter: Filter; models: string[]; live: LiveRequest[]; entries: ActivityEntry[]; summary: ReturnType<Services["activity"]["summary"]>; query: string }) {
+function ActivityPage(props: { filter: Filter; models: string[]; live: LiveRequest[]; entries: ActivityEntry[]; summary: ReturnType<Services["activity"]["summary"]>; query: string; hasCapture: (requestId: string) => boolean; hours: string }) {
   const f = props.filter;
   return (
     <Layout title="Activity" active="activity" topics={["models", "requests", "activity"]} charts>
@@ -224,7 +224,7 @@ function ActivityPage(props: { filter: Filter; models: string[]; live: LiveReque
         <button class="btn primary" type="submit">Apply</button>
         <a class="btn" href={`/api/activity/export?format=csv${props.query.replace(/^\?/, "&")}`}>Export CSV</a>
       </form>
-      <ActivityLive entries={props.entries} summary={props.summary} query={props.query} />
+      <ActivityLive entries={props.entries} summary={props.summary} query={props.query} hasCapture={props.hasCapture} hours={props.hours} />
       <script src={assetUrl("activity.js")} defer></script>
     </Layout>
   );
@@ -247,7 +247,7 @@ export function activityConsoleRoutes(s: Services) {
   const liveData = (f: Filter) => {
     const af = toActivityFilter(f);
     const { entries } = s.activity.query(af, 200);
-    return { entries, summary: s.activity.summary(af.since!), hasCapture: (id: string) => s.captures.has(id) };
+    return { entries, summary: s.activity.summary(af.since!), hasCapture: (id: string) => s.captures.has(id), hours: f.hours ?? "24" };
   };
   const queueOf = (c: Context) => {
     const model = c.req.query("model")?.slice(0, 200) || undefined;

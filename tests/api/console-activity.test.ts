@@ -107,6 +107,10 @@ test("a captured row has a Bodies disclosure; its fragment shows the bodies esca
   expect(afterRow(done.id)).toContain("hx-preserve");
   expect(afterRow(done.id)).toContain('hx-target="find .capture-slot"');
   expect(live).not.toContain(`data-capture-for="${other.id}"`);
+  // The page itself (first render, before any refresh) has it too, and the chart its range.
+  const page0 = await (await t.app.request("/activity?hours=6")).text();
+  expect(page0).toContain(`data-capture-for="${done.id}"`);
+  expect(page0).toContain('data-hours="6"');
 
   const fragment = await (await t.app.request(`/ui/activity/${done.id}/capture`, { headers: { "hx-request": "true" } })).text();
   expect(fragment).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");

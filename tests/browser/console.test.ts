@@ -322,6 +322,11 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await row.waitFor({ timeout: 15_000 });
     expect(await row.getAttribute("data-status")).toBe("200");
     expect(await row.locator("td").nth(1).textContent()).toBe("queue-live");
+    // The speed chart's time axis spans the chosen range (24 h), ending now, not years.
+    await activity.waitForFunction(() => document.querySelector("#activity-chart")?.hasAttribute("data-x-range"), null, { timeout: 10_000 });
+    const [from, to] = (await activity.locator("#activity-chart").getAttribute("data-x-range"))!.split(",").map(Number);
+    expect(to! - from!).toBe(24 * 3600);
+    expect(Math.abs(to! - Date.now() / 1000)).toBeLessThan(120);
     for (const page of [dashboard, activity]) expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
     expect(fragments.length).toBeGreaterThanOrEqual(2);
     await dashboard.close();
