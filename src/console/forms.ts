@@ -118,6 +118,25 @@ const jsonParams = <T extends ZodType>(label: string, api: T) =>
     })
     .pipe(api);
 
+/** RPC workers: "all", or worker names separated by commas; empty = none (runs on this host). */
+const rpcField = formText("RPC workers", 4096)
+  .optional()
+  .transform((v): unknown => {
+    const t = (v ?? "").trim();
+    if (t === "") return null;
+    return t.toLowerCase() === "all" ? "all" : splitList(t, true);
+  })
+  .pipe(S.rpc.nullable());
+
+/** Tensor split: proportions separated by commas ("3, 1"); empty = llama-server's own split. */
+const tensorSplitField = formText("Tensor split", 1024)
+  .optional()
+  .transform((v): unknown => {
+    const list = splitList(v, true);
+    return list.length ? list.map(numberOrText) : null;
+  })
+  .pipe(S.tensorSplit.nullable());
+
 export type ModelSettingsPatch = z.output<typeof modelSettingsPatchSchema>;
 
 /**
@@ -136,6 +155,8 @@ export const modelSettingsFormSchema = z
     idleTimeoutSeconds: blankIsGlobal("Idle timeout", S.idleTimeoutSeconds),
     aliases: listField("Aliases", true, S.aliases),
     extraArgs: listField("Extra arguments", false, S.extraArgs),
+    rpc: rpcField,
+    tensorSplit: tensorSplitField,
     autoStart: checkbox("Start with the proxy"),
     kvCache: checkbox("Keep conversations").transform((on) => (on ? null : false)),
     defaults: jsonParams("Defaults", R.defaults),

@@ -59,7 +59,7 @@ describe("the per-model settings editor (modelSettingsFormSchema)", () => {
     const r = parse({ ctxSize: "", threads: " 4 ", aliases: "a1, a2", extraArgs: "--flash-attn\non", kvCache: "1" });
     expect(r).toEqual({
       ok: true,
-      data: { ctxSize: null, batchSize: null, threads: 4, gpuLayers: null, idleTimeoutSeconds: null, aliases: ["a1", "a2"], extraArgs: ["--flash-attn", "on"], autoStart: false, kvCache: null, rewrite: null },
+      data: { ctxSize: null, batchSize: null, threads: 4, gpuLayers: null, idleTimeoutSeconds: null, aliases: ["a1", "a2"], extraArgs: ["--flash-attn", "on"], rpc: null, tensorSplit: null, autoStart: false, kvCache: null, rewrite: null },
     });
     const off = parse({ autoStart: "1" });
     expect(off.ok && [off.data.autoStart, off.data.kvCache]).toEqual([true, false]);
