@@ -16,6 +16,7 @@ import type { LiveRequest } from "../activity/tracker";
 import type { Services } from "../services";
 import { Layout } from "./layout";
 import { assetUrl } from "./assets";
+import { formatDuration } from "./format";
 
 const filterSchema = z.object({
   model: z.string().trim().max(200).optional(),
@@ -57,8 +58,9 @@ export function LiveQueue(props: { requests: LiveRequest[]; model?: string }) {
                   <td>{r.model}</td>
                   <td><span class="badge" data-status={r.state === "running" ? "running" : "loading"}>{r.state}</span></td>
                   <td class="num">{r.position ?? ""}</td>
-                  {/* Ticks every second in console.js (the queue is pushed only when it changes). */}
-                  <td class="num" data-elapsed-since={r.since}>{ms(r.ageMs)}</td>
+                  {/* Ticks every second in console.js (the queue is pushed only when it changes);
+                      the same format as the ticker's, so a refresh does not flip it. */}
+                  <td class="num" data-elapsed-since={r.since}>{formatDuration(r.ageMs / 1000)}</td>
                   <td class="num">{r.tokens}</td>
                   <td>{r.client ?? ""}</td>
                   <td>{r.key ?? ""}</td>
