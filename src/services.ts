@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { ActivityLog, type ActivityOptions } from "./activity/log";
 import { RequestTracker } from "./activity/tracker";
+import { CaptureStore, MIB } from "./activity/captures";
 import { ConfigStore } from "./config/store";
 import { ConfigReloader } from "./config/reload";
 import { KeyLimiter } from "./keys/limiter";
@@ -99,6 +100,8 @@ export interface Services {
   requests: RequestStats;
   /** The live request queue (queued, loading, in flight) and cancel. */
   tracker: RequestTracker;
+  /** Request/response body captures (off unless captureMaxMB > 0). */
+  captures: CaptureStore;
   /** Every finished proxied request, batched into SQLite. */
   activity: ActivityLog;
   /** Per named key: requests/minute and tokens/day limits, counters for /metrics. */
@@ -199,6 +202,7 @@ export function createServices(options: RuntimeOptions, overrides: ServiceOverri
     proxyOptions: { ...DEFAULT_PROXY_OPTIONS, ...options.proxy },
     requests,
     tracker,
+    captures: new CaptureStore(() => config.get().captureMaxMB * MIB, bus),
     activity,
     reloader: undefined as unknown as ConfigReloader,
     keyLimiter: new KeyLimiter(bus, (name, since) => {

@@ -2,7 +2,9 @@ import { Hono } from "hono";
 import { stream } from "hono/streaming";
 import { z } from "zod";
 import type { ActivityEntry, ActivityFilter } from "../activity/log";
+import { REQUEST_ID_RE } from "../activity/record";
 import { ok } from "../http/envelope";
+import { notFound } from "../http/errors";
 import { validate } from "../http/validate";
 import type { Services } from "../services";
 
@@ -55,6 +57,8 @@ export const activityExportSchema = z.object({
 
 export const activitySummarySchema = z.object({ hours: wholeNumber("hours", 1, 24 * 366).default(24) });
 
+const captureIdSchema = z.object({ id: z.string().regex(REQUEST_ID_RE, "id must be a request id (the requestId of an activity row)") });
+
 const CSV_COLUMNS: (keyof ActivityEntry)[] = [
   "time", "requestId", "model", "route", "status", "client", "keyName", "sessionId", "streaming",
   "promptTokens", "cachedTokens", "completionTokens", "queuedMs", "loadingMs", "ttftMs", "promptTps", "genTps", "durationMs", "error", "rewritten",
@@ -95,5 +99,18 @@ export function activityRoutes(s: Services) {
           await out.write(text);
         }
       });
+    })
+    .get("/:id/capture", validate("param", captureIdSchema, "Invalid request id"), (c) => {
+      const { id } = c.req.valid("param");
+      const capture = s.captures.get(id);
+      if (!capture) {
+        throw notFound(
+          "No capture for this request",
+          s.captures.enabled
+            ? `No request with id "${id}" is captured: it was never proxied, or evicted to keep captures under captureMaxMB`
+            : "Captures are off: set captureMaxMB (the memory bound in MB) above 0",
+        );
+      }
+      return ok(c, capture);
     });
 }

@@ -10,6 +10,7 @@
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
+import type { Capture, CapturedBody } from "../activity/captures";
 import type { ActivityEntry, ActivityFilter, TotalsRow } from "../activity/log";
 import type { LiveRequest } from "../activity/tracker";
 import type { Services } from "../services";
@@ -104,8 +105,50 @@ export function chartData(entries: ActivityEntry[]): { models: string[]; points:
   return { models: [...new Set(pts.map((p) => p[1]))], points: pts };
 }
 
-export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnType<Services["activity"]["summary"]>; query: string }) {
+/** A DOM id for a request id (any of its characters, unique per id). */
+const captureDomId = (requestId: string) => `capture-${Buffer.from(requestId).toString("hex")}`;
+
+/**
+ * The disclosure of a captured request: its bodies load when it is first opened. hx-preserve
+ * keeps an opened one (and what it loaded) across the live refreshes of the table around it.
+ */
+function CaptureDisclosure(props: { requestId: string }) {
+  const url = `/ui/activity/${encodeURIComponent(props.requestId)}/capture`;
+  return (
+    <details class="capture" id={captureDomId(props.requestId)} hx-preserve="true" hx-get={url} hx-trigger="toggle once" hx-target="find .capture-slot" hx-swap="innerHTML">
+      <summary>Bodies</summary>
+      <div class="capture-slot"><a href={url}>Show the captured bodies</a></div>
+    </details>
+  );
+}
+
+function BodyView(props: { title: string; body: CapturedBody }) {
+  const b = props.body;
+  return (
+    <>
+      <h4>{props.title} <span class="muted">{b.bytes} bytes{b.truncated ? `, ${b.keptBytes} kept (truncated)` : ""}{b.contentType ? `, ${b.contentType}` : ""}</span></h4>
+      {/* Text children are escaped by hono/jsx: a body's markup is shown, never run. */}
+      <pre>{b.text}</pre>
+    </>
+  );
+}
+
+export function CaptureView(props: { capture: Capture }) {
+  const c = props.capture;
+  return (
+    <div class="capture-view" data-capture={c.requestId}>
+      <p class="muted">
+        {c.route} · {c.model ?? "no model"} · status {c.status ?? ""}{c.streamed ? " · streamed" : ""}{c.complete ? "" : " · incomplete (still running, or the client left)"}
+      </p>
+      <BodyView title="Request" body={c.request} />
+      <BodyView title="Response" body={c.response} />
+    </div>
+  );
+}
+
+export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnType<Services["activity"]["summary"]>; query: string; hasCapture?: (requestId: string) => boolean }) {
   const { entries, summary } = props;
+  const hasCapture = props.hasCapture ?? (() => false);
   return (
     <div id="activity-live" hx-get={`/ui/activity/live${props.query}`} hx-trigger="lap-activity from:body" hx-swap="outerHTML">
       <section class="card" aria-labelledby="chart-heading">
@@ -126,6 +169,7 @@ export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnT
             </thead>
             <tbody>
               {entries.map((e) => (
+                <>
                 <tr data-request-id={e.requestId} data-status={e.status}>
                   <td title={e.time}>{clockOf(e.time)}</td>
                   <td>{e.model ?? ""}</td>
@@ -137,6 +181,11 @@ export function ActivityLive(props: { entries: ActivityEntry[]; summary: ReturnT
                   <td>{e.keyName ?? ""}</td><td>{e.sessionId ?? ""}</td><td>{e.client ?? ""}</td>
                   <td>{e.error ?? ""}{e.rewritten.length ? <span class="muted"> rewritten: {e.rewritten.join(", ")}</span> : null}</td>
                 </tr>
+                {/* Its captured bodies, full width under the row (a cell would be too narrow). */}
+                {e.requestId && hasCapture(e.requestId) ? (
+                  <tr class="capture-row" data-capture-for={e.requestId}><td colspan={17}><CaptureDisclosure requestId={e.requestId} /></td></tr>
+                ) : null}
+                </>
               ))}
             </tbody>
           </table>
@@ -197,7 +246,7 @@ export function activityConsoleRoutes(s: Services) {
   const liveData = (f: Filter) => {
     const af = toActivityFilter(f);
     const { entries } = s.activity.query(af, 200);
-    return { entries, summary: s.activity.summary(af.since!) };
+    return { entries, summary: s.activity.summary(af.since!), hasCapture: (id: string) => s.captures.has(id) };
   };
   const queueOf = (c: Context) => {
     const model = c.req.query("model")?.slice(0, 200) || undefined;
@@ -213,6 +262,15 @@ export function activityConsoleRoutes(s: Services) {
     return c.html(<ActivityLive {...liveData(f)} query={queryOf(f)} />);
   });
   app.get("/ui/requests/live", (c) => c.html(queueOf(c)));
+  app.get("/ui/activity/:id/capture", (c) => {
+    const capture = s.captures.get(c.req.param("id").slice(0, 128));
+    const view = capture
+      ? <CaptureView capture={capture} />
+      : <p class="muted">{s.captures.enabled ? "Not captured any more: evicted to stay within captureMaxMB." : "Captures are off (captureMaxMB is 0)."}</p>;
+    // Opened without htmx (no JavaScript): a page of its own.
+    if (c.req.header("hx-request") !== "true") return c.html(<Layout title="Capture" active="activity" topics={[]}><h1>Capture</h1>{view}<p><a href="/activity">Back to Activity</a></p></Layout>, capture ? 200 : 404);
+    return c.html(view);
+  });
   app.post("/ui/requests/:id/cancel", (c) => {
     const id = c.req.param("id").slice(0, 128);
     if (s.tracker.cancel(id)) s.log.info(`Request ${id} cancelled from the console`);

@@ -205,7 +205,6 @@ const TOP_LEVEL_NOT_IMPORTED: Record<string, string> = {
   logToStdout: "the proxy logs to stderr and keeps every child's output in the log view",
   logRequests: "every request is in the proxy's log and request statistics",
   metricsMaxInMemory: "request statistics and metric history are kept in SQLite",
-  captureBuffer: "request/response captures are not available on this build",
   store: "everything is stored in the proxy's own SQLite database (--data-dir)",
   ui: "no equivalent setting",
   performance: "system metrics are sampled every metricsIntervalSeconds",
@@ -298,7 +297,7 @@ export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapP
   const g = (key: string): unknown => substituteMacros(substituteEnv(raw[key], opts.env, new Set()), globals);
 
   // ---- global settings
-  const handledTop = new Set(["macros", "models", "hooks", "groups", "routing", "healthCheckTimeout", "globalTTL", "unloadTimeout", "peers"]);
+  const handledTop = new Set(["macros", "models", "hooks", "groups", "routing", "healthCheckTimeout", "globalTTL", "unloadTimeout", "peers", "captureBuffer"]);
   const health = num(g("healthCheckTimeout"));
   if (health !== undefined) {
     // llama-swap raises anything under 15 s to 15 s.
@@ -314,6 +313,13 @@ export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapP
   if (unload !== undefined && unload > 0) {
     plan.config.stopTimeoutSeconds = clamp(unload, 0, 600);
     plan.notes.push(`unloadTimeout ${unload} -> stopTimeoutSeconds ${plan.config.stopTimeoutSeconds}`);
+  }
+  // Both are MB of memory for request/response bodies, 0 = off (llama-swap's default is 10; ours
+  // stays off unless the file sets it).
+  const capture = num(g("captureBuffer"));
+  if (capture !== undefined && capture >= 0) {
+    plan.config.captureMaxMB = clamp(capture, 0, 1024);
+    plan.notes.push(`captureBuffer ${capture} -> captureMaxMB ${plan.config.captureMaxMB}`);
   }
   for (const key of Object.keys(raw)) {
     if (handledTop.has(key)) continue;

@@ -17,6 +17,7 @@ import { removeModel } from "../models/catalog";
 import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
 import { forward, type ForwardArgs, type RelayDeps } from "../proxy/relay";
 import { hasRewrite, rewriteBody } from "../proxy/rewrite";
+import { captureAnswer } from "../activity/captures";
 import { clientAddress, keyNameOf, withRequestId } from "../proxy/routes";
 import type { Services } from "../services";
 import { DurationError, parseKeepAlive, poolKeepAlive, type KeepAlive } from "./duration";
@@ -116,8 +117,11 @@ export function ollamaRoutes(s: Services) {
    * (`record`), a refused request gets its activity row like a refused /v1 request does.
    */
   const handle = (fn: (c: Context) => Promise<Response> | Response, record = false) => async (c: Context) => {
+    // The generating routes' bodies are captured when captures are on (the answer as translated
+    // for the Ollama client, which is what it received).
+    const keep = (res: Response) => (record ? captureAnswer(s.captures, c.req.raw, c.req.path, bodyText.get(c) ?? null, res, requestedModel.get(c)?.slice(0, 200) ?? null) : res);
     try {
-      return await fn(c);
+      return keep(await fn(c));
     } catch (err) {
       const e = toOllamaError(err);
       if (e.status >= 500) s.log.error(`${c.req.method} ${c.req.path}: ${e.message}`, { stack: (err as Error)?.stack });
@@ -127,9 +131,11 @@ export function ollamaRoutes(s: Services) {
         { ...requestFacts(c, false), model: requestedModel.get(c)?.slice(0, 200) ?? null, rewritten: [] },
         { status: e.status, error: true, message: e.message },
       );
-      return withRequestId(res, id);
+      return keep(withRequestId(res, id));
     }
   };
+  /** The client's body as read by body(), for the capture. */
+  const bodyText = new WeakMap<Context, string>();
 
   /**
    * Reads and validates a JSON body whatever its Content-Type says: Ollama's own server (Gin's
@@ -139,6 +145,7 @@ export function ollamaRoutes(s: Services) {
    */
   async function body<T>(c: Context, schema: ZodType<T>): Promise<T> {
     const text = await c.req.text();
+    if (s.captures.enabled) bodyText.set(c, text);
     if (!text.trim()) throw new OllamaError(400, "missing request body");
     let raw: unknown;
     try {

@@ -15,6 +15,7 @@ import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./options";
 import { forward as relayForward, type ForwardArgs, type RelayDeps } from "./relay";
 import { hasRewrite, rewriteBody } from "./rewrite";
 import { getConnInfo } from "hono/bun";
+import { captureAnswer } from "../activity/captures";
 import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
 import { keyAllowsModel } from "../keys/keys";
 import { identityOf } from "../keys/middleware";
@@ -153,8 +154,13 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     maxSize: options.maxBodyBytes,
     onError: () => openAiErrorResponse(new ApiError("PAYLOAD_TOO_LARGE", "Request body too large", `The limit is ${options.maxBodyBytes} bytes`)),
   });
+  /** The client's body, read once by handleModelRequest, for the capture. */
+  const bodyText = new WeakMap<Context, string>();
   for (const path of MODEL_ROUTED_PATHS) {
-    app.post(path, limit, (c) => handleModelRequest(c, path));
+    app.post(path, limit, async (c) => {
+      const res = await handleModelRequest(c, path);
+      return captureAnswer(s.captures, c.req.raw, path, bodyText.get(c) ?? null, res);
+    });
   }
 
   /** Who sent the request, for the activity log and the live queue. */
@@ -197,6 +203,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
   async function handleModelRequest(c: Context, path: string): Promise<Response> {
     const raw = c.req.raw;
     const text = await raw.text();
+    if (s.captures.enabled) bodyText.set(c, text);
     let body: Record<string, unknown>;
     try {
       const parsed = text ? JSON.parse(text) : {};

@@ -84,3 +84,38 @@ test("chartData: tokens/s points per model, oldest first, rows without a speed l
     points: [[1767225601, "a", 10], [1767225602, "b", 20]],
   });
 });
+
+test("a captured row has a Bodies disclosure; its fragment shows the bodies escaped; without a capture, none", async () => {
+  t.services.config.update({ ...t.services.config.get(), captureMaxMB: 1 });
+  const done = begin("qwen");
+  done.leased();
+  const res = t.services.captures.capture(
+    { requestId: done.id, route: "/v1/chat/completions", model: "qwen", requestContentType: "application/json" },
+    '{"messages":[{"role":"user","content":"<script>alert(1)</script>"}]}',
+    new Response('{"content":"<img src=x onerror=alert(2)>"}', { headers: { "content-type": "application/json" } }),
+  );
+  await res.text();
+  done.finish({ status: 200, completionTokens: 1 });
+  const other = begin("qwen");
+  other.finish({ status: 200 });
+
+  const live = await (await t.app.request("/ui/activity/live")).text();
+  // The row is followed by its capture row (full width); a row without a capture has none.
+  const afterRow = (id: string) => live.split(`data-request-id="${id}"`)[1]!.split("</tr>").slice(1, 2).join("");
+  expect(afterRow(done.id)).toContain(`data-capture-for="${done.id}"`);
+  expect(afterRow(done.id)).toContain(`hx-get="/ui/activity/${done.id}/capture"`);
+  expect(afterRow(done.id)).toContain("hx-preserve");
+  expect(afterRow(done.id)).toContain('hx-target="find .capture-slot"');
+  expect(live).not.toContain(`data-capture-for="${other.id}"`);
+
+  const fragment = await (await t.app.request(`/ui/activity/${done.id}/capture`, { headers: { "hx-request": "true" } })).text();
+  expect(fragment).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
+  expect(fragment).toContain("&lt;img src=x onerror=alert(2)&gt;");
+  expect(fragment).not.toContain("<script>alert");
+  expect(fragment).not.toContain("<img");
+  expect(fragment).not.toContain("<html");
+  // Without htmx (no JavaScript) it is a page of its own; an unknown id is a 404 page.
+  const page = await t.app.request(`/ui/activity/${done.id}/capture`);
+  expect(await page.text()).toContain("<h1>Capture</h1>");
+  expect((await t.app.request("/ui/activity/nope/capture")).status).toBe(404);
+});

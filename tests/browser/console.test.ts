@@ -327,6 +327,41 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     expect(browser.errors).toEqual([]);
   }, T);
 
+  test("a captured request's bodies open from its Activity row and stay open while new rows arrive", async () => {
+    if (!hubPresent) return console.warn("tests/browser: no realtime hub in this build; skipping the live capture check");
+    register("capture-live");
+    s().config.update({ ...s().config.get(), captureMaxMB: 1 });
+    try {
+      const page = await open("/activity");
+      await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") === "live", null, { timeout: 10_000 });
+      const ask = (id: string, content: string) =>
+        fetch(`${h.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-request-id": id },
+          body: JSON.stringify({ model: "capture-live", max_tokens: 3, messages: [{ role: "user", content }] }),
+        }).then((r) => r.text());
+      await ask("browser-cap-1", "<b>not bold</b>");
+      await page.locator('#activity-table tr[data-request-id="browser-cap-1"]').waitFor({ timeout: 15_000 });
+      const row = page.locator('#activity-table tr[data-capture-for="browser-cap-1"]');
+      await row.locator("details.capture summary").click();
+      const view = row.locator(".capture-view");
+      await view.waitFor({ timeout: 10_000 });
+      // The body's markup is shown as text, not rendered.
+      expect(await view.locator("pre").first().textContent()).toContain("<b>not bold</b>");
+      expect(await view.locator("b").count()).toBe(0);
+      await screenshot(page, "activity-capture");
+      // A new request refreshes the table; the opened disclosure stays open with its bodies.
+      await ask("browser-cap-2", "second");
+      await page.locator('#activity-table tr[data-request-id="browser-cap-2"]').waitFor({ timeout: 15_000 });
+      expect(await row.locator("details.capture").getAttribute("open")).not.toBeNull();
+      expect(await row.locator(".capture-view pre").first().textContent()).toContain("<b>not bold</b>");
+      await page.close();
+      expect(browser.errors).toEqual([]);
+    } finally {
+      s().config.update({ ...s().config.get(), captureMaxMB: 0 });
+    }
+  }, T);
+
   test("the log tail receives a new line live", async () => {
     const page = await open("/logs");
     const marker = `live line ${Math.random().toString(36).slice(2)}`;

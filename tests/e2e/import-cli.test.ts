@@ -62,7 +62,7 @@ test("--dry-run prints the plan and writes nothing; the import registers; a seco
 
   const real = await run(["import", "llama-swap", "config.yaml", "--data-dir", dataDir]);
   expect(real.code).toBe(0);
-  expect(real.stdout).toContain("1 model(s) registered, 2 peer(s) added, 0 failed, 33 item(s) not imported.");
+  expect(real.stdout).toContain("1 model(s) registered, 2 peer(s) added, 0 failed, 32 item(s) not imported.");
   const rows = registered(dataDir);
   expect(rows.map((r) => [r.id, r.settings.ctxSize, r.settings.aliases])).toEqual([["gpt-oss-120b", 16384, ["gpt-4o-mini"]]]);
 

@@ -16,6 +16,8 @@ const FAKE = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
 const ADMIN = "admin-key-0123456789";
 const TEAMMATE = "lap-teammate-key-0123456789";
 const INTERVAL_MS = 200;
+/** Waits for pushes: generous, the full suite loads the machine (a model load is among them). */
+const WAIT = 15_000;
 let dir: string;
 let srv: RunningServer;
 let wsUrl: string;
@@ -67,22 +69,24 @@ test("requests: the queue on subscribe, then pushes while a request waits, loads
     // Two requests: the first loads the model and streams, the second queues behind it
     // (maxConcurrentRequests 1).
     const from = client.messages.length;
-    const first = chat("rt-first", 12);
-    const loading = await client.next((m) => m.type === "requests_update" && queueOf(m).requests.some((r) => r.id === "rt-first"), "a push with the first request", from);
+    // Long enough (40 x 30 ms) that the second request still finds it running on a loaded machine.
+    const first = chat("rt-first", 40);
+    const loading = await client.next((m) => m.type === "requests_update" && queueOf(m).requests.some((r) => r.id === "rt-first"), "a push with the first request", from, WAIT);
     expect(queueOf(loading).requests.find((r) => r.id === "rt-first")).toMatchObject({ model: "slow", route: "/v1/chat/completions", key: "admin" });
     expect(["loading", "queued"]).toContain(queueOf(loading).requests.find((r) => r.id === "rt-first")!.state);
     // Tokens of the running stream arrive without bus events: they are pushed too.
-    await client.next((m) => m.type === "requests_update" && (queueOf(m).requests.find((r) => r.id === "rt-first")?.tokens ?? 0) > 0, "a push with tokens so far", from);
+    await client.next((m) => m.type === "requests_update" && (queueOf(m).requests.find((r) => r.id === "rt-first")?.tokens ?? 0) > 0, "a push with tokens so far", from, WAIT);
     const second = chat("rt-second", 2);
     const both = await client.next(
       (m) => m.type === "requests_update" && queueOf(m).requests.some((r) => r.id === "rt-second" && r.state === "queued" && r.position === 1),
       "a push with the second request queued",
       from,
+      WAIT,
     );
     expect(queueOf(both)).toMatchObject({ total: 2, queued: 1, running: 1 });
 
     await Promise.all([first, second]);
-    const empty = await client.next((m) => m.type === "requests_update" && queueOf(m).total === 0, "the empty queue after both ended", from);
+    const empty = await client.next((m) => m.type === "requests_update" && queueOf(m).total === 0, "the empty queue after both ended", from, WAIT);
     expect(queueOf(empty).requests).toEqual([]);
 
     // Every push came at most once per interval, and each differs from the one before.
@@ -99,8 +103,8 @@ test("requests: the queue on subscribe, then pushes while a request waits, loads
     const rows = await waitFor(() => {
       const seen = client.messages.slice(from).filter((m) => m.type === "activity_update").flatMap((m) => m.data.entries as ActivityEntry[]);
       return seen.some((e) => e.requestId === "rt-first") && seen.some((e) => e.requestId === "rt-second") ? seen : null;
-    }, "both rows pushed");
-    expect(rows.find((e) => e.requestId === "rt-first")).toMatchObject({ model: "slow", status: 200, completionTokens: 12, keyName: "admin", streaming: true });
+    }, "both rows pushed", WAIT);
+    expect(rows.find((e) => e.requestId === "rt-first")).toMatchObject({ model: "slow", status: 200, completionTokens: 40, keyName: "admin", streaming: true });
 
     // A new activity subscriber gets the recent rows at once.
     const late = await PlainClient.connect(`${wsUrl}?key=${ADMIN}`);
@@ -116,8 +120,8 @@ test("requests: the queue on subscribe, then pushes while a request waits, loads
   }
 }, 30_000);
 
-test("socket.io-client: subscribe to requests and activity, the same pushes", async () => {
-  const socket = io(srv.url, { path: "/llamaproxws", transports: ["websocket"], auth: {}, query: { key: ADMIN }, reconnection: false });
+for (const transport of ["websocket", "polling"] as const) test(`socket.io-client (${transport}): subscribe to requests and activity, the same pushes`, async () => {
+  const socket = io(srv.url, { path: "/llamaproxws", transports: [transport], query: { key: ADMIN }, reconnection: false });
   const queue: QueueData[] = [];
   const activity: ActivityEntry[][] = [];
   socket.on("requests_update", (d: QueueData) => queue.push(d));
@@ -129,10 +133,11 @@ test("socket.io-client: subscribe to requests and activity, the same pushes", as
     await waitFor(() => queue.length >= 1 && activity.length >= 1, "both states");
     // Longer than one push interval (~20 x 30 ms): a request that ends within the interval may
     // never be in a queue push (the push shows the queue as it is then); its activity row comes.
-    const done = chat("rt-sio", 20);
-    await waitFor(() => queue.some((q) => q.requests.some((r) => r.id === "rt-sio")), "the request pushed");
+    const id = `rt-sio-${transport}`;
+    const done = chat(id, 20);
+    await waitFor(() => queue.some((q) => q.requests.some((r) => r.id === id)), "the request pushed");
     await done;
-    await waitFor(() => activity.some((batch) => batch.some((e) => e.requestId === "rt-sio" && e.status === 200)), "its activity row pushed");
+    await waitFor(() => activity.some((batch) => batch.some((e) => e.requestId === id && e.status === 200)), "its activity row pushed");
   } finally {
     socket.disconnect();
   }

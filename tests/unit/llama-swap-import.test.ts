@@ -176,7 +176,7 @@ describe("the real llama-swap example files", () => {
     });
     // startPort 10001, sorted ids: docker-llama gets 10001, gpt-oss-120b 10002.
     expect(m.notes).toContain("left out --port 10002: the proxy chooses the address of every llama-server");
-    expect(p.config).toEqual({ loadTimeoutSeconds: 500, idleTimeoutSeconds: 0, stopTimeoutSeconds: 10 });
+    expect(p.config).toEqual({ loadTimeoutSeconds: 500, idleTimeoutSeconds: 0, stopTimeoutSeconds: 10, captureMaxMB: 15 });
     expect(reasonOf(p, "models.docker-llama")).toBe("runs a container (docker): only llama-server models can be imported");
     expect(reasonOf(p, "models.unlisted-model")).toBe("runs some-upstream-server, not llama-server: only llama-server models can be imported");
     expect(reasonOf(p, "models.gpt-oss-120b.filters.setParamsByID")).toStartWith("no per-alias parameters");
@@ -187,9 +187,11 @@ describe("the real llama-swap example files", () => {
     expect(reasonOf(p, "hooks.on_startup.preload llama")).toBe("no imported model has that name");
     // Every top-level key of the file is either mapped or listed.
     const listed = new Set(p.notImported.map((n) => n.item.split(/[. ]/)[0]));
-    for (const key of ["logLevel", "apiKeys", "profiles", "selectors", "upstream", "captureBuffer", "ui", "performance", "startPort"]) expect(listed.has(key)).toBe(true);
-    // 31 before peers were mapped: "peers" went, openrouter's unset apiKey, timeouts and filters came.
-    expect(p.notImported.length).toBe(33);
+    for (const key of ["logLevel", "apiKeys", "profiles", "selectors", "upstream", "ui", "performance", "startPort"]) expect(listed.has(key)).toBe(true);
+    // 31 before peers were mapped: "peers" went, openrouter's unset apiKey, timeouts and filters
+    // came; captureBuffer maps to captureMaxMB now.
+    expect(reasonOf(p, "captureBuffer")).toBeUndefined();
+    expect(p.notImported.length).toBe(32);
   });
 
   test("config.example.yaml peers: url, exact model ids, the key from the environment or listed when unset", () => {
