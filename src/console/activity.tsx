@@ -57,7 +57,8 @@ export function LiveQueue(props: { requests: LiveRequest[]; model?: string }) {
                   <td>{r.model}</td>
                   <td><span class="badge" data-status={r.state === "running" ? "running" : "loading"}>{r.state}</span></td>
                   <td class="num">{r.position ?? ""}</td>
-                  <td class="num">{ms(r.ageMs)}</td>
+                  {/* Ticks every second in console.js (the queue is pushed only when it changes). */}
+                  <td class="num" data-elapsed-since={r.since}>{ms(r.ageMs)}</td>
                   <td class="num">{r.tokens}</td>
                   <td>{r.client ?? ""}</td>
                   <td>{r.key ?? ""}</td>

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { ApiClientError, ApiService, type FetchLike } from "../client";
+import type { FieldErrors } from "./forms";
 
 /** How the console reaches the JSON API: the app's own fetch, in process (no network hop). */
 export type AppFetch = FetchLike;
@@ -22,7 +23,7 @@ export function apiFor(c: Context, fetch: AppFetch): ApiService {
 }
 
 /** A call's outcome as the console shows it: the data, or the error text for the form that caused it. */
-export type ApiOutcome<T> = { ok: true; data: T } | { ok: false; status: number; code: string; error: string };
+export type ApiOutcome<T> = { ok: true; data: T } | { ok: false; status: number; code: string; error: string; details?: string };
 
 /** "message: details" of an error envelope (details alone add nothing when they repeat the message). */
 export function apiErrorText(err: ApiClientError): string {
@@ -36,7 +37,26 @@ export async function attempt<T>(call: Promise<T>): Promise<ApiOutcome<T>> {
   try {
     return { ok: true, data: await call };
   } catch (err) {
-    if (err instanceof ApiClientError) return { ok: false, status: err.status, code: err.code, error: apiErrorText(err) };
+    if (err instanceof ApiClientError) return { ok: false, status: err.status, code: err.code, error: apiErrorText(err), details: err.details };
     return { ok: false, status: 500, code: "INTERNAL_ERROR", error: (err as Error).message };
   }
+}
+
+/**
+ * A VALIDATION_ERROR's details ("field: message; other: message", as describeIssues writes them)
+ * as one message per form field, for the fields the form has; a part naming no such field goes
+ * to "_form". Null when no part names a field (the caller then shows the whole error).
+ */
+export function fieldErrorsOfDetails(details: string | undefined, fields: readonly string[]): FieldErrors | null {
+  if (!details) return null;
+  const errors: FieldErrors = {};
+  let named = false;
+  for (const part of details.split("; ")) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*): (.+)$/s.exec(part);
+    if (m && fields.includes(m[1]!)) {
+      errors[m[1]!] ??= m[2]!;
+      named = true;
+    } else errors._form = errors._form ? `${errors._form}; ${part}` : part;
+  }
+  return named ? errors : null;
 }

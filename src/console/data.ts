@@ -4,6 +4,8 @@ import type { PeerSnapshot } from "../peers/registry";
 import type { RpcWorkerSnapshot } from "../rpc/workers";
 import type { LlamaServerConfig } from "../config/schema";
 import type { FormValues } from "./forms";
+import type { KvCacheEntryView } from "../kvcache/service";
+import type { LogQuery } from "../logs/buffer";
 import type { LogEntry } from "../logs/types";
 import { readDisk, readMemory } from "../metrics/system";
 import type { SystemMetrics } from "../metrics/types";
@@ -19,8 +21,8 @@ export interface ModelView extends Model {
   loadingSince?: string;
   /** What the load is doing now, read from the model's own log lines. */
   stage?: string;
-  /** Saved KV caches of this model (most recently used first). */
-  kvCaches?: { id: string; tokens: number; sizeBytes: number; createdAt: string; hits: number }[];
+  /** Saved KV caches of this model (most recently used first), as GET /api/models/:id/kv-cache shows them. */
+  kvCaches?: Pick<KvCacheEntryView, "id" | "tokens" | "sizeBytes" | "createdAt" | "hits">[];
 }
 
 /** Log source of one model's llama-server lines (the supervisor's convention). */
@@ -113,11 +115,8 @@ export function configToForm(cfg: LlamaServerConfig): FormValues {
 
 // ---- Logs ----------------------------------------------------------------------------------
 
-export interface LogFilter {
-  level?: "error" | "warn" | "info" | "debug";
-  source?: string;
-  q?: string;
-}
+/** The log view's filter: the part of the log buffer's own query the page offers. */
+export type LogFilter = Pick<LogQuery, "level" | "source" | "q">;
 
 export function logsAsText(entries: LogEntry[]): string {
   return entries.map((e) => `${e.timestamp} ${e.level.toUpperCase().padEnd(5)} [${e.source}] ${e.message}`).join("\n") + (entries.length ? "\n" : "");

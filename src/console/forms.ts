@@ -55,7 +55,8 @@ export const splitList = (text: string | undefined, commas: boolean) =>
 
 /** Fields taken as typed (not numbers). */
 const CONFIG_TEXT_FIELDS = new Set(["host", "basePath", "serverPath", "activitySessionHeaders"]);
-const CONFIG_FIELDS = [...Object.keys(referenceConfigShape), ...Object.keys(extraConfigShape)];
+/** The settings form's fields: the seed API's eight and the proxy's own settings. */
+export const CONFIG_FIELDS = [...Object.keys(referenceConfigShape), ...Object.keys(extraConfigShape)];
 
 /**
  * The settings form -> the POST /api/config body, validated by that route's schema. Numeric
@@ -117,6 +118,25 @@ const jsonParams = <T extends ZodType>(label: string, api: T) =>
     })
     .pipe(api);
 
+/** RPC workers: "all", or worker names separated by commas; empty = none (runs on this host). */
+const rpcField = formText("RPC workers", 4096)
+  .optional()
+  .transform((v): unknown => {
+    const t = (v ?? "").trim();
+    if (t === "") return null;
+    return t.toLowerCase() === "all" ? "all" : splitList(t, true);
+  })
+  .pipe(S.rpc.nullable());
+
+/** Tensor split: proportions separated by commas ("3, 1"); empty = llama-server's own split. */
+const tensorSplitField = formText("Tensor split", 1024)
+  .optional()
+  .transform((v): unknown => {
+    const list = splitList(v, true);
+    return list.length ? list.map(numberOrText) : null;
+  })
+  .pipe(S.tensorSplit.nullable());
+
 export type ModelSettingsPatch = z.output<typeof modelSettingsPatchSchema>;
 
 /**
@@ -135,6 +155,8 @@ export const modelSettingsFormSchema = z
     idleTimeoutSeconds: blankIsGlobal("Idle timeout", S.idleTimeoutSeconds),
     aliases: listField("Aliases", true, S.aliases),
     extraArgs: listField("Extra arguments", false, S.extraArgs),
+    rpc: rpcField,
+    tensorSplit: tensorSplitField,
     autoStart: checkbox("Start with the proxy"),
     kvCache: checkbox("Keep conversations").transform((on) => (on ? null : false)),
     defaults: jsonParams("Defaults", R.defaults),

@@ -374,6 +374,9 @@ export class KvCacheService {
   }
 }
 
+/** One saved cache as GET /api/models/:id/kv-cache lists it. */
+export type KvCacheEntryView = ReturnType<typeof entryView>;
+
 function entryView(e: KvCacheEntry, now: number, runningFingerprint: string | undefined) {
   return {
     id: e.id,

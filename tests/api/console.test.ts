@@ -317,6 +317,38 @@ describe("models", () => {
     expect(st.autoStart).toBe(true);
   });
 
+  test("RPC workers and tensor split are set from the editor: names, \"all\", cleared; bad values are field errors", async () => {
+    addModel("big");
+    const save = (fields: Record<string, string>) => t.app.request("/ui/models/big/settings", form({ kvCache: "1", ...fields }));
+    let res = await save({ rpc: "gpu-box-1, gpu-box-2", tensorSplit: "3, 1" });
+    expect(await res.text()).toContain("Saved.");
+    expect(t.services.registry.get("big")!.settings).toMatchObject({ rpc: ["gpu-box-1", "gpu-box-2"], tensorSplit: [3, 1] });
+    // The editor shows them as saved.
+    const page = await (await t.app.request("/models")).text();
+    expect(page).toContain('name="rpc" value="gpu-box-1, gpu-box-2"');
+    expect(page).toContain('name="tensorSplit" value="3, 1"');
+
+    await save({ rpc: "ALL", tensorSplit: "" });
+    expect(t.services.registry.get("big")!.settings.rpc).toBe("all");
+    expect(t.services.registry.get("big")!.settings.tensorSplit).toBeUndefined();
+
+    for (const [fields, field, message] of [
+      [{ rpc: "gpu box" }, "rpc", "rpc entries must be rpcWorkers names"],
+      [{ rpc: "w1, w1" }, "rpc", "rpc must not name a worker twice"],
+      [{ tensorSplit: "3, lots" }, "tensorSplit", "tensorSplit entries must be numbers"],
+      [{ tensorSplit: "-1" }, "tensorSplit", "tensorSplit entries must be 0 or more"],
+    ] as const) {
+      res = await save(fields);
+      const html = await res.text();
+      expect(html).toContain(`data-field-error="${field}">`);
+      expect(html).toContain(message);
+      // Nothing changed.
+      expect(t.services.registry.get("big")!.settings.rpc).toBe("all");
+    }
+    await save({ rpc: "" });
+    expect(t.services.registry.get("big")!.settings.rpc).toBeUndefined();
+  });
+
   test("an invalid per-model setting shows the API's message and changes nothing", async () => {
     addModel("alpha", { settings: { threads: 2 } });
     const res = await t.app.request("/ui/models/alpha/settings", form({ threads: "0" }));

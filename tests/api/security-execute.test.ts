@@ -62,6 +62,9 @@ describe("finding 1 (the chain's second step): serverPath chooses what we execut
     });
     const html = await res.text();
     expect(html).toContain("does not answer --version like llama-server");
+    // POST /api/config's refusal (reached through the typed client) lands next to its field.
+    expect(html).toMatch(/<small id="cfg-serverPath-error" class="field-error" data-field-error="serverPath">[^<]*does not answer --version like llama-server/);
+    expect(html).toMatch(/<input id="cfg-serverPath" name="serverPath" value="\/bin\/sh"[^>]*aria-invalid="true"/);
     expect(t.services.config.get().serverPath).toBe(before);
   });
 });

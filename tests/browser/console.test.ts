@@ -308,11 +308,13 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     const done = fetch(`${h.url}/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json", "x-request-id": "browser-live-1" },
-      body: JSON.stringify({ model: "queue-live", stream: true, max_tokens: 40, messages: [{ role: "user", content: "hi" }] }),
+      body: JSON.stringify({ model: "queue-live", stream: true, max_tokens: 60, messages: [{ role: "user", content: "hi" }] }),
     }).then((r) => r.text());
     const queued = dashboard.locator('#live-queue tr[data-request-id="browser-live-1"]');
     await queued.waitFor({ timeout: 15_000 });
     await screenshot(dashboard, "dashboard-live-queue");
+    // Its age ticks between pushes (the console's one-second ticker, "Ns").
+    await dashboard.waitForFunction(() => /^\d+s$/.test(document.querySelector('#live-queue tr[data-request-id="browser-live-1"] [data-elapsed-since]')?.textContent ?? ""), null, { timeout: 5_000 });
     expect(await done).toContain("[DONE]");
     // Ended: the queue empties by itself, and the Activity page has the new row.
     await queued.waitFor({ state: "detached", timeout: 15_000 });

@@ -1,5 +1,6 @@
 // Pure pieces of the console: form parsing with the API's schema, load stages, sparklines, rates.
 import { describe, expect, test } from "bun:test";
+import { fieldErrorsOfDetails } from "../../src/console/api-client";
 import { stageFromLogs } from "../../src/console/data";
 import { configFormSchema, fieldErrors, modelSettingsFormSchema, typedValues } from "../../src/console/forms";
 import { formatDuration, formatGB, sparklinePoints } from "../../src/console/format";
@@ -58,7 +59,7 @@ describe("the per-model settings editor (modelSettingsFormSchema)", () => {
     const r = parse({ ctxSize: "", threads: " 4 ", aliases: "a1, a2", extraArgs: "--flash-attn\non", kvCache: "1" });
     expect(r).toEqual({
       ok: true,
-      data: { ctxSize: null, batchSize: null, threads: 4, gpuLayers: null, idleTimeoutSeconds: null, aliases: ["a1", "a2"], extraArgs: ["--flash-attn", "on"], autoStart: false, kvCache: null, rewrite: null },
+      data: { ctxSize: null, batchSize: null, threads: 4, gpuLayers: null, idleTimeoutSeconds: null, aliases: ["a1", "a2"], extraArgs: ["--flash-attn", "on"], rpc: null, tensorSplit: null, autoStart: false, kvCache: null, rewrite: null },
     });
     const off = parse({ autoStart: "1" });
     expect(off.ok && [off.data.autoStart, off.data.kvCache]).toEqual([true, false]);
@@ -92,6 +93,20 @@ describe("the per-model settings editor (modelSettingsFormSchema)", () => {
   test("several bad fields are all reported at once", () => {
     const r = parse({ threads: "0", overrides: "nope", strip: "model" });
     expect(r.ok === false && Object.keys(r.errors).sort()).toEqual(["overrides", "strip", "threads"]);
+  });
+});
+
+describe("fieldErrorsOfDetails: an API refusal's details, back onto the form's fields", () => {
+  const fields = ["serverPath", "port"];
+  test.each([
+    ["serverPath: /bin/sh does not answer --version", { serverPath: "/bin/sh does not answer --version" }],
+    ["port: Port must be between 1 and 65535; serverPath: missing", { port: "Port must be between 1 and 65535", serverPath: "missing" }],
+    ["serverPath: bad; something else broke", { serverPath: "bad", _form: "something else broke" }],
+    ["evil: not a field of this form", null],
+    ["no field at all", null],
+    [undefined, null],
+  ] as [string | undefined, Record<string, string> | null][])("%p", (details, expected) => {
+    expect(fieldErrorsOfDetails(details, fields)).toEqual(expected);
   });
 });
 

@@ -49,18 +49,19 @@ test("startServer logs one debug line with the time of each start-up step", asyn
 
 test("StartupTimings also records each step's CPU time: busy work counts, waiting does not", async () => {
   const t = new StartupTimings(performance.now());
-  await Bun.sleep(30);
+  await Bun.sleep(10);
   t.mark("waiting");
-  // Busy until this process has used 30 ms more CPU (by wall time a loaded machine gives less).
+  // Busy until this process has used 50 ms more CPU (by wall time a loaded machine gives less).
   const used = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
-  const until = used() + 30;
+  const until = used() + 50;
   let x = 0;
   while (used() < until) for (let i = 0; i < 1000; i++) x += Math.sqrt(x + 1);
   t.mark("busy");
   const cpu = Object.fromEntries(t.describe("cpu").split(", ").map((p) => [p.slice(0, p.lastIndexOf(" ")), Number(p.slice(p.lastIndexOf(" ") + 1))]));
   expect(x).toBeGreaterThan(0);
-  expect(cpu.busy).toBeGreaterThanOrEqual(29);
-  // A sleep costs (next to) no CPU; missing means under 0.05 ms.
-  expect(cpu.waiting ?? 0).toBeLessThan(15);
+  expect(cpu.busy).toBeGreaterThanOrEqual(49);
+  // A sleep costs this test no CPU; what the step shows is other threads' (GC, JIT, other suites'
+  // servers in this process): on two cores at most ~20 ms in 10 ms, less than the busy step.
+  expect(cpu.waiting ?? 0).toBeLessThan(cpu.busy!);
   expect(t.totalCpuMs).toBeGreaterThanOrEqual(cpu.busy!);
 });

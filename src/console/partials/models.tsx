@@ -160,6 +160,8 @@ export function settingsToForm(st: ModelView["settings"]): FormValues {
     idleTimeoutSeconds: num(st2.idleTimeoutSeconds),
     aliases: (st2.aliases ?? []).join(", "),
     extraArgs: (st2.extraArgs ?? []).join("\n"),
+    rpc: st2.rpc === "all" ? "all" : (st2.rpc ?? []).join(", "),
+    tensorSplit: (st2.tensorSplit ?? []).join(", "),
     ...(st2.autoStart === true ? { autoStart: "1" } : {}),
     ...(st2.kvCache !== false ? { kvCache: "1" } : {}),
     defaults: json(st2.rewrite?.defaults),
@@ -235,6 +237,16 @@ function SettingsEditor(props: { m: ModelView; state?: RowState }) {
         <label for={f("args")}>Extra arguments</label>
         <textarea id={f("args")} name="extraArgs" rows={2} placeholder="one per line, e.g. --flash-attn" {...invalid("extraArgs")}>{v.extraArgs ?? ""}</textarea>
         <FieldError name="extraArgs" />
+        <label for={f("rpc")}>RPC workers</label>
+        <input id={f("rpc")} name="rpc" value={v.rpc ?? ""} placeholder='"all" or worker names, comma separated' {...invalid("rpc", "rpc-hint")} />
+        <FieldError name="rpc" />
+        <label for={f("split")}>Tensor split</label>
+        <input id={f("split")} name="tensorSplit" value={v.tensorSplit ?? ""} placeholder="proportions, e.g. 3, 1" {...invalid("tensorSplit", "rpc-hint")} />
+        <FieldError name="tensorSplit" />
+        <span></span>
+        <p id={f("rpc-hint")} class="hint">
+          RPC workers (the <code>rpcWorkers</code> of the configuration) run part of the model on other hosts through llama.cpp's rpc-server: llama-server starts with <code>--rpc</code> over them, and <code>--tensor-split</code> when a split is given.
+        </p>
         <span></span>
         <label class="check">
           <input type="checkbox" name="autoStart" value="1" checked={v.autoStart === "1"} /> Start with the proxy

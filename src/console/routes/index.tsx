@@ -141,7 +141,7 @@ export function consoleRoutes(s: Services, deps: { fetch: AppFetch }) {
   app.route("/", modelsRoutes(s, deps));
   app.route("/", monitoringRoutes(deps));
   app.route("/", logsRoutes(s));
-  app.route("/", settingsRoutes(s));
+  app.route("/", settingsRoutes(s, deps));
   app.route("/", playgroundRoutes(s));
 
   return app;

@@ -4,15 +4,15 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { validate } from "../../http/validate";
 import type { Services } from "../../services";
-import { serverPathChangeRefusal } from "../../supervisor/binary";
 import { SettingsPage } from "../pages/settings";
 import { ConfigForm } from "../partials/config-form";
 import { configToForm } from "../data";
-import { configFormSchema, fieldErrors, typedValues } from "../forms";
+import { apiFor, attempt, fieldErrorsOfDetails, type AppFetch } from "../api-client";
+import { CONFIG_FIELDS, configFormSchema, fieldErrors, typedValues } from "../forms";
 import { formStatus, isHtmx } from "./helpers";
 
-/** The settings page and its form post (validated by the schema of POST /api/config). */
-export function settingsRoutes(s: Services) {
+/** The settings page and its form post (validated by the schema of POST /api/config, saved through it). */
+export function settingsRoutes(s: Services, deps: { fetch: AppFetch }) {
   const app = new Hono();
   app.get("/settings", validate("query", z.object({ saved: z.string().regex(/^\d\d:\d\d:\d\d UTC$/, "saved must be a time like 12:00:00 UTC").optional() })), (c) => {
     const { saved } = c.req.valid("query");
@@ -25,21 +25,20 @@ export function settingsRoutes(s: Services) {
     // The schema of POST /api/config (console/forms.ts): errors next to their fields, as typed.
     validate("form", configFormSchema, ({ error, input }, c) => render(c, { values: typedValues(input), errors: fieldErrors(error) }, 400)),
     async (c) => {
-      const data = c.req.valid("form");
-      const values = typedValues(await c.req.parseBody());
-      // The same serverPath check as POST /api/config: it decides what we execute.
-      const refusal = await serverPathChangeRefusal(s.config.get().serverPath, data.serverPath);
-      if (refusal) return render(c, { values, errors: { serverPath: refusal } }, 400);
-      try {
-        const saved = s.config.update(data);
+      // POST /api/config through the typed client: its serverPath check (it decides what we
+      // execute), the save, and its messages, with no second copy of them here.
+      const res = await attempt(apiFor(c, deps.fetch).updateConfig(c.req.valid("form")));
+      if (res.ok) {
         const savedAt = new Date().toISOString().slice(11, 19) + " UTC";
         // Without JavaScript: Post/Redirect/Get, the saved page says when.
         if (!isHtmx(c)) return c.redirect(`/settings?saved=${encodeURIComponent(savedAt)}`, 303);
-        return render(c, { values: configToForm(saved), savedAt }, 200);
-      } catch (err) {
-        s.log.error("Saving the configuration failed", { error: (err as Error).message });
-        return render(c, { values, formError: `Configuration save failed: ${(err as Error).message}` }, 500);
+        return render(c, { values: configToForm(res.data), savedAt }, 200);
       }
+      const values = typedValues(await c.req.parseBody());
+      // A refusal naming a field (serverPath: not a llama-server) goes next to that field.
+      const errors = res.code === "VALIDATION_ERROR" ? fieldErrorsOfDetails(res.details, CONFIG_FIELDS) : null;
+      if (errors) return render(c, { values, errors }, 400);
+      return render(c, { values, formError: res.error }, res.status >= 500 ? 500 : 400);
     },
   );
 
