@@ -12,7 +12,7 @@
  *   applies the global settings it maps.
  */
 import { basename } from "node:path";
-import { isMap, isScalar, parseDocument } from "yaml";
+import type * as Yaml from "yaml";
 import type { ConfigUpdate } from "../config/schema";
 import { extraConfigShape } from "../config/schema";
 import type { ModelSettings } from "../db/schema";
@@ -236,8 +236,17 @@ const MODEL_MAPPED = new Set(["cmd", "proxy", "aliases", "env", "ttl", "unlisted
 
 // ----------------------------------------------------------------- the plan
 
+/**
+ * The YAML parser, loaded on the first import rather than at start-up: evaluating it costs every
+ * process ~3 ms of CPU and ~7 MB of RSS (bench/RESULTS.md, #16), and most never import anything.
+ * A synchronous require keeps the plan synchronous; the bundler still embeds the package.
+ */
+let yaml: typeof Yaml | undefined;
+const loadYaml = (): typeof Yaml => (yaml ??= require("yaml") as typeof Yaml);
+
 function parseYaml(text: string): Dict {
   if (Buffer.byteLength(text) > MAX_LLAMA_SWAP_YAML_BYTES) throw new ImportError(`The file is larger than ${MAX_LLAMA_SWAP_YAML_BYTES / 1024} KiB`);
+  const { isMap, isScalar, parseDocument } = loadYaml();
   // maxAliasCount bounds YAML alias expansion (a "billion laughs" file would otherwise blow up memory).
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) throw new ImportError(`Not valid YAML: ${doc.errors[0]!.message}`);

@@ -100,5 +100,5 @@ export function rpcTargetOf(rpc: readonly string[] | "all" | undefined, tensorSp
     if (reason) unavailable.push({ worker: name, reason });
     else devices.push(...w!.devices.map((d) => remoteDeviceId(name, d.name)));
   }
-  return { devices, unavailable, ...(tensorSplit?.length ? { tensorSplit: [...tensorSplit] } : {}) };
+  return { devices, unavailable, workers: [...names], ...(tensorSplit?.length ? { tensorSplit: [...tensorSplit] } : {}) };
 }

@@ -132,7 +132,7 @@ export interface PassThroughHooks {
 export function passThrough(
   body: ReadableStream<Uint8Array>,
   hooks: PassThroughHooks,
-  opts: { sse: boolean; upstreamAbort: AbortController },
+  opts: { sse: boolean; upstreamAbort: AbortController; /** Who is upstream, for the error event ("llama-server", "peer b"). */ upstreamName?: string },
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   const tail = new TailWindow();
@@ -172,7 +172,7 @@ export function passThrough(
           if (opts.sse) {
             const error = cancelled
               ? new ApiError("REQUEST_CANCELLED", cancelled)
-              : new ApiError("UPSTREAM_UNAVAILABLE", "upstream llama-server closed the stream", (err as Error).message);
+              : new ApiError("UPSTREAM_UNAVAILABLE", `upstream ${opts.upstreamName ?? "llama-server"} closed the stream`, (err as Error).message);
             controller.write(sseErrorEvent(error));
           }
           finish(!!cancelled, !cancelled);

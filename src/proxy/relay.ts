@@ -226,7 +226,7 @@ export function streamResponse(
         });
       },
     },
-    { sse: isSse, upstreamAbort },
+    { sse: isSse, upstreamAbort, upstreamName: o.upstreamName },
   );
   return new Response(body, { status, headers });
 }

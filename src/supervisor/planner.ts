@@ -64,6 +64,11 @@ export interface RpcTarget {
   tensorSplit?: number[];
   /** Workers of the model that contribute nothing, and why (down, devices not reported...). */
   unavailable: { worker: string; reason: string }[];
+  /**
+   * Every worker of its --rpc list (contributing or not): llama-server connects to each, and
+   * rpc-server serves one client at a time. Absent: those whose devices are listed.
+   */
+  workers?: string[];
 }
 
 /** What the model to start needs (estimate.ts, or the measured figure scaled onto it). */
@@ -229,9 +234,10 @@ export function placeOverRpc(devices: DeviceBudget[], free: Map<string, number>,
   };
 }
 
-/** The workers of an RPC target that are usable (their devices are listed), in --rpc order. */
+/** The workers an RPC target connects to, in --rpc order. */
 function targetWorkers(devices: readonly DeviceBudget[], rpc: RpcTarget | undefined): string[] {
   if (!rpc) return [];
+  if (rpc.workers) return rpc.workers;
   const byId = new Map(devices.map((d) => [d.id, d]));
   return [...new Set(rpc.devices.flatMap((id) => (byId.get(id)?.worker ? [byId.get(id)!.worker!] : [])))];
 }

@@ -184,6 +184,13 @@ describe("planStart: rpc-server serves one client at a time", () => {
     expect(planStart(inp)).toMatchObject(expected as object);
   });
 
+  test("a worker whose devices are not known yet still counts as held (llama-server connects to it)", () => {
+    const held = overW("a", ["w1"], { host: 1 });
+    const t = rpc([], { workers: ["w1"], unavailable: [{ worker: "w1", reason: "its devices are not known (the worker reported none)" }] });
+    expect(planStart(over([host(64)], [held], hostNeed(2), t))).toMatchObject({ action: "stop", models: ["a"] });
+    expect(planStart(over([host(64)], [], hostNeed(2), t))).toMatchObject({ action: "start", placement: { workers: ["w1"] } });
+  });
+
   test("the placement names every worker of the --rpc list, also one its split leaves empty", () => {
     const d = planStart(over([host(64), rdev("w1", "CPU", 64), rdev("w2", "CPU", 64)], [], need(2), rpc(["rpc:w1/CPU", "rpc:w2/CPU"], { tensorSplit: [1, 0] })));
     expect(d).toMatchObject({ action: "start", placement: { workers: ["w1", "w2"], devices: [{ id: "rpc:w1/CPU" }, { id: "host" }] } });
