@@ -13,6 +13,7 @@ import type { Model } from "../models/types";
 import { listModels } from "../models/view";
 import type { Services } from "../services";
 import { checkServerBinary } from "../supervisor/binary";
+import type { LiveRequest } from "../activity/tracker";
 import type { RecentPoint } from "./recent";
 
 /** A model as the console shows it: the API's Model plus load progress. */
@@ -23,6 +24,26 @@ export interface ModelView extends Model {
   stage?: string;
   /** Saved KV caches of this model (most recently used first), as GET /api/models/:id/kv-cache shows them. */
   kvCaches?: Pick<KvCacheEntryView, "id" | "tokens" | "sizeBytes" | "createdAt" | "hits">[];
+  /** Its requests in the live queue (GET /api/requests?model=), by state. */
+  queue?: ModelQueue;
+}
+
+/** How many of a model's requests are waiting for it and how many it is answering. */
+export interface ModelQueue {
+  queued: number;
+  running: number;
+}
+
+/** Every model's live requests by state, from the tracker's one list (models with none left out). */
+export function queueByModel(requests: Pick<LiveRequest, "model" | "state">[]): Record<string, ModelQueue> {
+  const out: Record<string, ModelQueue> = {};
+  for (const r of requests) {
+    const q = (out[r.model] ??= { queued: 0, running: 0 });
+    // A request waiting for its model to load is waiting, as one waiting for a free slot.
+    if (r.state === "running") q.running++;
+    else q.queued++;
+  }
+  return out;
 }
 
 /** Log source of one model's llama-server lines (the supervisor's convention). */
@@ -47,12 +68,14 @@ export function stageFromLogs(lines: string[]): string | undefined {
   return undefined;
 }
 
-export function modelViews(s: Pick<Services, "registry" | "supervisor" | "logs"> & Partial<Pick<Services, "kvcache">>): ModelView[] {
+export function modelViews(s: Pick<Services, "registry" | "supervisor" | "logs"> & Partial<Pick<Services, "kvcache" | "tracker">>): ModelView[] {
+  const queues = s.tracker ? queueByModel(s.tracker.list()) : {};
   return listModels(s).map((model) => {
     const saved = s.kvcache?.store.list(model.id) ?? [];
-    const m: ModelView = saved.length
+    let m: ModelView = saved.length
       ? { ...model, kvCaches: saved.map((e) => ({ id: e.id, tokens: e.tokens, sizeBytes: e.bytes, createdAt: new Date(e.createdAt).toISOString(), hits: e.hits })) }
       : model;
+    if (queues[m.id]) m = { ...m, queue: queues[m.id] };
     if (m.status !== "loading") return m;
     const rt = s.supervisor.runtimeOf(m.id);
     const lines = s.logs.query({ source: modelLogSource(m.id), limit: 40 }).map((e) => e.message);

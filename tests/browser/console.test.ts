@@ -290,6 +290,41 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     await page.close();
   }, T);
 
+  test("a model's row shows its live requests (running, waiting) from the pushes, and clears when they end", async () => {
+    if (!hubPresent) return console.warn("tests/browser: no realtime hub in this build; the row's queue refreshes with the table only");
+    // A slow load: both requests wait for it, then both stream.
+    register("row-queue", { extraArgs: ["--fake-load-ms", "1500", "--fake-token-delay-ms", "40"] });
+    const page = await open("/models");
+    await page.evaluate(() => ((window as any).__sameDocument = true));
+    await page.waitForFunction(() => document.querySelector("#ws-status")?.getAttribute("data-state") === "live", null, { timeout: 10_000 });
+    const badge = page.locator("#queue-row-queue");
+    expect(await badge.textContent()).toBe("");
+    const ask = () =>
+      fetch(`${h.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "row-queue", stream: true, max_tokens: 40, messages: [{ role: "user", content: "hi" }] }),
+      }).then((r) => r.text());
+    const answers = Promise.all([ask(), ask()]);
+    // Both appear on the row without a reload: waiting while the model loads, then running.
+    const counts = (running: number, queued: number) =>
+      page.waitForFunction(([r, q]) => {
+        const b = document.querySelector("#queue-row-queue");
+        return Number(b?.getAttribute("data-running")) === r && Number(b?.getAttribute("data-queued")) === q;
+      }, [running, queued], { timeout: 20_000 });
+    await counts(0, 2);
+    expect(await badge.textContent()).toBe("2 waiting");
+    await counts(2, 0);
+    expect(await badge.textContent()).toBe("2 running");
+    expect(await badge.locator("a").getAttribute("href")).toBe("/activity?model=row-queue");
+    await screenshot(page, "models-row-queue");
+    for (const text of await answers) expect(text).toContain("[DONE]");
+    await page.waitForFunction(() => document.querySelector("#queue-row-queue")?.textContent === "", null, { timeout: 15_000 });
+    expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+    await page.close();
+    expect(browser.errors).toEqual([]);
+  }, T);
+
   test("a request shows in the dashboard's queue and, once done, as a new Activity row, both without a reload or a poll", async () => {
     if (!hubPresent) return console.warn("tests/browser: no realtime hub in this build; the queue refreshes by the fallback poll only");
     register("queue-live", { extraArgs: ["--fake-token-delay-ms", "60"] });

@@ -1,7 +1,7 @@
 // Pure pieces of the console: form parsing with the API's schema, load stages, sparklines, rates.
 import { describe, expect, test } from "bun:test";
 import { fieldErrorsOfDetails } from "../../src/console/api-client";
-import { stageFromLogs } from "../../src/console/data";
+import { queueByModel, stageFromLogs } from "../../src/console/data";
 import { configFormSchema, fieldErrors, modelSettingsFormSchema, typedValues } from "../../src/console/forms";
 import { formatDuration, formatGB, sparklinePoints } from "../../src/console/format";
 import { RecentMetrics } from "../../src/console/recent";
@@ -166,5 +166,16 @@ describe("RecentMetrics", () => {
     expect(recent.requestRate()).toBe(50); // (60 - 10) over one minute
     recent.dispose();
     expect(bus.listenerCount("metrics.sample")).toBe(0);
+  });
+});
+
+describe("queueByModel: each model's live requests by state", () => {
+  test.each([
+    [[], {}],
+    [[{ model: "a", state: "running" }], { a: { running: 1, queued: 0 } }],
+    // Waiting for a load is waiting, as waiting for a slot is.
+    [[{ model: "a", state: "loading" }, { model: "a", state: "queued" }, { model: "b", state: "running" }, { model: "a", state: "running" }], { a: { running: 1, queued: 2 }, b: { running: 1, queued: 0 } }],
+  ] as const)("%j", (requests, expected) => {
+    expect(queueByModel(requests as unknown as Parameters<typeof queueByModel>[0])).toEqual(expected as Record<string, { running: number; queued: number }>);
   });
 });

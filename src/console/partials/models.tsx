@@ -1,5 +1,5 @@
 /** @jsxImportSource hono/jsx */
-import type { ModelView } from "../data";
+import type { ModelView, ModelQueue } from "../data";
 import type { FieldErrors, FormValues } from "../forms";
 import type { FitAnswer } from "../../supervisor/pool";
 import { formatDuration, formatGB, formatMB } from "../format";
@@ -294,6 +294,21 @@ export interface RowState {
 }
 
 /**
+ * A model's share of the live queue, under its status: "2 running · 1 waiting", a link to its
+ * requests on the Activity page (where they can be cancelled). Always rendered (empty when idle)
+ * so /ui/models/queue can replace it out of band on each requests_update push.
+ */
+export function QueueBadge(props: { id: string; queue?: ModelQueue; oob?: boolean }) {
+  const q = props.queue;
+  const parts = q ? [q.running ? `${q.running} running` : "", q.queued ? `${q.queued} waiting` : ""].filter(Boolean) : [];
+  return (
+    <div id={`queue-${props.id}`} class="queue-badge small" data-running={q?.running ?? 0} data-queued={q?.queued ?? 0} hx-swap-oob={props.oob ? "true" : undefined}>
+      {parts.length ? <a href={`/activity?model=${encodeURIComponent(props.id)}`}>{parts.join(" · ")}</a> : null}
+    </div>
+  );
+}
+
+/**
  * One model's row. /ui/models/:id/row returns it alone: while the model loads, the row polls
  * itself every second (elapsed time and stage) instead of the whole table being re-sent.
  */
@@ -315,6 +330,7 @@ export function ModelRow(props: { m: ModelView; now: number; state?: RowState })
         <StatusBadge status={m.status} detail={m.statusDetail} />
         {m.statusDetail && m.status !== "loading" && !(m.status === "error" && m.error) ? <div class="muted small">{m.statusDetail}</div> : null}
         {m.port ? <div class="muted small">port {m.port}</div> : null}
+        <QueueBadge id={m.id} queue={m.queue} />
       </td>
       <td data-label="Family">{m.family}</td>
       <td data-label="Quant">{m.quantization ?? "–"}</td>

@@ -6,9 +6,9 @@ import { describeIssues, validate } from "../../http/validate";
 import type { Services } from "../../services";
 import { ConfirmDeletePage, ModelsPage } from "../pages/models";
 import { DiscoverForm, RegisterForm } from "../partials/model-forms";
-import { FitHint, ModelRow, ModelsTable, type Notice, type RowState } from "../partials/models";
+import { FitHint, ModelRow, ModelsTable, QueueBadge, type Notice, type RowState } from "../partials/models";
 import { apiFor, attempt, type AppFetch } from "../api-client";
-import { modelViews } from "../data";
+import { modelViews, queueByModel } from "../data";
 import { confirmFormSchema, discoverFormSchema, fieldErrors, fitFormQuery, modelSettingsFormSchema, registerFormSchema, typedValues } from "../forms";
 import { formStatus, isHtmx } from "./helpers";
 
@@ -29,6 +29,12 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
 
   app.get("/models", (c) => c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />));
   app.get("/ui/models/table", (c) => c.html(<ModelsTable models={modelViews(s)} />));
+  // Each row's live-queue badge, swapped out of band on every requests_update push (one request
+  // for the whole table, not one per row).
+  app.get("/ui/models/queue", (c) => {
+    const queues = queueByModel(s.tracker.list());
+    return c.html(<>{s.registry.list().map((m) => <QueueBadge id={m.id} queue={queues[m.id]} oob />)}</>);
+  });
   app.get("/ui/models/:id/row", validate("param", idParam), (c) => {
     const m = modelViews(s).find((x) => x.id === c.req.valid("param").id);
     // Removed meanwhile: an empty answer swaps the row away.
