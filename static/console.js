@@ -427,8 +427,13 @@
     // stretch the axis over years and hours without data show as what they are.
     var section = document.getElementById("charts");
     var spanSec = Number(section && section.getAttribute("data-hours") || 1) * 3600;
-    var xRange = function (u, dataMin, dataMax) {
-      var end = Math.max(Date.now() / 1000, dataMax || 0);
+    // The end comes from our own newest point, not from uPlot's dataMax: for a single point
+    // uPlot hands the range function a max it has already widened (years ahead), which ran the
+    // axis to 2029 (the "8/27/29" under the first tick).
+    var xRange = function (u) {
+      var xs0 = u && u.data && u.data[0] && u.data[0].length ? u.data[0] : chartData ? chartData.t : [];
+      var last = xs0.length ? xs0[xs0.length - 1] : 0;
+      var end = Math.max(Date.now() / 1000, last || 0);
       return [end - spanSec, end];
     };
     var axis = cssVar("--muted", "#888");

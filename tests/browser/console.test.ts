@@ -461,6 +461,27 @@ describe.skipIf(!hasChromium)("web console in Chromium", () => {
     expect(browser.errors).toEqual([]);
   }, T);
 
+  test("a chart with a single point: the time axis still spans the chosen range, ending now", async () => {
+    // uPlot hands the range function a widened max for one point (years ahead): the axis then
+    // ran to 2029 and its first tick read a date years off.
+    const page = await open("/monitoring?range=6h");
+    const t = Math.floor(Date.now() / 60_000) * 60 - 600;
+    await page.evaluate((ts) => {
+      const charts = document.getElementById("charts")!;
+      const point = { timestamp: new Date(ts * 1000).toISOString(), cpu: { avg: 12, max: 20 }, memory: { avg: 40, max: 41 }, requests: 1 };
+      document.getElementById("history-data")!.setAttribute("data-history", JSON.stringify({ metrics: [point] }));
+      for (const el of charts.querySelectorAll("[data-x-range]")) el.removeAttribute("data-x-range");
+      document.dispatchEvent(new CustomEvent("htmx:load", { detail: { elt: charts } }));
+    }, t);
+    await page.waitForFunction(() => document.querySelector("#chart-cpu")?.getAttribute("data-x-range"), null, { timeout: 10_000 });
+    expect(await page.locator("#chart-cpu").getAttribute("data-points")).toBe("1");
+    const [min, max] = (await page.locator("#chart-cpu").getAttribute("data-x-range"))!.split(",").map(Number);
+    expect(Math.abs(max! - Date.now() / 1000)).toBeLessThan(300);
+    expect(Math.abs(max! - min! - 6 * 3600)).toBeLessThan(60);
+    await page.close();
+    expect(browser.errors).toEqual([]);
+  }, T);
+
   test("the monitoring chart draws seeded history", async () => {
     const probe = await fetch(`${h.url}/api/monitoring/history?hours=1&resolution=1m`);
     if (probe.status === 404) {
