@@ -1,36 +1,27 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { Ollama } from "ollama";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import type { Capture } from "../../src/activity/captures";
-import { startServer, type RunningServer } from "../../src/server";
-import { waitFor } from "../helpers/services";
+import type { RunningServer } from "../../src/server";
+import { startProxyWithFakeLlama, waitFor } from "../helpers/services";
 
 // Request/response captures end to end: the real proxy on port 0 with an API key, the real
 // supervisor running the fake llama-server (a real process), the openai and ollama npm clients
 // and plain fetch, reading captures back through GET /api/activity/:id/capture.
-const FAKE = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
 const KEY = "capture-admin-key-0123456789";
 const auth = { authorization: `Bearer ${KEY}` };
-let dir: string;
 let srv: RunningServer;
 
+let proxy: Awaited<ReturnType<typeof startProxyWithFakeLlama>>;
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "lap-captures-"));
-  srv = await startServer({
-    port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"),
-    logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:", apiKey: KEY, activity: { flushMs: 20 },
-  });
-  srv.services.config.update({ ...srv.services.config.get(), serverPath: FAKE, host: "127.0.0.1", port: 20000 + Math.floor(Math.random() * 20000), stopTimeoutSeconds: 2, maxRestarts: 0 });
-  const path = join(dir, "cap.gguf");
-  writeFileSync(path, "GGUF fake weights");
-  srv.services.registry.insert([{ id: "cap", name: "cap", path, size: 17, family: "llama", format: "gguf", settings: {} }]);
+  proxy = await startProxyWithFakeLlama("captures", { apiKey: KEY, activity: { flushMs: 20 } });
+  srv = proxy.srv;
+  proxy.fakeModel("cap");
 });
+
 afterAll(async () => {
-  await srv?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await proxy?.stop();
 });
 
 const setCaptureMB = (mb: number) => srv.services.config.update({ ...srv.services.config.get(), captureMaxMB: mb });
@@ -105,9 +96,7 @@ test("a stream is captured as the text relayed to the client (openai client), an
 
 test("a client that leaves mid-stream still stops llama-server with captures on; the capture says incomplete", async () => {
   setCaptureMB(1);
-  const path = join(dir, "slow.gguf");
-  writeFileSync(path, "GGUF fake weights");
-  if (!srv.services.registry.get("slowcap")) srv.services.registry.insert([{ id: "slowcap", name: "slowcap", path, size: 17, family: "llama", format: "gguf", settings: { extraArgs: ["--fake-token-delay-ms", "30"] } }]);
+  if (!srv.services.registry.get("slowcap")) proxy.fakeModel("slowcap", { extraArgs: ["--fake-token-delay-ms", "30"] });
   const abort = new AbortController();
   const res = await fetch(`${srv.url}/v1/chat/completions`, {
     method: "POST",

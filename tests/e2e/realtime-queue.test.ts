@@ -1,48 +1,38 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import io from "socket.io-client";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import type { ActivityEntry } from "../../src/activity/log";
 import type { LiveRequest } from "../../src/activity/tracker";
 import { hashKey } from "../../src/keys/keys";
-import { startServer, type RunningServer } from "../../src/server";
+import type { RunningServer } from "../../src/server";
 import { PlainClient, waitFor, type WsMessage } from "./realtime-helpers";
+import { startProxyWithFakeLlama } from "../helpers/services";
 
 // The `requests` and `activity` topics of /llamaproxws end to end: the real proxy on port 0, the
 // real supervisor running the fake llama-server (a real process), a real WebSocket and
 // socket.io-client. The proxy has an admin key and a named inference key, like a team set-up.
-const FAKE = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
 const ADMIN = "admin-key-0123456789";
 const TEAMMATE = "lap-teammate-key-0123456789";
 const INTERVAL_MS = 200;
 /** Waits for pushes: generous, the full suite loads the machine (a model load is among them). */
 const WAIT = 15_000;
-let dir: string;
 let srv: RunningServer;
 let wsUrl: string;
 
+let proxy: Awaited<ReturnType<typeof startProxyWithFakeLlama>>;
+
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "lap-rt-queue-"));
-  srv = await startServer({
-    port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"),
-    logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:", apiKey: ADMIN,
-    activity: { flushMs: 20 },
-    realtime: { requestsIntervalMs: INTERVAL_MS, modelsDebounceMs: 10 },
-  });
-  srv.services.config.update({
-    ...srv.services.config.get(), serverPath: FAKE, host: "127.0.0.1", port: 20000 + Math.floor(Math.random() * 20000),
-    stopTimeoutSeconds: 2, maxRestarts: 0, maxConcurrentRequests: 1,
-  });
+  proxy = await startProxyWithFakeLlama(
+    "rt-queue",
+    { apiKey: ADMIN, activity: { flushMs: 20 }, realtime: { requestsIntervalMs: INTERVAL_MS, modelsDebounceMs: 10 } },
+    { maxConcurrentRequests: 1 },
+  );
+  srv = proxy.srv;
   srv.services.config.setKeys([{ name: "teammate", hash: hashKey(TEAMMATE), scope: "inference" }]);
-  const path = join(dir, "slow.gguf");
-  writeFileSync(path, "GGUF fake weights");
-  srv.services.registry.insert([{ id: "slow", name: "slow", path, size: 17, family: "llama", format: "gguf", settings: { extraArgs: ["--fake-token-delay-ms", "30"] } }]);
+  proxy.fakeModel("slow", { extraArgs: ["--fake-token-delay-ms", "30"] });
   wsUrl = `${srv.url.replace(/^http/, "ws")}/llamaproxws`;
 });
 afterAll(async () => {
-  await srv?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await proxy?.stop();
 });
 
 const chat = (requestId: string, maxTokens: number, key = ADMIN) =>

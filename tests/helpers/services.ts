@@ -59,3 +59,40 @@ export async function waitFor<T>(check: () => T | Promise<T>, what: string, time
 }
 
 export const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/**
+ * A real proxy on port 0 (startServer) whose supervisor runs the fake llama-server (a real
+ * process), on an in-memory database: the set-up of the end-to-end suites. `config` adds to the
+ * proxy's config (limits, timeouts); `fakeModel` registers a GGUF-named file the fake accepts.
+ */
+export async function startProxyWithFakeLlama(
+  prefix: string,
+  options: Partial<RuntimeOptions> = {},
+  config: Record<string, unknown> = {},
+): Promise<{ dir: string; srv: import("../../src/server").RunningServer; fakeModel(id: string, settings?: Record<string, unknown>): void; stop(): Promise<void> }> {
+  const { startServer } = await import("../../src/server");
+  const { writeFileSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), `lap-${prefix}-`));
+  const srv = await startServer({
+    port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"),
+    logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:",
+    ...options,
+  });
+  srv.services.config.update({
+    ...srv.services.config.get(), serverPath: FAKE_LLAMA_SERVER, host: "127.0.0.1", port: 20000 + Math.floor(Math.random() * 20000),
+    stopTimeoutSeconds: 2, maxRestarts: 0, ...config,
+  } as ReturnType<typeof srv.services.config.get>);
+  return {
+    dir,
+    srv,
+    fakeModel(id, settings = {}) {
+      const path = join(dir, `${id}.gguf`);
+      writeFileSync(path, "GGUF fake weights");
+      srv.services.registry.insert([{ id, name: id, path, size: 17, family: "llama", format: "gguf", settings }]);
+    },
+    async stop() {
+      await srv.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
