@@ -128,6 +128,9 @@ export function boundHostnames(boundHost: string): string[] {
 
 type Match = { kind: "local" } | { kind: "listed"; port?: number } | null;
 
+/** Host and Origin values whose decision is kept (per HostAllowList). */
+const MAX_REMEMBERED = 256;
+
 /** Compiled once per policy: the allow-list as sets. */
 export class HostAllowList {
   private readonly local: Set<string>;
@@ -151,14 +154,38 @@ export class HostAllowList {
     return null;
   }
 
-  /** Rule 1: a Host header value (or the request URL's host when there is none). */
-  hostAllowed(host: string): boolean {
-    const parsed = splitHostPort(host);
-    return parsed !== null && this.match(parsed.hostname, parsed.port) !== null;
+  /**
+   * Decisions already taken, per Host and per Origin value: a client sends the same few values
+   * on every request, and parsing them was the guard's main cost per request (bench/footprint.ts
+   * CPU per GET /api/monitoring). Bounded: a client sending ever new values only clears it.
+   */
+  private readonly hostDecisions = new Map<string, boolean>();
+  private readonly originDecisions = new Map<string, boolean>();
+
+  private remember(cache: Map<string, boolean>, key: string, decide: () => boolean): boolean {
+    const known = cache.get(key);
+    if (known !== undefined) return known;
+    const decision = decide();
+    if (cache.size >= MAX_REMEMBERED) cache.clear();
+    cache.set(key, decision);
+    return decision;
   }
 
-  /** Rule 2: an Origin header value. */
+  /** Rule 1: a Host header value (or the request URL's host when there is none). */
+  hostAllowed(host: string): boolean {
+    return this.remember(this.hostDecisions, host, () => {
+      const parsed = splitHostPort(host);
+      return parsed !== null && this.match(parsed.hostname, parsed.port) !== null;
+    });
+  }
+
+  /** Rule 2: an Origin header value. (The served port can change, 0 until the listen: not remembered then.) */
   originAllowed(origin: string): boolean {
+    if (this.policy.port() === 0) return this.decideOrigin(origin);
+    return this.remember(this.originDecisions, `${this.policy.port()} ${origin}`, () => this.decideOrigin(origin));
+  }
+
+  private decideOrigin(origin: string): boolean {
     if (origin === "null") return false;
     const extra = this.policy.allowedOrigins ?? [];
     if (extra.includes(origin) || extra.includes("*")) return true;
@@ -260,7 +287,11 @@ export function guardInput(req: Request, url: URL = new URL(req.url)): GuardInpu
 /** The guard as Hono middleware, applied first in createApp. */
 export function guardMiddleware(hosts: HostAllowList, shapeOf: (path: string) => ErrorShape, options: GuardOptions = {}): MiddlewareHandler {
   return async (c, next) => {
-    const refusal = checkRequest({ method: c.req.method, path: c.req.path, headers: c.req.raw.headers, urlHost: new URL(c.req.url).host }, hosts, options);
+    // The URL is parsed only when there is no Host header (app.request() in tests): checkRequest
+    // prefers the header, so passing it as urlHost changes nothing and saves a URL per request.
+    const headers = c.req.raw.headers;
+    const urlHost = headers.get("host") ?? new URL(c.req.url).host;
+    const refusal = checkRequest({ method: c.req.method, path: c.req.path, headers, urlHost }, hosts, options);
     if (refusal) return refusalResponse(refusal, shapeOf(c.req.path));
     await next();
   };

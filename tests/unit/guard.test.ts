@@ -84,3 +84,23 @@ describe("request guard decisions", () => {
     expect(() => new HostAllowList({ allowedHosts: ["bad host"], boundHost: "127.0.0.1", port: () => 0 })).toThrow();
   });
 });
+
+describe("remembered decisions (Host and Origin values are decided once)", () => {
+  test("the same answers the second time, and after a flood of new values", () => {
+    let port = 0;
+    const hosts = new HostAllowList({ allowedHosts: ["proxy.example"], boundHost: "127.0.0.1", port: () => port });
+    const ask = () => [hosts.hostAllowed("127.0.0.1:3000"), hosts.hostAllowed("evil.example"), hosts.hostAllowed("proxy.example"), hosts.originAllowed("http://127.0.0.1:3000"), hosts.originAllowed("http://evil.example")];
+    // Before the listen (port 0) a loopback Origin on any port passes.
+    expect(ask()).toEqual([true, false, true, true, false]);
+    port = 4000;
+    // The port is known now: an Origin on another port of this host is refused, though it passed before.
+    expect(ask()).toEqual([true, false, true, false, false]);
+    expect(hosts.originAllowed("http://127.0.0.1:4000")).toBe(true);
+    for (let i = 0; i < 2000; i++) {
+      expect(hosts.hostAllowed(`rebind-${i}.example`)).toBe(false);
+      expect(hosts.originAllowed(`http://rebind-${i}.example`)).toBe(false);
+    }
+    expect(ask()).toEqual([true, false, true, false, false]);
+    expect(hosts.originAllowed("http://127.0.0.1:4000")).toBe(true);
+  });
+});
