@@ -243,6 +243,19 @@
     if (bad && typeof bad.focus === "function") bad.focus();
   });
 
+  // The rows' queue badges (/ui/models/queue, fetched on each requests push): each goes into the
+  // row that shows it. Not htmx's out-of-band swap: a model registered or removed since the table
+  // was drawn has no row (or no badge) here, which htmx reports as an error; here it is skipped.
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var elt = evt.detail.elt;
+    if (!elt || elt.id !== "queue-badges" || !evt.detail.successful) return;
+    var doc = new DOMParser().parseFromString(evt.detail.xhr.responseText || "", "text/html");
+    doc.querySelectorAll(".queue-badge[id]").forEach(function (fresh) {
+      var old = document.getElementById(fresh.id);
+      if (old) old.replaceWith(document.importNode(fresh, true));
+    });
+  });
+
   // Elapsed time of loads ticks every second between refreshes.
   function fmtDuration(s) {
     s = Math.max(0, Math.floor(s));

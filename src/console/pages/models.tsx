@@ -19,8 +19,8 @@ export function ModelsPage(props: {
     <Layout title="Models" active="models" topics={["models", "requests"]}>
       <h1>Models</h1>
       <ModelsTable models={props.models} notice={props.notice} rowState={props.rowState} />
-      {/* Each requests_update push refreshes every row's queue badge out of band. */}
-      <div hidden hx-get="/ui/models/queue" hx-trigger="lap-requests from:body" hx-swap="none"></div>
+      {/* Each requests_update push refreshes every row's queue badge (console.js places them). */}
+      <div hidden id="queue-badges" hx-get="/ui/models/queue" hx-trigger="lap-requests from:body" hx-swap="none"></div>
       <div class="two-col">
         {props.discover ?? <DiscoverForm basePath={props.basePath} />}
         {props.register ?? <RegisterForm />}

@@ -296,13 +296,13 @@ export interface RowState {
 /**
  * A model's share of the live queue, under its status: "2 running · 1 waiting", a link to its
  * requests on the Activity page (where they can be cancelled). Always rendered (empty when idle)
- * so /ui/models/queue can replace it out of band on each requests_update push.
+ * so console.js can replace it with /ui/models/queue's copy on each requests_update push.
  */
-export function QueueBadge(props: { id: string; queue?: ModelQueue; oob?: boolean }) {
+export function QueueBadge(props: { id: string; queue?: ModelQueue }) {
   const q = props.queue;
   const parts = q ? [q.running ? `${q.running} running` : "", q.queued ? `${q.queued} waiting` : ""].filter(Boolean) : [];
   return (
-    <div id={`queue-${props.id}`} class="queue-badge small" data-running={q?.running ?? 0} data-queued={q?.queued ?? 0} hx-swap-oob={props.oob ? "true" : undefined}>
+    <div id={`queue-${props.id}`} class="queue-badge small" data-running={q?.running ?? 0} data-queued={q?.queued ?? 0}>
       {parts.length ? <a href={`/activity?model=${encodeURIComponent(props.id)}`}>{parts.join(" · ")}</a> : null}
     </div>
   );

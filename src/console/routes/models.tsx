@@ -29,11 +29,11 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
 
   app.get("/models", (c) => c.html(<ModelsPage models={modelViews(s)} basePath={basePath()} />));
   app.get("/ui/models/table", (c) => c.html(<ModelsTable models={modelViews(s)} />));
-  // Each row's live-queue badge, swapped out of band on every requests_update push (one request
-  // for the whole table, not one per row).
+  // Every row's live-queue badge, asked for once per requests_update push (not once per row);
+  // console.js puts each into the row that shows it.
   app.get("/ui/models/queue", (c) => {
     const queues = queueByModel(s.tracker.list());
-    return c.html(<>{s.registry.list().map((m) => <QueueBadge id={m.id} queue={queues[m.id]} oob />)}</>);
+    return c.html(<>{s.registry.list().map((m) => <QueueBadge id={m.id} queue={queues[m.id]} />)}</>);
   });
   app.get("/ui/models/:id/row", validate("param", idParam), (c) => {
     const m = modelViews(s).find((x) => x.id === c.req.valid("param").id);
