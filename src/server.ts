@@ -88,7 +88,6 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   // The first sample before anything else that starts now: its await is on microtasks only, so
   // it is in place before the loop turns to the first request, whatever the rest schedules.
   const firstSample = services.collector.start();
-  services.activity.start();
   services.reloader.start();
   services.pool.autoStart();
   // Peers are checked in the background from now on (the first round at once).
@@ -119,6 +118,9 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   t?.mark("background starts");
   // After listening: the first sample (started above), so /api/monitoring has data at once.
   await firstSample;
+  // Retention of the activity log starts with a delete: after the first sample, not before it.
+  // (Requests are recorded from the listen on; start() only starts the pruning.)
+  services.activity.start();
   if (t) {
     t.mark("first metrics sample");
     services.log.debug(`Start-up steps (ms): ${t.describe()}; total ${t.totalMs.toFixed(1)}; RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MB`);

@@ -92,14 +92,9 @@ export class ActivityLog {
     this.opts = { ...DEFAULT_ACTIVITY_OPTIONS, ...opts };
   }
 
-  /**
-   * Starts retention: once just after start-up (a timer, so the delete does not stand before the
-   * first answers: start() runs right after the listen), then periodically.
-   */
+  /** Starts retention (once now, then periodically). */
   start(): void {
-    setTimeout(() => {
-      if (this.pruneTimer) this.prune();
-    }, 0).unref?.();
+    this.prune();
     this.pruneTimer = setInterval(() => this.prune(), this.opts.pruneEveryMs);
     this.pruneTimer.unref?.();
   }
