@@ -1,43 +1,23 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import type { ActivityEntry } from "../../src/activity/log";
 import type { LiveRequest } from "../../src/activity/tracker";
-import { startServer, type RunningServer } from "../../src/server";
-import { waitFor } from "../helpers/services";
+import type { RunningServer } from "../../src/server";
+import { startProxyWithFakeLlama, waitFor } from "../helpers/services";
 
 // The activity log and the live queue end to end: the real proxy on port 0, the real supervisor
 // running the fake llama-server (a real process), the openai client and plain fetch.
-const FAKE = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
-let dir: string;
 let srv: RunningServer;
+let proxy: Awaited<ReturnType<typeof startProxyWithFakeLlama>>;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "lap-activity-"));
-  srv = await startServer({
-    port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"),
-    logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:",
-    activity: { flushMs: 20 },
-  });
-  srv.services.config.update({
-    ...srv.services.config.get(), serverPath: FAKE, host: "127.0.0.1", port: 20000 + Math.floor(Math.random() * 20000),
-    stopTimeoutSeconds: 2, maxRestarts: 0, maxConcurrentRequests: 1, activitySessionHeaders: "X-Session-ID, X-Litellm-Session-Id",
-  });
-  const file = (name: string) => {
-    const p = join(dir, name);
-    writeFileSync(p, "GGUF fake weights");
-    return p;
-  };
-  srv.services.registry.insert([
-    { id: "fast", name: "fast", path: file("fast.gguf"), size: 17, family: "llama", format: "gguf", settings: { extraArgs: ["--fake-load-ms", "300"], rewrite: { defaults: { temperature: 0.1 } } } },
-    { id: "slow", name: "slow", path: file("slow.gguf"), size: 17, family: "llama", format: "gguf", settings: { extraArgs: ["--fake-token-delay-ms", "40"] } },
-  ]);
+  proxy = await startProxyWithFakeLlama("activity", { activity: { flushMs: 20 } }, { maxConcurrentRequests: 1, activitySessionHeaders: "X-Session-ID, X-Litellm-Session-Id" });
+  srv = proxy.srv;
+  proxy.fakeModel("fast", { extraArgs: ["--fake-load-ms", "300"], rewrite: { defaults: { temperature: 0.1 } } });
+  proxy.fakeModel("slow", { extraArgs: ["--fake-token-delay-ms", "40"] });
 });
 afterAll(async () => {
-  await srv?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await proxy?.stop();
 });
 
 const api = async <T>(path: string, init?: RequestInit): Promise<{ status: number; body: { success: boolean; data: T; error?: { code: string; details?: string } } }> => {

@@ -1,33 +1,20 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import OpenAI from "openai";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { startServer, type RunningServer } from "../../src/server";
+import type { RunningServer } from "../../src/server";
+import { startProxyWithFakeLlama } from "../helpers/services";
 
 // Per-model request rewriting end to end: the real proxy, the fake llama-server as a real process
 // (it echoes temperature in /completion's generation_settings and generates max_tokens tokens).
-const FAKE = resolve(import.meta.dir, "../fixtures/fake-llama-server.ts");
-let dir: string;
 let srv: RunningServer;
+let proxy: Awaited<ReturnType<typeof startProxyWithFakeLlama>>;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "lap-rewrite-"));
-  srv = await startServer({
-    port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"),
-    logLevel: "error", environment: "test", quiet: true, databasePath: ":memory:",
-  });
-  srv.services.config.update({ ...srv.services.config.get(), serverPath: FAKE, host: "127.0.0.1", port: 20000 + Math.floor(Math.random() * 20000), stopTimeoutSeconds: 2, maxRestarts: 0 });
-  const path = join(dir, "m.gguf");
-  writeFileSync(path, "GGUF fake weights");
-  srv.services.registry.insert([{
-    id: "m", name: "m", path, size: 17, family: "llama", format: "gguf",
-    settings: { rewrite: { defaults: { temperature: 0.25 }, overrides: { max_tokens: 3 }, strip: ["n_predict"] } },
-  }]);
+  proxy = await startProxyWithFakeLlama("rewrite");
+  srv = proxy.srv;
+  proxy.fakeModel("m", { rewrite: { defaults: { temperature: 0.25 }, overrides: { max_tokens: 3 }, strip: ["n_predict"] } });
 });
 afterAll(async () => {
-  await srv?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await proxy?.stop();
 });
 
 const native = async (body: Record<string, unknown>) => {

@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createApp } from "../../src/app";
+import { startServer, type RunningServer } from "../../src/server";
 import { createServices, shutdownServices, type RuntimeOptions, type ServiceOverrides, type Services } from "../../src/services";
 
 /** The fake llama-server (answers --version like the real one), for a serverPath that must pass. */
@@ -69,9 +70,7 @@ export async function startProxyWithFakeLlama(
   prefix: string,
   options: Partial<RuntimeOptions> = {},
   config: Record<string, unknown> = {},
-): Promise<{ dir: string; srv: import("../../src/server").RunningServer; fakeModel(id: string, settings?: Record<string, unknown>): void; stop(): Promise<void> }> {
-  const { startServer } = await import("../../src/server");
-  const { writeFileSync } = await import("node:fs");
+): Promise<{ dir: string; srv: RunningServer; fakeModel(id: string, settings?: Record<string, unknown>): void; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), `lap-${prefix}-`));
   const srv = await startServer({
     port: 0, host: "127.0.0.1", dataDir: dir, configPath: join(dir, "config.json"),
