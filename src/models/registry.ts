@@ -260,6 +260,17 @@ export class ModelRegistry {
   }
 
   /** Records a proxied request (Model.lastUsed). */
+  /**
+   * A request used the model: its lastUsed is written at most once a second per model (a DB
+   * write on the request path; the routes of /v1, the native paths and Ollama's all call this).
+   */
+  markUsed(id: string, now = Date.now()): void {
+    if (now - (this.lastMarked.get(id) ?? 0) < 1000) return;
+    this.lastMarked.set(id, now);
+    this.touch(id, new Date(now));
+  }
+  private readonly lastMarked = new Map<string, number>();
+
   touch(id: string, at = new Date()): void {
     const lastUsed = at.toISOString();
     this.db.update(models).set({ lastUsed }).where(eq(models.id, id)).run();

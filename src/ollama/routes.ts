@@ -90,15 +90,6 @@ export function ollamaRoutes(s: Services) {
   const relayDeps: RelayDeps = { pool: s.pool, isRunning: (id) => s.supervisor.runtimeOf(id)?.state === "running", options: s.proxyOptions };
   const relay = (a: ForwardArgs) => forward(relayDeps, a);
   const headers = new HeaderCache();
-  const lastTouched = new Map<string, number>();
-
-  /** Model.lastUsed, at most once a second per model (a DB write), as the /v1 routes do. */
-  const touch = (id: string) => {
-    const now = Date.now();
-    if (now - (lastTouched.get(id) ?? 0) < 1000) return;
-    lastTouched.set(id, now);
-    s.registry.touch(id, new Date(now));
-  };
 
   /** Who sent the request, for the activity log and the live queue (as the /v1 routes record it). */
   const requestFacts = (c: Context, streaming: boolean) => ({
@@ -247,7 +238,7 @@ export function ollamaRoutes(s: Services) {
       init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(upstreamBody) },
       acquire: { keepAliveSeconds: poolKeepAlive(keepAlive) },
       onLease: () => (leasedAt = performance.now()),
-      onDone: () => touch(row.id),
+      onDone: () => s.registry.markUsed(row.id),
     });
     return withRequestId(await translateAnswer(res, endpoint, model, clock, stream), track.id);
   }
@@ -353,7 +344,7 @@ export function ollamaRoutes(s: Services) {
       init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(up.body) },
       acquire: { keepAliveSeconds: poolKeepAlive(keepAlive) },
       onLease: () => (leasedAt = performance.now()),
-      onDone: () => touch(row.id),
+      onDone: () => s.registry.markUsed(row.id),
     });
     if (res.status === 499 && !res.body) throw new OllamaError(499 as ContentfulStatusCode, "request canceled");
     if (res.status >= 400) throw await upstreamError(res);

@@ -109,15 +109,6 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
     options,
   };
   const forward = (a: ForwardArgs) => relayForward(relay, a);
-  const lastTouched = new Map<string, number>();
-
-  /** Model.lastUsed, written at most once a second per model (it is a DB write). */
-  const touch = (id: string) => {
-    const now = Date.now();
-    if (now - (lastTouched.get(id) ?? 0) < 1000) return;
-    lastTouched.set(id, now);
-    s.registry.touch(id, new Date(now));
-  };
 
   app.get("/v1/models", (c) => {
     // An inference key sees the models it may use.
@@ -259,7 +250,7 @@ export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions 
       upstreamPath: url.pathname + url.search,
       routedPath: path,
       init: { method: "POST", headers: upstreamRequestHeaders(raw.headers), body: sent },
-      onDone: () => touch(model.id),
+      onDone: () => s.registry.markUsed(model.id),
     });
     return withRequestId(res, track.id);
   }
