@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { writeModel } from "../tests/fixtures/gguf-writer";
 import { LineWatcher } from "../tests/helpers/process";
+import { readSseEvents } from "./sse";
 
 const ROOT = resolve(import.meta.dir, "..");
 const rounds = Number(process.argv[2] ?? 25);
@@ -52,22 +53,7 @@ async function measure(base: string, maxTokens: number): Promise<{ ttfb: number;
     const t0 = performance.now();
     const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...(authOf.has(base) ? { authorization: `Bearer ${authOf.get(base)}` } : {}) }, body });
     if (res.status !== 200) throw new Error(`status ${res.status} from ${base}: ${(await res.text()).slice(0, 300)}`);
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let first = 0;
-    let events = 0;
-    let carry = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      if (!first) first = performance.now();
-      carry += dec.decode(value, { stream: true });
-      let i;
-      while ((i = carry.indexOf("\n\n")) >= 0) {
-        if (carry.startsWith("data: ")) events++;
-        carry = carry.slice(i + 2);
-      }
-    }
+    const { first, events } = await readSseEvents(res);
     return { ttfb: first - t0, rate: events / ((performance.now() - t0) / 1000) };
   } catch (err) {
     // A stale keep-alive socket closed by llama-server before any answer: retried, unmeasured.

@@ -27,6 +27,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { writeModel } from "../tests/fixtures/gguf-writer";
 import { LineWatcher } from "../tests/helpers/process";
+import { readSseEvents } from "./sse";
 
 const ROOT = resolve(import.meta.dir, "..");
 const positional = process.argv.slice(2).filter((a, i, all) => !a.startsWith("--") && all[i - 1] !== "--exe");
@@ -125,22 +126,7 @@ async function measureOnce(base: string, maxTokens: number, model: string, heade
   // Bounded: a request that hangs fails the run instead of stalling it.
   const res = await fetch(`${base}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body, signal: AbortSignal.timeout(120_000) });
   if (res.status !== 200) throw new Error(`status ${res.status} from ${base}: ${(await res.text()).slice(0, 300)}`);
-  const reader = res.body!.getReader();
-  let first = 0;
-  let events = 0;
-  let carry = "";
-  const dec = new TextDecoder();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    if (!first) first = performance.now();
-    carry += dec.decode(value, { stream: true });
-    let i;
-    while ((i = carry.indexOf("\n\n")) >= 0) {
-      if (carry.startsWith("data: ")) events++;
-      carry = carry.slice(i + 2);
-    }
-  }
+  const { first, events } = await readSseEvents(res);
   const end = performance.now();
   return { ttfb: first - t0, rate: events / ((end - first) / 1000), events, start: t0, end };
 }
