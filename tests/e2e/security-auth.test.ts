@@ -33,6 +33,8 @@ const ROUTES: Array<[string, string, Record<string, string>?]> = [
   ["GET", "/"],
   ["GET", "/models"],
   ["GET", "/ui/models/table"],
+  ["GET", "/ui/models/queue"],
+  ["GET", "/api/activity/req_x/capture"],
   ["GET", "/api/config"],
   ["POST", "/api/models/discover", { "content-type": "application/json" }],
   ["GET", "/api/health"],

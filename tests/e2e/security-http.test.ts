@@ -46,6 +46,8 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/login", shape: "envelope" },
   { method: "POST", path: "/ui/settings", body: "serverPath=/bin/sh", type: "application/x-www-form-urlencoded", shape: "envelope" },
   { method: "POST", path: "/ui/models/alpha/start", body: "", type: "application/x-www-form-urlencoded", shape: "envelope" },
+  { method: "GET", path: "/ui/models/queue", shape: "envelope" },
+  { method: "GET", path: "/api/activity/req_x/capture", shape: "envelope" },
   { method: "GET", path: "/api/config", shape: "envelope" },
   { method: "POST", path: "/api/config", body: JSON.stringify({ serverPath: "/bin/sh" }), type: "application/json", shape: "envelope" },
   { method: "GET", path: "/api/logs", shape: "envelope" },
