@@ -349,6 +349,12 @@ describe("models", () => {
     expect(t.services.registry.get("big")!.settings.rpc).toBeUndefined();
   });
 
+  test("the fit hint of a model removed meanwhile is a hint (200), not an HTTP error", async () => {
+    const res = await t.app.request("/ui/models/gone/fit");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('No model &quot;gone&quot;');
+  });
+
   test("an invalid per-model setting shows the API's message and changes nothing", async () => {
     addModel("alpha", { settings: { threads: 2 } });
     const res = await t.app.request("/ui/models/alpha/settings", form({ threads: "0" }));

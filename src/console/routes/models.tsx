@@ -83,7 +83,9 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
     validate("query", fitFormQuery, ({ error }, c) => c.html(<FitHint fit={null} error={error.issues[0]?.message ?? "invalid value"} />)),
     async (c) => {
       const { id } = c.req.valid("param");
-      if (!s.registry.get(id)) return c.html(<FitHint fit={null} error={`No model "${id}"`} />, 404);
+      // A hint asked for by a row that is being removed (its fit request was already on its way):
+      // a hint, not an HTTP error, which the browser would log for a row nobody sees any more.
+      if (!s.registry.get(id)) return c.html(<FitHint fit={null} error={`No model "${id}"`} />);
       return c.html(<FitHint fit={await s.pool.fit(id, c.req.valid("query"))} />);
     },
   );
