@@ -86,7 +86,9 @@ export async function launchBrowser(opts: { colorScheme?: "light" | "dark"; widt
   const errors: string[] = [];
   const watch = (page: Page) => {
     page.on("console", (m) => {
-      if (m.type() === "error" && !(opts.ignore && opts.ignore.test(m.text()))) errors.push(`${page.url()}: ${m.text()}`);
+      // A failed resource load names the page only; its location is the resource that failed.
+      const where = m.text().startsWith("Failed to load resource") ? ` (${m.location().url})` : "";
+      if (m.type() === "error" && !(opts.ignore && opts.ignore.test(m.text()))) errors.push(`${page.url()}: ${m.text()}${where}`);
     });
     page.on("pageerror", (e) => errors.push(`${page.url()}: uncaught ${e.message}`));
   };
