@@ -2,7 +2,8 @@
 // turns the posted strings into the body the API takes and checks every field with the API's own
 // schema (config/schema.ts, models/schema.ts), so the form can show each problem next to its
 // field, and what reaches the API is what the API would accept. Pure: unit-tested as tables.
-import { z, type ZodError, type ZodType } from "zod";
+import { z, type ZodType } from "zod";
+import type { ZodError } from "../zod";
 import { configUpdateSchema, extraConfigShape, referenceConfigShape } from "../config/schema";
 import { discoverBodySchema, modelSettingsPatchSchema, modelSettingsSchema, registerEntrySchema, rewriteRulesSchema } from "../models/schema";
 

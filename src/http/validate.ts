@@ -1,6 +1,6 @@
 import { zValidator } from "@hono/zod-validator";
 import type { Context, ValidationTargets } from "hono";
-import type { ZodType, ZodError } from "zod";
+import type { ZodType, ZodError } from "../zod";
 import { ApiError } from "./errors";
 
 /** Human-readable one-line summary of zod issues: "port: Port must be between 1 and 65535; ...". */

@@ -9,7 +9,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ZodType } from "zod";
+import { z, type ZodType } from "../zod";
 import type { ModelRow } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { describeIssues } from "../http/validate";
@@ -145,7 +145,7 @@ export function ollamaRoutes(s: Services) {
       throw new OllamaError(400, `invalid JSON: ${(err as Error).message}`);
     }
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new OllamaError(400, "the request body must be a JSON object");
-    const parsed = schema.safeParse(raw);
+    const parsed = z.safeParse(schema, raw);
     if (!parsed.success) throw new OllamaError(400, describeIssues(parsed.error));
     return parsed.data;
   }
