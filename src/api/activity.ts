@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
-import { z } from "zod";
+import { z } from "../zod";
 import type { ActivityEntry, ActivityFilter } from "../activity/log";
 import { REQUEST_ID_RE } from "../activity/record";
 import { ok } from "../http/envelope";
@@ -12,52 +12,54 @@ export const MAX_ACTIVITY_LIMIT = 500;
 
 const wholeNumber = (label: string, min: number, max: number) =>
   z
-    .string()
-    .regex(/^\d+$/, `${label} must be a whole number`)
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`);
+    .pipe(z.string().check(z.regex(/^\d+$/, `${label} must be a whole number`)), z.transform(Number))
+    .check(z.refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`));
+
+const isoDateTime = z.iso.datetime({ offset: true });
 
 /** ISO 8601 or Unix epoch milliseconds -> epoch ms. */
 const instant = (label: string) =>
-  z
-    .string()
-    .max(40, `${label} must be an ISO 8601 date-time or epoch milliseconds`)
-    .transform((v, ctx) => {
-      const n = /^\d{1,15}$/.test(v) ? Number(v) : z.iso.datetime({ offset: true }).safeParse(v).success ? Date.parse(v) : NaN;
+  z.pipe(
+    z.string().check(z.maxLength(40, `${label} must be an ISO 8601 date-time or epoch milliseconds`)),
+    z.transform((v: string, ctx) => {
+      const n = /^\d{1,15}$/.test(v) ? Number(v) : isoDateTime.safeParse(v).success ? Date.parse(v) : NaN;
       if (!Number.isFinite(n)) {
-        ctx.addIssue({ code: "custom", message: `${label} must be an ISO 8601 date-time (2026-01-31T10:00:00Z) or epoch milliseconds` });
+        // mini's transform context has no addIssue (classic's pushed this same custom issue).
+        ctx.issues.push({ code: "custom", message: `${label} must be an ISO 8601 date-time (2026-01-31T10:00:00Z) or epoch milliseconds`, input: v });
         return z.NEVER;
       }
       return n;
-    });
+    }),
+  );
 
 const filterShape = {
-  model: z.string().trim().min(1).max(200, "model must be at most 200 characters").optional(),
-  key: z.string().trim().min(1).max(100, "key must be at most 100 characters").optional(),
-  status: z
-    .string()
-    .regex(/^(\d{3}|[1-5]xx|error)$/, "status must be a status code (200), a class (4xx) or error")
-    .transform((v) => (/^\d{3}$/.test(v) ? Number(v) : (v as Exclude<ActivityFilter["status"], number | undefined>)))
-    .optional(),
-  since: instant("since").optional(),
-  until: instant("until").optional(),
+  model: z.optional(z.string().check(z.trim(), z.minLength(1), z.maxLength(200, "model must be at most 200 characters"))),
+  key: z.optional(z.string().check(z.trim(), z.minLength(1), z.maxLength(100, "key must be at most 100 characters"))),
+  status: z.optional(
+    z.pipe(
+      z.string().check(z.regex(/^(\d{3}|[1-5]xx|error)$/, "status must be a status code (200), a class (4xx) or error")),
+      z.transform((v: string) => (/^\d{3}$/.test(v) ? Number(v) : (v as Exclude<ActivityFilter["status"], number | undefined>))),
+    ),
+  ),
+  since: z.optional(instant("since")),
+  until: z.optional(instant("until")),
 };
 
 export const activityQuerySchema = z.object({
   ...filterShape,
-  limit: wholeNumber("limit", 1, MAX_ACTIVITY_LIMIT).default(50),
+  limit: z._default(wholeNumber("limit", 1, MAX_ACTIVITY_LIMIT), 50),
   /** nextCursor of the previous page. */
-  cursor: z.string().regex(/^\d{1,15}$/, "cursor must be the nextCursor of a previous page").transform(Number).optional(),
+  cursor: z.optional(z.pipe(z.string().check(z.regex(/^\d{1,15}$/, "cursor must be the nextCursor of a previous page")), z.transform(Number))),
 });
 
 export const activityExportSchema = z.object({
   ...filterShape,
-  format: z.enum(["csv", "ndjson"], { error: "format must be csv or ndjson" }).default("ndjson"),
+  format: z._default(z.enum(["csv", "ndjson"], { error: "format must be csv or ndjson" }), "ndjson"),
 });
 
-export const activitySummarySchema = z.object({ hours: wholeNumber("hours", 1, 24 * 366).default(24) });
+export const activitySummarySchema = z.object({ hours: z._default(wholeNumber("hours", 1, 24 * 366), 24) });
 
-const captureIdSchema = z.object({ id: z.string().regex(REQUEST_ID_RE, "id must be a request id (the requestId of an activity row)") });
+const captureIdSchema = z.object({ id: z.string().check(z.regex(REQUEST_ID_RE, "id must be a request id (the requestId of an activity row)")) });
 
 const CSV_COLUMNS: (keyof ActivityEntry)[] = [
   "time", "requestId", "model", "route", "status", "client", "keyName", "sessionId", "streaming",

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import { ok } from "../http/envelope";
 import { validationError } from "../http/errors";
 import { validate } from "../http/validate";
@@ -15,9 +15,8 @@ export const MAX_IMPORT_YAML_CHARS = 512 * 1024;
 export const llamaSwapImportBodySchema = z.strictObject({
   yaml: z
     .string({ error: "yaml must be a string: the text of a llama-swap config.yaml" })
-    .min(1, "yaml must not be empty")
-    .max(MAX_IMPORT_YAML_CHARS, `yaml must be at most ${MAX_IMPORT_YAML_CHARS / 1024} KiB`),
-  dryRun: z.boolean({ error: "dryRun must be true or false" }).optional(),
+    .check(z.minLength(1, "yaml must not be empty"), z.maxLength(MAX_IMPORT_YAML_CHARS, `yaml must be at most ${MAX_IMPORT_YAML_CHARS / 1024} KiB`)),
+  dryRun: z.optional(z.boolean({ error: "dryRun must be true or false" })),
 });
 
 /** /api/import: bring another tool's set-up over. */

@@ -1,12 +1,12 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import { ok } from "../http/envelope";
 import { ApiError } from "../http/errors";
 import { validate } from "../http/validate";
 import type { Services } from "../services";
 
-const idParam = z.object({ id: z.string().min(1, "Model id is required").max(200, "Model id is too long") });
-const entryParam = idParam.extend({ entry: z.string().min(1).max(100, "Cache id is too long") });
+const idParam = z.object({ id: z.string().check(z.minLength(1, "Model id is required"), z.maxLength(200, "Model id is too long")) });
+const entryParam = z.extend(idParam, { entry: z.string().check(z.minLength(1), z.maxLength(100, "Cache id is too long")) });
 
 function modelOf(s: Services, id: string) {
   const row = s.registry.get(id);

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import { ok } from "../http/envelope";
 import { ApiError } from "../http/errors";
 import { validate } from "../http/validate";
@@ -7,22 +7,19 @@ import { toApiModel } from "../models/view";
 import { startOnPeer } from "../peers/remote-start";
 import type { Services } from "../services";
 
-const idParam = z.object({ id: z.string().min(1, "Model id is required").max(200, "Model id is too long") });
+const idParam = z.object({ id: z.string().check(z.minLength(1, "Model id is required"), z.maxLength(200, "Model id is too long")) });
 const startQuery = z.object({
-  wait: z.enum(["true", "false", "1", "0"], { error: "wait must be true or false" }).optional(),
+  wait: z.optional(z.enum(["true", "false", "1", "0"], { error: "wait must be true or false" })),
 });
 
 /** A whole number in a query string, within [min, max]. */
 const queryInt = (label: string, min: number, max: number) =>
   z
-    .string()
-    .trim()
-    .regex(/^-?\d{1,10}$/, `${label} must be a whole number`)
-    .transform(Number)
-    .refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`);
+    .pipe(z.string().check(z.trim(), z.regex(/^-?\d{1,10}$/, `${label} must be a whole number`)), z.transform(Number))
+    .check(z.refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`));
 const fitQuery = z.strictObject({
-  ctxSize: queryInt("ctxSize", 0, 4_194_304).optional(),
-  gpuLayers: queryInt("gpuLayers", -1, 100_000).optional(),
+  ctxSize: z.optional(queryInt("ctxSize", 0, 4_194_304)),
+  gpuLayers: z.optional(queryInt("gpuLayers", -1, 100_000)),
 });
 
 /** The model as the API shows it right now (registry row + live runtime). */

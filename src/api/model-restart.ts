@@ -1,12 +1,12 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import { ok } from "../http/envelope";
 import { notFound } from "../http/errors";
 import { validate } from "../http/validate";
 import { toApiModel } from "../models/view";
 import type { Services } from "../services";
 
-const idParam = z.object({ id: z.string().min(1, "Model id is required").max(200, "Model id is too long") });
+const idParam = z.object({ id: z.string().check(z.minLength(1, "Model id is required"), z.maxLength(200, "Model id is too long")) });
 
 /**
  * POST /api/models/:id/restart: now, draining requests in flight (new ones wait for the new

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import { ok } from "../http/envelope";
 import { validate } from "../http/validate";
 import { discoverModels, getModel, patchModel, registerModels, removeModel } from "../models/catalog";
@@ -7,7 +7,7 @@ import { discoverBodySchema, patchModelSchema, registerBodySchema } from "../mod
 import { listModels } from "../models/view";
 import type { Services } from "../services";
 
-const idParam = z.object({ id: z.string().min(1).max(200) });
+const idParam = z.object({ id: z.string().check(z.minLength(1), z.maxLength(200)) });
 
 /**
  * /api/models: the registry (list, register, edit, remove) and discovery. Start/stop live in

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import { ok, okSerialized } from "../http/envelope";
 import { unavailable } from "../http/errors";
 import { validate } from "../http/validate";
@@ -9,21 +9,23 @@ import type { Services } from "../services";
 
 /** Query of GET /api/monitoring/history: `hours` 1..168 (default 24), `resolution` (default 5m). */
 export const historyQuerySchema = z.object({
-  hours: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
+  hours: z.pipe(
+    z.optional(z.string()),
+    z.transform((v: string | undefined, ctx) => {
       if (v === undefined) return 24;
       const n = Number(v);
       if (!/^\d+$/.test(v.trim()) || n < 1 || n > 168) {
-        ctx.addIssue({ code: "custom", message: "hours must be a whole number between 1 and 168" });
+        // mini's transform context has no addIssue (classic's pushed this same custom issue).
+        ctx.issues.push({ code: "custom", message: "hours must be a whole number between 1 and 168", input: v });
         return z.NEVER;
       }
       return n;
     }),
-  resolution: z
-    .enum(Object.keys(RESOLUTIONS) as [Resolution, ...Resolution[]], { error: "resolution must be one of 1m, 5m, 15m, 1h" })
-    .default("5m"),
+  ),
+  resolution: z._default(
+    z.enum(Object.keys(RESOLUTIONS) as [Resolution, ...Resolution[]], { error: "resolution must be one of 1m, 5m, 15m, 1h" }),
+    "5m",
+  ),
 });
 
 export function monitoringRoutes(s: Services) {

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import { REQUEST_ID_RE } from "../activity/record";
 import { queueSnapshot } from "../activity/tracker";
 import { ok } from "../http/envelope";
@@ -7,8 +7,8 @@ import { notFound } from "../http/errors";
 import { validate } from "../http/validate";
 import type { Services } from "../services";
 
-const listSchema = z.object({ model: z.string().trim().min(1).max(200, "model must be at most 200 characters").optional() });
-const idSchema = z.object({ id: z.string().regex(REQUEST_ID_RE, "id must be a request id (the X-Request-Id of the request)") });
+const listSchema = z.object({ model: z.optional(z.string().check(z.trim(), z.minLength(1), z.maxLength(200, "model must be at most 200 characters"))) });
+const idSchema = z.object({ id: z.string().check(z.regex(REQUEST_ID_RE, "id must be a request id (the X-Request-Id of the request)")) });
 
 /** /api/requests: the live queue (src/activity/tracker.ts). */
 export function requestRoutes(s: Services) {

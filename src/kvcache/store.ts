@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { z } from "zod";
+import { z } from "../zod";
 import { writeFileAtomic } from "../config/store";
 import type { Logger } from "../logs/logger";
 import { MODEL_ID_RE } from "../models/schema";
@@ -17,27 +17,27 @@ import { readSlotFileTokens } from "./slot-file";
  * as the config file is.
  */
 const entrySchema = z.object({
-  id: z.string().regex(/^[a-z0-9-]{1,80}$/),
-  modelId: z.string().regex(MODEL_ID_RE),
+  id: z.string().check(z.regex(/^[a-z0-9-]{1,80}$/)),
+  modelId: z.string().check(z.regex(MODEL_ID_RE)),
   /** File name inside the model's folder; always one we generated (see newFileName). */
-  file: z.string().regex(/^[a-z0-9-]{1,80}\.bin$/),
-  fingerprint: z.string().max(64),
+  file: z.string().check(z.regex(/^[a-z0-9-]{1,80}\.bin$/)),
+  fingerprint: z.string().check(z.maxLength(64)),
   settings: z.record(z.string(), z.unknown()),
-  tokens: z.number().int().min(0),
-  tokensHash: z.string().max(64),
-  bytes: z.number().int().min(0),
+  tokens: z.int().check(z.gte(0)),
+  tokensHash: z.string().check(z.maxLength(64)),
+  bytes: z.int().check(z.gte(0)),
   /** CRC-32 of the whole file, computed after the save (null until then). */
-  crc32: z.number().int().nullable().default(null),
+  crc32: z._default(z.nullable(z.int()), null),
   createdAt: z.number(),
   lastUsedAt: z.number(),
-  hits: z.number().int().min(0),
+  hits: z.int().check(z.gte(0)),
 });
 export type KvCacheEntry = z.infer<typeof entrySchema>;
 
-const unrestorableSchema = z.object({ modelId: z.string(), fingerprint: z.string(), reason: z.string().max(500), at: z.number() });
+const unrestorableSchema = z.object({ modelId: z.string(), fingerprint: z.string(), reason: z.string().check(z.maxLength(500)), at: z.number() });
 export type Unrestorable = z.infer<typeof unrestorableSchema>;
 
-const manifestSchema = z.object({ version: z.literal(1), entries: z.array(entrySchema), unrestorable: z.array(unrestorableSchema).default([]) });
+const manifestSchema = z.object({ version: z.literal(1), entries: z.array(entrySchema), unrestorable: z._default(z.array(unrestorableSchema), []) });
 
 const MANIFEST = "index.json";
 

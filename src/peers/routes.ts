@@ -1,11 +1,11 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import { ok } from "../http/envelope";
 import { ApiError } from "../http/errors";
 import { validate } from "../http/validate";
 import type { Services } from "../services";
 
-const nameParam = z.object({ name: z.string().min(1).max(64, "Peer name is too long") });
+const nameParam = z.object({ name: z.string().check(z.minLength(1), z.maxLength(64, "Peer name is too long")) });
 
 /** GET /api/peers: each peer's state, latency, models and errors. POST /api/peers/:name/check. */
 export function peerRoutes(s: Services) {
