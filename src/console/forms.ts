@@ -2,7 +2,7 @@
 // turns the posted strings into the body the API takes and checks every field with the API's own
 // schema (config/schema.ts, models/schema.ts), so the form can show each problem next to its
 // field, and what reaches the API is what the API would accept. Pure: unit-tested as tables.
-import { z, type ZodType } from "zod";
+import { z } from "zod";
 import type { ZodError } from "../zod";
 import { configUpdateSchema, extraConfigShape, referenceConfigShape } from "../config/schema";
 import { discoverBodySchema, modelSettingsPatchSchema, modelSettingsSchema, registerEntrySchema, rewriteRulesSchema } from "../models/schema";
@@ -84,27 +84,27 @@ const S = modelSettingsSchema.shape;
 const R = rewriteRulesSchema.shape;
 
 /** An empty field means "use the global setting": null, which PATCH reads as "remove the override". */
-const blankIsGlobal = <T extends ZodType>(label: string, api: T) =>
+const blankIsGlobal = <T extends z.core.$ZodType>(label: string, api: T) =>
   formText(label, 40)
     .optional()
     .transform((v): unknown => {
       const t = (v ?? "").trim();
       return t === "" ? null : numberOrText(t);
     })
-    .pipe(api.nullable());
+    .pipe(z.nullable(api));
 
 /** A list field (aliases: commas; extra arguments: lines): empty = null (no override). */
-const listField = <T extends ZodType>(label: string, commas: boolean, api: T) =>
+const listField = <T extends z.core.$ZodType>(label: string, commas: boolean, api: T) =>
   formText(label, 64 * 1024)
     .optional()
     .transform((v): unknown => {
       const list = splitList(v, commas);
       return list.length ? list : null;
     })
-    .pipe(api.nullable());
+    .pipe(z.nullable(api));
 
 /** A JSON object of parameter: value (rewrite defaults / overrides); empty = none. */
-const jsonParams = <T extends ZodType>(label: string, api: T) =>
+const jsonParams = <T extends z.core.$ZodType>(label: string, api: T) =>
   formText(label, 16 * 1024)
     .optional()
     .transform((v, ctx) => {
@@ -127,7 +127,7 @@ const rpcField = formText("RPC workers", 4096)
     if (t === "") return null;
     return t.toLowerCase() === "all" ? "all" : splitList(t, true);
   })
-  .pipe(S.rpc.nullable());
+  .pipe(z.nullable(S.rpc));
 
 /** Tensor split: proportions separated by commas ("3, 1"); empty = llama-server's own split. */
 const tensorSplitField = formText("Tensor split", 1024)
@@ -136,7 +136,7 @@ const tensorSplitField = formText("Tensor split", 1024)
     const list = splitList(v, true);
     return list.length ? list.map(numberOrText) : null;
   })
-  .pipe(S.tensorSplit.nullable());
+  .pipe(z.nullable(S.tensorSplit));
 
 export type ModelSettingsPatch = z.output<typeof modelSettingsPatchSchema>;
 
@@ -162,7 +162,7 @@ export const modelSettingsFormSchema = z
     kvCache: checkbox("Keep conversations").transform((on) => (on ? null : false)),
     defaults: jsonParams("Defaults", R.defaults),
     overrides: jsonParams("Overrides", R.overrides),
-    strip: listField("Strip", true, R.strip.unwrap()),
+    strip: listField("Strip", true, R.strip._zod.def.innerType),
   })
   .transform(({ defaults, overrides, strip, ...rest }): ModelSettingsPatch => {
     const rewrite = { ...(defaults && Object.keys(defaults).length ? { defaults } : {}), ...(overrides && Object.keys(overrides).length ? { overrides } : {}), ...(strip ? { strip } : {}) };
@@ -185,7 +185,7 @@ export const fitFormQuery = z.object({ ctxSize: formInt("Context size", 0, 4_194
 
 const E = registerEntrySchema.shape;
 /** An optional text field: blank = not given (the API then reads it from the file). */
-const optionalText = <T extends ZodType>(label: string, max: number, api: T) =>
+const optionalText = <T extends z.core.$ZodType>(label: string, max: number, api: T) =>
   formText(label, max)
     .optional()
     .transform((v): unknown => v?.trim() || undefined)
@@ -209,10 +209,10 @@ export const discoverFormSchema = z
       .optional()
       .transform((v) => splitList(v, false))
       .refine((l) => l.length > 0, "Give at least one folder.")
-      .pipe(D.paths.unwrap()),
+      .pipe(D.paths._zod.def.innerType),
     recursive: checkbox("Include sub-folders"),
-    includePatterns: listField("Include patterns", true, D.includePatterns.unwrap()),
-    excludePatterns: listField("Exclude patterns", true, D.excludePatterns.unwrap()),
+    includePatterns: listField("Include patterns", true, D.includePatterns._zod.def.innerType),
+    excludePatterns: listField("Exclude patterns", true, D.excludePatterns._zod.def.innerType),
   })
   .transform(({ includePatterns, excludePatterns, ...rest }) => ({
     ...rest,
