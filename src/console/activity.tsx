@@ -9,7 +9,7 @@
  * their own: a page with the socket up asks only when something changed.
  */
 import { Hono, type Context } from "hono";
-import { z } from "zod";
+import { z } from "../zod";
 import type { Capture, CapturedBody } from "../activity/captures";
 import type { ActivityEntry, ActivityFilter, TotalsRow } from "../activity/log";
 import type { LiveRequest } from "../activity/tracker";
@@ -19,10 +19,10 @@ import { assetUrl } from "./assets";
 import { formatDuration } from "./format";
 
 const filterSchema = z.object({
-  model: z.string().trim().max(200).optional(),
-  key: z.string().trim().max(100).optional(),
-  status: z.enum(["", "2xx", "4xx", "5xx", "error"]).optional(),
-  hours: z.enum(["1", "6", "24", "168"]).optional(),
+  model: z.optional(z.string().check(z.trim(), z.maxLength(200))),
+  key: z.optional(z.string().check(z.trim(), z.maxLength(100))),
+  status: z.optional(z.enum(["", "2xx", "4xx", "5xx", "error"])),
+  hours: z.optional(z.enum(["1", "6", "24", "168"])),
 });
 type Filter = z.infer<typeof filterSchema>;
 

@@ -2,8 +2,7 @@
 // turns the posted strings into the body the API takes and checks every field with the API's own
 // schema (config/schema.ts, models/schema.ts), so the form can show each problem next to its
 // field, and what reaches the API is what the API would accept. Pure: unit-tested as tables.
-import { z } from "zod";
-import type { ZodError } from "../zod";
+import { z, type ZodError, type ZodType } from "../zod";
 import { configUpdateSchema, extraConfigShape, referenceConfigShape } from "../config/schema";
 import { discoverBodySchema, modelSettingsPatchSchema, modelSettingsSchema, registerEntrySchema, rewriteRulesSchema } from "../models/schema";
 
@@ -34,13 +33,10 @@ export function typedValues(input: unknown): FormValues {
  * file upload as a File: both are refused with the field's name rather than guessed at.
  */
 const formText = (label: string, max = 4096) =>
-  z.string({ error: `${label} must be a single text value` }).max(max, `${label} is too long (at most ${max} characters)`);
+  z.string({ error: `${label} must be a single text value` }).check(z.maxLength(max, `${label} is too long (at most ${max} characters)`));
 
 /** A checkbox: sent ("1") when checked, absent when not. */
-const checkbox = (label: string) =>
-  formText(label, 10)
-    .optional()
-    .transform((v) => v === "1");
+const checkbox = (label: string) => z.pipe(z.optional(formText(label, 10)), z.transform((v) => v === "1"));
 
 /** Digits become a number; anything else is passed on as typed so the API's schema names the problem. */
 const numberOrText = (text: string) => (/^[+-]?\d+(\.\d+)?$/.test(text) ? Number(text) : text);
@@ -65,18 +61,21 @@ export const CONFIG_FIELDS = [...Object.keys(referenceConfigShape), ...Object.ke
  * be a number"); an empty field is absent, so required ones say "is required". Unknown fields
  * are dropped rather than trusted.
  */
-export const configFormSchema = z
-  .object(Object.fromEntries(CONFIG_FIELDS.map((k) => [k, formText(k).optional()])) as Record<string, z.ZodOptional<z.ZodString>>)
-  .transform((form) => {
-    const body: Record<string, unknown> = {};
-    for (const key of CONFIG_FIELDS) {
-      const raw = form[key];
-      if (raw === undefined || raw.trim() === "") continue;
-      body[key] = CONFIG_TEXT_FIELDS.has(key) ? raw : numberOrText(raw.trim());
-    }
-    return body;
-  })
-  .pipe(configUpdateSchema);
+export const configFormSchema = z.pipe(
+  z.pipe(
+    z.object(Object.fromEntries(CONFIG_FIELDS.map((k) => [k, z.optional(formText(k))])) as Record<string, z.ZodMiniOptional<z.ZodMiniString>>),
+    z.transform((form: Record<string, string | undefined>) => {
+      const body: Record<string, unknown> = {};
+      for (const key of CONFIG_FIELDS) {
+        const raw = form[key];
+        if (raw === undefined || raw.trim() === "") continue;
+        body[key] = CONFIG_TEXT_FIELDS.has(key) ? raw : numberOrText(raw.trim());
+      }
+      return body;
+    }),
+  ),
+  configUpdateSchema,
+);
 
 // ---- Per-model settings editor (POST /ui/models/:id/settings -> PATCH /api/models/:id) ------
 
@@ -84,59 +83,75 @@ const S = modelSettingsSchema.shape;
 const R = rewriteRulesSchema.shape;
 
 /** An empty field means "use the global setting": null, which PATCH reads as "remove the override". */
-const blankIsGlobal = <T extends z.core.$ZodType>(label: string, api: T) =>
-  formText(label, 40)
-    .optional()
-    .transform((v): unknown => {
-      const t = (v ?? "").trim();
-      return t === "" ? null : numberOrText(t);
-    })
-    .pipe(z.nullable(api));
+const blankIsGlobal = <T extends ZodType>(label: string, api: T) =>
+  z.pipe(
+    z.pipe(
+      z.optional(formText(label, 40)),
+      z.transform((v): unknown => {
+        const t = (v ?? "").trim();
+        return t === "" ? null : numberOrText(t);
+      }),
+    ),
+    z.nullable(api),
+  );
 
 /** A list field (aliases: commas; extra arguments: lines): empty = null (no override). */
-const listField = <T extends z.core.$ZodType>(label: string, commas: boolean, api: T) =>
-  formText(label, 64 * 1024)
-    .optional()
-    .transform((v): unknown => {
-      const list = splitList(v, commas);
-      return list.length ? list : null;
-    })
-    .pipe(z.nullable(api));
+const listField = <T extends ZodType>(label: string, commas: boolean, api: T) =>
+  z.pipe(
+    z.pipe(
+      z.optional(formText(label, 64 * 1024)),
+      z.transform((v): unknown => {
+        const list = splitList(v, commas);
+        return list.length ? list : null;
+      }),
+    ),
+    z.nullable(api),
+  );
 
 /** A JSON object of parameter: value (rewrite defaults / overrides); empty = none. */
-const jsonParams = <T extends z.core.$ZodType>(label: string, api: T) =>
-  formText(label, 16 * 1024)
-    .optional()
-    .transform((v, ctx) => {
-      const t = (v ?? "").trim();
-      if (t === "") return undefined;
-      try {
-        return JSON.parse(t) as unknown;
-      } catch (err) {
-        ctx.addIssue({ code: "custom", message: `${label}: not valid JSON (${(err as Error).message})` });
-        return z.NEVER;
-      }
-    })
-    .pipe(api);
+const jsonParams = <T extends ZodType>(label: string, api: T) =>
+  z.pipe(
+    z.pipe(
+      z.optional(formText(label, 16 * 1024)),
+      z.transform((v, ctx) => {
+        const t = (v ?? "").trim();
+        if (t === "") return undefined;
+        try {
+          return JSON.parse(t) as unknown;
+        } catch (err) {
+          // mini's transform has no ctx.addIssue: push the issue it would have added
+          ctx.issues.push({ code: "custom", message: `${label}: not valid JSON (${(err as Error).message})`, input: v });
+          return z.NEVER;
+        }
+      }),
+    ),
+    api,
+  );
 
 /** RPC workers: "all", or worker names separated by commas; empty = none (runs on this host). */
-const rpcField = formText("RPC workers", 4096)
-  .optional()
-  .transform((v): unknown => {
-    const t = (v ?? "").trim();
-    if (t === "") return null;
-    return t.toLowerCase() === "all" ? "all" : splitList(t, true);
-  })
-  .pipe(z.nullable(S.rpc));
+const rpcField = z.pipe(
+  z.pipe(
+    z.optional(formText("RPC workers", 4096)),
+    z.transform((v): unknown => {
+      const t = (v ?? "").trim();
+      if (t === "") return null;
+      return t.toLowerCase() === "all" ? "all" : splitList(t, true);
+    }),
+  ),
+  z.nullable(S.rpc),
+);
 
 /** Tensor split: proportions separated by commas ("3, 1"); empty = llama-server's own split. */
-const tensorSplitField = formText("Tensor split", 1024)
-  .optional()
-  .transform((v): unknown => {
-    const list = splitList(v, true);
-    return list.length ? list.map(numberOrText) : null;
-  })
-  .pipe(z.nullable(S.tensorSplit));
+const tensorSplitField = z.pipe(
+  z.pipe(
+    z.optional(formText("Tensor split", 1024)),
+    z.transform((v): unknown => {
+      const list = splitList(v, true);
+      return list.length ? list.map(numberOrText) : null;
+    }),
+  ),
+  z.nullable(S.tensorSplit),
+);
 
 export type ModelSettingsPatch = z.output<typeof modelSettingsPatchSchema>;
 
@@ -147,8 +162,8 @@ export type ModelSettingsPatch = z.output<typeof modelSettingsPatchSchema>;
  * the default, so it stores no override; unchecked is `false` for this model. The rewrite
  * rules are one setting: empty defaults, overrides and strip together mean no rules (null).
  */
-export const modelSettingsFormSchema = z
-  .object({
+export const modelSettingsFormSchema = z.pipe(
+  z.object({
     ctxSize: blankIsGlobal("Context size", S.ctxSize),
     batchSize: blankIsGlobal("Batch size", S.batchSize),
     threads: blankIsGlobal("Threads", S.threads),
@@ -159,69 +174,76 @@ export const modelSettingsFormSchema = z
     rpc: rpcField,
     tensorSplit: tensorSplitField,
     autoStart: checkbox("Start with the proxy"),
-    kvCache: checkbox("Keep conversations").transform((on) => (on ? null : false)),
+    kvCache: z.pipe(checkbox("Keep conversations"), z.transform((on: boolean) => (on ? null : false))),
     defaults: jsonParams("Defaults", R.defaults),
     overrides: jsonParams("Overrides", R.overrides),
     strip: listField("Strip", true, R.strip._zod.def.innerType),
-  })
-  .transform(({ defaults, overrides, strip, ...rest }): ModelSettingsPatch => {
+  }),
+  z.transform(({ defaults, overrides, strip, ...rest }): ModelSettingsPatch => {
     const rewrite = { ...(defaults && Object.keys(defaults).length ? { defaults } : {}), ...(overrides && Object.keys(overrides).length ? { overrides } : {}), ...(strip ? { strip } : {}) };
     return { ...rest, rewrite: Object.keys(rewrite).length ? rewrite : null };
-  });
+  }),
+);
 
 /** The fit hint's query (the editor's context and GPU layers as typed): blank = the model's setting. */
 const formInt = (label: string, min: number, max: number) =>
-  z
-    .string()
-    .trim()
-    .max(12, `${label} is too long`)
-    .refine((v) => v === "" || /^-?\d+$/.test(v), `${label} must be a whole number`)
-    .transform((v) => (v === "" ? undefined : Number(v)))
-    .refine((n) => n === undefined || (n >= min && n <= max), `${label} must be between ${min} and ${max}`)
-    .optional();
+  z.optional(
+    z
+      .pipe(
+        z.string().check(
+          z.trim(),
+          z.maxLength(12, `${label} is too long`),
+          z.refine((v) => v === "" || /^-?\d+$/.test(v), `${label} must be a whole number`),
+        ),
+        z.transform((v: string) => (v === "" ? undefined : Number(v))),
+      )
+      .check(z.refine((n) => n === undefined || (n >= min && n <= max), `${label} must be between ${min} and ${max}`)),
+  );
 export const fitFormQuery = z.object({ ctxSize: formInt("Context size", 0, 4_194_304), gpuLayers: formInt("GPU layers", -1, 100_000) });
 
 // ---- Register and discover (POST /api/models, POST /api/models/discover) --------------------
 
 const E = registerEntrySchema.shape;
 /** An optional text field: blank = not given (the API then reads it from the file). */
-const optionalText = <T extends z.core.$ZodType>(label: string, max: number, api: T) =>
-  formText(label, max)
-    .optional()
-    .transform((v): unknown => v?.trim() || undefined)
-    .pipe(api);
+const optionalText = <T extends ZodType>(label: string, max: number, api: T) =>
+  z.pipe(
+    z.pipe(
+      z.optional(formText(label, max)),
+      z.transform((v): unknown => v?.trim() || undefined),
+    ),
+    api,
+  );
 
 export const registerFormSchema = z.object({
-  path: formText("The file path")
-    .optional()
-    .transform((v) => v?.trim() ?? "")
-    .refine((v) => v !== "", "The file path is required.")
-    .pipe(E.path),
+  path: z.pipe(
+    z.pipe(z.optional(formText("The file path")), z.transform((v) => v?.trim() ?? "")).check(z.refine((v) => v !== "", "The file path is required.")),
+    E.path,
+  ),
   name: optionalText("Name", 200, E.name),
   family: optionalText("Family", 100, E.family),
   description: optionalText("Description", 2000, E.description),
 });
 
 const D = discoverBodySchema.shape;
-export const discoverFormSchema = z
-  .object({
-    paths: formText("Folders", 64 * 1024)
-      .optional()
-      .transform((v) => splitList(v, false))
-      .refine((l) => l.length > 0, "Give at least one folder.")
-      .pipe(D.paths._zod.def.innerType),
+export const discoverFormSchema = z.pipe(
+  z.object({
+    paths: z.pipe(
+      z.pipe(z.optional(formText("Folders", 64 * 1024)), z.transform((v) => splitList(v, false))).check(z.refine((l) => l.length > 0, "Give at least one folder.")),
+      D.paths._zod.def.innerType,
+    ),
     recursive: checkbox("Include sub-folders"),
     includePatterns: listField("Include patterns", true, D.includePatterns._zod.def.innerType),
     excludePatterns: listField("Exclude patterns", true, D.excludePatterns._zod.def.innerType),
-  })
-  .transform(({ includePatterns, excludePatterns, ...rest }) => ({
+  }),
+  z.transform(({ includePatterns, excludePatterns, ...rest }) => ({
     ...rest,
     ...(includePatterns ? { includePatterns } : {}),
     ...(excludePatterns ? { excludePatterns } : {}),
-  }));
+  })),
+);
 
 // ---- Small forms --------------------------------------------------------------------------
 
-export const loginFormSchema = z.object({ key: formText("The key").optional(), next: formText("next", 2048).optional() });
+export const loginFormSchema = z.object({ key: z.optional(formText("The key")), next: z.optional(formText("next", 2048)) });
 /** Remove: "1" once the user confirmed (the page without JavaScript asks first). */
-export const confirmFormSchema = z.object({ confirmed: formText("confirmed", 10).optional() });
+export const confirmFormSchema = z.object({ confirmed: z.optional(formText("confirmed", 10)) });

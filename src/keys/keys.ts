@@ -8,28 +8,31 @@
  * models their `models` globs match (all when absent), within their limits.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { z } from "zod";
+import { z } from "../zod";
 
 export const KEY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export const namedKeySchema = z.strictObject({
-  name: z.string({ error: "keys: name must be a string" }).regex(KEY_NAME_RE, "keys: name must be 1-64 of letters, digits, '.', '_', '-'"),
-  hash: z.string({ error: "keys: hash must be a string" }).regex(/^[0-9a-f]{64}$/, "keys: hash must be the SHA-256 of the key (64 hex digits)"),
+  name: z.string({ error: "keys: name must be a string" }).check(z.regex(KEY_NAME_RE, "keys: name must be 1-64 of letters, digits, '.', '_', '-'")),
+  hash: z.string({ error: "keys: hash must be a string" }).check(z.regex(/^[0-9a-f]{64}$/, "keys: hash must be the SHA-256 of the key (64 hex digits)")),
   scope: z.enum(["admin", "inference"], { error: "keys: scope must be admin or inference" }),
-  models: z
-    .array(z.string().trim().min(1, "keys: a model pattern must not be empty").max(200), { error: "keys: models must be an array of glob patterns" })
-    .max(100, "keys: at most 100 model patterns")
-    .optional(),
-  tokensPerDay: z.number().int().min(1).max(1e12).optional(),
-  requestsPerMinute: z.number().int().min(1).max(1e6).optional(),
+  models: z.optional(
+    z
+      .array(z.string().check(z.trim(), z.minLength(1, "keys: a model pattern must not be empty"), z.maxLength(200)), {
+        error: "keys: models must be an array of glob patterns",
+      })
+      .check(z.maxLength(100, "keys: at most 100 model patterns")),
+  ),
+  tokensPerDay: z.optional(z.int().check(z.gte(1), z.lte(1e12))),
+  requestsPerMinute: z.optional(z.int().check(z.gte(1), z.lte(1e6))),
 });
 export type NamedKey = z.infer<typeof namedKeySchema>;
 
-export const namedKeysSchema = z
-  .array(namedKeySchema, { error: "keys must be an array of {name, hash, scope}" })
-  .max(1000, "at most 1000 keys")
-  .refine((keys) => new Set(keys.map((k) => k.name)).size === keys.length, "keys: names must be unique")
-  .refine((keys) => new Set(keys.map((k) => k.hash)).size === keys.length, "keys: two keys have the same hash");
+export const namedKeysSchema = z.array(namedKeySchema, { error: "keys must be an array of {name, hash, scope}" }).check(
+  z.maxLength(1000, "at most 1000 keys"),
+  z.refine((keys) => new Set(keys.map((k) => k.name)).size === keys.length, "keys: names must be unique"),
+  z.refine((keys) => new Set(keys.map((k) => k.hash)).size === keys.length, "keys: two keys have the same hash"),
+);
 
 export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
 

@@ -18,7 +18,7 @@ import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/re
 import { forward, type ForwardArgs, type RelayDeps } from "../proxy/relay";
 import { hasRewrite, rewriteBody } from "../proxy/rewrite";
 import { captureAnswer } from "../activity/captures";
-import { clientAddress, keyNameOf, withRequestId } from "../proxy/routes";
+import { clientAddress, keyNameOf, restoreSavedPrompt, withRequestId } from "../proxy/routes";
 import type { Services } from "../services";
 import { DurationError, parseKeepAlive, poolKeepAlive, type KeepAlive } from "./duration";
 import { HeaderCache, psEntry, showEntry, tagEntry } from "./models";
@@ -87,7 +87,13 @@ const NDJSON_HEADERS = { "content-type": "application/x-ndjson", "cache-control"
 export function ollamaRoutes(s: Services) {
   const app = new Hono();
   // The proxy's own relay, as /v1 uses it: the same pool, leases, queue and statistics.
-  const relayDeps: RelayDeps = { pool: s.pool, isRunning: (id) => s.supervisor.runtimeOf(id)?.state === "running", options: s.proxyOptions };
+  const relayDeps: RelayDeps = {
+    pool: s.pool,
+    isRunning: (id) => s.supervisor.runtimeOf(id)?.state === "running",
+    options: s.proxyOptions,
+    // A chat resumed after a swap gets its saved prompt back, as on /v1 (src/kvcache).
+    beforeForward: restoreSavedPrompt(s),
+  };
   const relay = (a: ForwardArgs) => forward(relayDeps, a);
   const headers = new HeaderCache();
 
@@ -235,6 +241,8 @@ export function ollamaRoutes(s: Services) {
       track,
       started,
       upstreamPath: up.path,
+      // The llama-server endpoint it is translated to: what the KV cache's restore reads.
+      routedPath: up.path,
       init: { method: "POST", headers: JSON_HEADERS(), body: JSON.stringify(upstreamBody) },
       acquire: { keepAliveSeconds: poolKeepAlive(keepAlive) },
       onLease: () => (leasedAt = performance.now()),

@@ -3,7 +3,7 @@
  * fields are ignored (clients send fields of newer Ollama versions); known fields must have
  * their type. Every list is bounded (the body limit bounds the rest).
  */
-import { z } from "zod";
+import { z } from "../zod";
 
 export const LIMITS = {
   messages: 10_000,
@@ -14,65 +14,65 @@ export const LIMITS = {
   nameLength: 512,
 } as const;
 
-const name = z.string().max(LIMITS.nameLength);
-const keepAlive = z.union([z.number(), z.string().max(64)]).nullish();
-const options = z.record(z.string(), z.unknown()).nullish();
+const name = z.string().check(z.maxLength(LIMITS.nameLength));
+const keepAlive = z.nullish(z.union([z.number(), z.string().check(z.maxLength(64))]));
+const options = z.nullish(z.record(z.string(), z.unknown()));
 /** "json", "" (none) or a JSON schema object. */
-const format = z.union([z.literal(""), z.literal("json"), z.record(z.string(), z.unknown())]).nullish();
-const think = z.union([z.boolean(), z.enum(["low", "medium", "high", "max"])]).nullish();
-const images = z.array(z.string()).max(LIMITS.imagesPerMessage).nullish();
+const format = z.nullish(z.union([z.literal(""), z.literal("json"), z.record(z.string(), z.unknown())]));
+const think = z.nullish(z.union([z.boolean(), z.enum(["low", "medium", "high", "max"])]));
+const images = z.nullish(z.array(z.string()).check(z.maxLength(LIMITS.imagesPerMessage)));
 
 export const toolCallSchema = z.object({
-  id: z.string().optional(),
+  id: z.optional(z.string()),
   function: z.object({
-    index: z.number().int().optional(),
+    index: z.optional(z.int()),
     name: z.string(),
-    arguments: z.record(z.string(), z.unknown()).default({}),
+    arguments: z._default(z.record(z.string(), z.unknown()), {}),
   }),
 });
 export type OllamaToolCall = z.infer<typeof toolCallSchema>;
 
 export const messageSchema = z.object({
-  role: z.string().min(1).max(64),
-  content: z.string().default(""),
-  thinking: z.string().optional(),
+  role: z.string().check(z.minLength(1), z.maxLength(64)),
+  content: z._default(z.string(), ""),
+  thinking: z.optional(z.string()),
   images,
-  tool_calls: z.array(toolCallSchema).max(LIMITS.toolCalls).nullish(),
-  tool_name: z.string().optional(),
-  tool_call_id: z.string().optional(),
+  tool_calls: z.nullish(z.array(toolCallSchema).check(z.maxLength(LIMITS.toolCalls))),
+  tool_name: z.optional(z.string()),
+  tool_call_id: z.optional(z.string()),
 });
 export type OllamaMessage = z.infer<typeof messageSchema>;
 
 const toolSchema = z.object({
-  type: z.string().default("function"),
+  type: z._default(z.string(), "function"),
   function: z.object({
-    name: z.string().min(1),
-    description: z.string().optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
+    name: z.string().check(z.minLength(1)),
+    description: z.optional(z.string()),
+    parameters: z.optional(z.record(z.string(), z.unknown())),
   }),
 });
 
 export const chatRequestSchema = z.object({
-  model: name.default(""),
-  messages: z.array(messageSchema).max(LIMITS.messages).nullish(),
-  stream: z.boolean().nullish(),
+  model: z._default(name, ""),
+  messages: z.nullish(z.array(messageSchema).check(z.maxLength(LIMITS.messages))),
+  stream: z.nullish(z.boolean()),
   format,
   keep_alive: keepAlive,
-  tools: z.array(toolSchema).max(LIMITS.tools).nullish(),
+  tools: z.nullish(z.array(toolSchema).check(z.maxLength(LIMITS.tools))),
   options,
   think,
 });
 export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
 export const generateRequestSchema = z.object({
-  model: name.default(""),
-  prompt: z.string().default(""),
-  suffix: z.string().default(""),
-  system: z.string().default(""),
-  template: z.string().default(""),
-  context: z.array(z.number()).nullish(),
-  stream: z.boolean().nullish(),
-  raw: z.boolean().default(false),
+  model: z._default(name, ""),
+  prompt: z._default(z.string(), ""),
+  suffix: z._default(z.string(), ""),
+  system: z._default(z.string(), ""),
+  template: z._default(z.string(), ""),
+  context: z.nullish(z.array(z.number())),
+  stream: z.nullish(z.boolean()),
+  raw: z._default(z.boolean(), false),
   format,
   keep_alive: keepAlive,
   images,
@@ -82,18 +82,18 @@ export const generateRequestSchema = z.object({
 export type GenerateRequest = z.infer<typeof generateRequestSchema>;
 
 export const embedRequestSchema = z.object({
-  model: name.default(""),
-  input: z.union([z.string(), z.array(z.string()).max(LIMITS.embedInputs)]).nullish(),
-  truncate: z.boolean().nullish(),
-  dimensions: z.number().int().nonnegative().nullish(),
+  model: z._default(name, ""),
+  input: z.nullish(z.union([z.string(), z.array(z.string()).check(z.maxLength(LIMITS.embedInputs))])),
+  truncate: z.nullish(z.boolean()),
+  dimensions: z.nullish(z.int().check(z.nonnegative())),
   keep_alive: keepAlive,
   options,
 });
 export type EmbedRequest = z.infer<typeof embedRequestSchema>;
 
 export const embeddingsRequestSchema = z.object({
-  model: name.default(""),
-  prompt: z.string().default(""),
+  model: z._default(name, ""),
+  prompt: z._default(z.string(), ""),
   keep_alive: keepAlive,
   options,
 });
@@ -101,10 +101,10 @@ export type EmbeddingsRequest = z.infer<typeof embeddingsRequestSchema>;
 
 /** /api/show: `model`, or the older `name`. */
 export const showRequestSchema = z.object({
-  model: name.optional(),
-  name: name.optional(),
-  verbose: z.boolean().nullish(),
+  model: z.optional(name),
+  name: z.optional(name),
+  verbose: z.nullish(z.boolean()),
 });
 
 /** /api/delete (ollama-js sends `name`). */
-export const deleteRequestSchema = z.object({ model: name.optional(), name: name.optional() });
+export const deleteRequestSchema = z.object({ model: z.optional(name), name: z.optional(name) });

@@ -49,7 +49,10 @@ export interface ForwardArgs {
   stat: RequestStat | null;
   started: number;
   upstreamPath: string;
-  /** The model-routed endpoint it came in on (absent for /upstream, which is never rewritten). */
+  /**
+   * The model-routed endpoint it came in on; for Ollama's routes the llama-server endpoint they
+   * are translated to (absent for /upstream, which is never rewritten nor restored into).
+   */
   routedPath?: string;
   init: { method: string; headers: Headers; body?: string | ArrayBuffer };
   onDone?: () => void;

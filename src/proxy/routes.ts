@@ -97,15 +97,25 @@ export function selectModel(s: Services, requested: unknown): ModelRow {
   );
 }
 
+/**
+ * The relay's seam for saved KV caches (src/kvcache): a request for a model with a saved prompt
+ * that prefixes this one is pinned to the slot it is restored into. Shared by /v1, the native
+ * routes and Ollama's, so a conversation resumed after a swap skips its prompt whichever API it
+ * speaks.
+ */
+export function restoreSavedPrompt(s: Services): NonNullable<RelayDeps["beforeForward"]> {
+  return (a, lease, signal) =>
+    typeof a.init.body === "string" && a.routedPath
+      ? s.kvcache.prepareRequest({ modelId: a.model.id, baseUrl: lease.baseUrl, path: a.routedPath, body: a.init.body, signal })
+      : Promise.resolve(null);
+}
+
 export function proxyRoutes(s: Services, pool: ModelPool, options: ProxyOptions = DEFAULT_PROXY_OPTIONS) {
   const app = new Hono();
   const relay: RelayDeps = {
     pool,
     isRunning: (id) => s.supervisor.runtimeOf(id)?.state === "running",
-    beforeForward: (a, lease, signal) =>
-      typeof a.init.body === "string" && a.routedPath
-        ? s.kvcache.prepareRequest({ modelId: a.model.id, baseUrl: lease.baseUrl, path: a.routedPath, body: a.init.body, signal })
-        : Promise.resolve(null),
+    beforeForward: restoreSavedPrompt(s),
     options,
   };
   const forward = (a: ForwardArgs) => relayForward(relay, a);

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "../zod";
 import { describeIssues } from "../http/validate";
 import { Connection, type BroadcastFrames, type ConnectionHost } from "./connection";
 import { TOPICS, type ClientCommand, type HubSocket, type RealtimeError, type SocketHandler, type Topic } from "./types";
@@ -9,10 +9,10 @@ import { TOPICS, type ClientCommand, type HubSocket, type RealtimeError, type So
  */
 
 const envelopeSchema = z.object({
-  type: z.string({ error: "type must be a string" }).min(1, "type must not be empty"),
-  data: z.unknown().optional(),
-  timestamp: z.number().optional(),
-  requestId: z.union([z.string().max(200), z.number()]).optional(),
+  type: z.string({ error: "type must be a string" }).check(z.minLength(1, "type must not be empty")),
+  data: z.optional(z.unknown()),
+  timestamp: z.optional(z.number()),
+  requestId: z.optional(z.union([z.string().check(z.maxLength(200)), z.number()])),
 });
 
 /** The data of subscribe/unsubscribe; also what Socket.IO clients emit. */

@@ -100,6 +100,33 @@ describe("KV cache across swaps", () => {
     expect(metrics).toMatch(/llamaproxy_kv_cache_saved_bytes_total \d+/);
   });
 
+  test("Ollama's /api/chat resumes after a swap from the saved cache too", async () => {
+    await boot();
+    register("alpha");
+    register("beta");
+    const ollamaChat = async (messages: unknown[]) => {
+      const res = await fetch(`${srv.url}/api/chat`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "alpha", messages, stream: false, options: { num_predict: 4 } }),
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { message: { content: string }; prompt_eval_count: number };
+    };
+    const first = await ollamaChat(turn1);
+    expect(first.prompt_eval_count).toBeGreaterThan(300);
+    await chat("beta", [{ role: "user", content: "hi" }]);
+    await waitFor(() => srv.services.supervisor.runtimeOf("alpha")?.state === "stopped", "alpha to be evicted");
+    expect(srv.services.kvcache.store.list("alpha")).toHaveLength(1);
+
+    // Ollama's prompt_eval_count is the whole prompt, cached or not (as Ollama reports it); that
+    // llama-server reused the prefix is the restore's hit, counted from its own timings.cache_n.
+    const resumed = await ollamaChat([...turn1, { role: "assistant", content: first.message.content }, { role: "user", content: "And in one word?" }]);
+    expect(resumed.prompt_eval_count).toBeGreaterThan(300);
+    expect(srv.services.kvcache.counters).toMatchObject({ saves: 1, restores: 1, hits: 1, misses: 0 });
+    expect(srv.services.kvcache.store.list("alpha")[0]!.hits).toBe(1);
+  });
+
   test("the same conversation saved again after more turns keeps one file", async () => {
     await boot();
     register("alpha");

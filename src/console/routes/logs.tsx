@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../../zod";
 import { validate } from "../../http/validate";
 import { LOG_LEVELS } from "../../logs/types";
 import type { Services } from "../../services";
@@ -9,10 +9,10 @@ import { LogLines, LogView } from "../partials/logs";
 import { logsAsText, type LogFilter } from "../data";
 
 const logQuerySchema = z.object({
-  level: z.enum(LOG_LEVELS).or(z.literal("")).optional(),
-  source: z.string().max(200).optional(),
-  q: z.string().max(200).optional(),
-  afterId: z.coerce.number().int().min(0).optional(),
+  level: z.optional(z.union([z.enum(LOG_LEVELS), z.literal("")])),
+  source: z.optional(z.string().check(z.maxLength(200))),
+  q: z.optional(z.string().check(z.maxLength(200))),
+  afterId: z.optional(z.coerce.number().check(z.int(), z.gte(0))),
 });
 
 function toFilter(q: z.infer<typeof logQuerySchema>): LogFilter {

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { Hono, type Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { z } from "zod";
+import { z } from "../../zod";
 import { describeIssues, validate } from "../../http/validate";
 import type { Services } from "../../services";
 import { ConfirmDeletePage, ModelsPage } from "../pages/models";
@@ -12,7 +12,7 @@ import { modelViews, queueByModel } from "../data";
 import { confirmFormSchema, discoverFormSchema, fieldErrors, fitFormQuery, modelSettingsFormSchema, registerFormSchema, typedValues } from "../forms";
 import { formStatus, isHtmx } from "./helpers";
 
-const idParam = z.object({ id: z.string().min(1).max(200) });
+const idParam = z.object({ id: z.string().check(z.minLength(1), z.maxLength(200)) });
 
 /** The models page: the table, its rows, start/stop/remove/settings, register and discover forms. */
 export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
@@ -137,7 +137,7 @@ export function modelsRoutes(s: Services, deps: { fetch: AppFetch }) {
   );
 
   // Saved KV caches of a model: delete one, or all of them (through DELETE /api/models/:id/kv-cache).
-  const kvEntryParam = idParam.extend({ entry: z.string().min(1).max(100) });
+  const kvEntryParam = z.extend(idParam, { entry: z.string().check(z.minLength(1), z.maxLength(100)) });
   app.post("/ui/models/:id/kv-cache/:entry/delete", validate("param", kvEntryParam), async (c) => {
     const { id, entry } = c.req.valid("param");
     const res = await attempt(apiFor(c, deps.fetch).deleteKvCache(id, entry));

@@ -1,12 +1,12 @@
 /** @jsxImportSource hono/jsx */
 import { Hono, type Context } from "hono";
-import { z } from "zod";
+import { z } from "../../zod";
 import { validate } from "../../http/validate";
 import { MonitoringPage } from "../pages/monitoring";
 import { Charts, RANGES, type RangeKey } from "../partials/charts";
 import { apiFor, attempt, type AppFetch } from "../api-client";
 
-const rangeSchema = z.object({ range: z.enum(Object.keys(RANGES) as [RangeKey, ...RangeKey[]]).optional() });
+const rangeSchema = z.object({ range: z.optional(z.enum(Object.keys(RANGES) as [RangeKey, ...RangeKey[]])) });
 
 /** The monitoring page and its charts fragment, drawn from GET /api/monitoring/history. */
 export function monitoringRoutes(deps: { fetch: AppFetch }) {

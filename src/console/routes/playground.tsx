@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import { Hono } from "hono";
-import { z } from "zod";
+import { z } from "../../zod";
 import { validate } from "../../http/validate";
 import type { Services } from "../../services";
 import { ModelSelect, PlaygroundPage } from "../pages/playground";
@@ -10,7 +10,7 @@ import { modelViews } from "../data";
 export function playgroundRoutes(s: Services) {
   const app = new Hono();
   app.get("/playground", (c) => c.html(<PlaygroundPage models={modelViews(s)} />));
-  app.get("/ui/playground/models", validate("query", z.object({ model: z.string().max(200).optional() })), (c) =>
+  app.get("/ui/playground/models", validate("query", z.object({ model: z.optional(z.string().check(z.maxLength(200))) })), (c) =>
     c.html(<ModelSelect models={modelViews(s)} selected={c.req.valid("query").model} />),
   );
 

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { Hono, type Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { z } from "zod";
+import { z } from "../../zod";
 import { validate } from "../../http/validate";
 import type { Services } from "../../services";
 import { SettingsPage } from "../pages/settings";
@@ -14,7 +14,7 @@ import { formStatus, isHtmx } from "./helpers";
 /** The settings page and its form post (validated by the schema of POST /api/config, saved through it). */
 export function settingsRoutes(s: Services, deps: { fetch: AppFetch }) {
   const app = new Hono();
-  app.get("/settings", validate("query", z.object({ saved: z.string().regex(/^\d\d:\d\d:\d\d UTC$/, "saved must be a time like 12:00:00 UTC").optional() })), (c) => {
+  app.get("/settings", validate("query", z.object({ saved: z.optional(z.string().check(z.regex(/^\d\d:\d\d:\d\d UTC$/, "saved must be a time like 12:00:00 UTC"))) })), (c) => {
     const { saved } = c.req.valid("query");
     return c.html(<SettingsPage values={configToForm(s.config.get())} loadError={s.config.loadError} configPath={s.config.path} savedAt={saved} signedIn={s.auth.required} />);
   });
