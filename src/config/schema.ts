@@ -1,12 +1,12 @@
-import { z } from "zod";
+import { z } from "../zod";
 import { peersSchema, rpcWorkersSchema } from "../peers/schema";
 
 const int = (label: string) =>
   z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
-    .int(`${label} must be a whole number`);
+    .check(z.int(`${label} must be a whole number`));
 
 const range = (label: string, min: number, max: number) =>
-  int(label).min(min, `${label} must be between ${min} and ${max}`).max(max, `${label} must be between ${min} and ${max}`);
+  int(label).check(z.gte(min, `${label} must be between ${min} and ${max}`), z.lte(max, `${label} must be between ${min} and ${max}`));
 
 const requiredString = (label: string) =>
   z.string({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a string`) });
@@ -16,14 +16,18 @@ const HOST_RE = /^(\[?[0-9a-fA-F:.]+\]?|[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za
 
 /** The eight fields of the seed API's LlamaServerConfig: all required on POST /api/config. */
 export const referenceConfigShape = {
-  host: requiredString("Host").trim().min(1, "Host must not be empty").regex(HOST_RE, "Host must be a hostname or an IP address (no scheme or port)"),
+  host: requiredString("Host").check(z.trim(), z.minLength(1, "Host must not be empty"), z.regex(HOST_RE, "Host must be a hostname or an IP address (no scheme or port)")),
   port: range("Port", 1, 65535),
-  basePath: requiredString("basePath").refine((v) => !v.includes("\u0000"), "basePath must not contain NUL"),
-  serverPath: requiredString("serverPath").trim().min(1, "serverPath must not be empty").refine((v) => !v.includes("\u0000"), "serverPath must not contain NUL"),
+  basePath: requiredString("basePath").check(z.refine((v) => !v.includes("\u0000"), "basePath must not contain NUL")),
+  serverPath: requiredString("serverPath").check(
+    z.trim(),
+    z.minLength(1, "serverPath must not be empty"),
+    z.refine((v) => !v.includes("\u0000"), "serverPath must not contain NUL"),
+  ),
   ctx_size: range("ctx_size", 0, 4_194_304),
   batch_size: range("batch_size", 1, 1_048_576),
-  threads: int("threads").refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024"),
-  gpu_layers: int("gpu_layers").refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpu_layers must be -1 (all) or between 0 and 100000"),
+  threads: int("threads").check(z.refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024")),
+  gpu_layers: int("gpu_layers").check(z.refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpu_layers must be -1 (all) or between 0 and 100000")),
 };
 
 /** Settings beyond the seed API (proxy behaviour). Optional on input; defaults apply. */
@@ -65,8 +69,10 @@ export const extraConfigShape = {
   /** Request headers whose first non-empty value is the activity row's session id, comma separated ("" = none). */
   activitySessionHeaders: z
     .string({ error: "activitySessionHeaders must be a string (comma-separated header names)" })
-    .max(500, "activitySessionHeaders must be at most 500 characters")
-    .regex(/^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*)*)?$/, "activitySessionHeaders must be header names separated by commas"),
+    .check(
+      z.maxLength(500, "activitySessionHeaders must be at most 500 characters"),
+      z.regex(/^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*)*)?$/, "activitySessionHeaders must be header names separated by commas"),
+    ),
   /** Memory for request/response body captures, MB; 0 = captures off. */
   captureMaxMB: range("captureMaxMB", 0, 1024),
 };
@@ -88,13 +94,14 @@ export const llamaServerConfigSchema = z.strictObject({ ...referenceConfigShape,
 export type LlamaServerConfig = z.infer<typeof llamaServerConfigSchema>;
 
 /** POST /api/config body: the seed API's fields required, our extras optional (kept when absent). */
-export const configUpdateSchema = z
-  .object({ ...referenceConfigShape })
-  .extend(Object.fromEntries(Object.entries(extraConfigShape).map(([k, v]) => [k, v.optional()])) as {
-    [K in keyof typeof extraConfigShape]: z.ZodOptional<(typeof extraConfigShape)[K]>;
-  })
-  .extend({ peers: clusterConfigShape.peers.optional(), rpcWorkers: clusterConfigShape.rpcWorkers.optional() })
-  .strict();
+export const configUpdateSchema = z.strictObject({
+  ...referenceConfigShape,
+  ...(Object.fromEntries(Object.entries(extraConfigShape).map(([k, v]) => [k, z.optional(v)])) as {
+    [K in keyof typeof extraConfigShape]: z.ZodMiniOptional<(typeof extraConfigShape)[K]>;
+  }),
+  peers: z.optional(clusterConfigShape.peers),
+  rpcWorkers: z.optional(clusterConfigShape.rpcWorkers),
+});
 export type ConfigUpdate = z.infer<typeof configUpdateSchema>;
 
 export const EXTRA_DEFAULTS = {

@@ -3,7 +3,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { EventBus } from "../events";
 import type { Logger } from "../logs/logger";
-import { z } from "zod";
+import { z } from "../zod";
 import { describeIssues } from "../http/validate";
 import { MODEL_ID_RE, modelSettingsSchema } from "../models/schema";
 import { namedKeysSchema, type NamedKey } from "../keys/keys";
@@ -102,11 +102,11 @@ export function writeFileAtomic(path: string, text: string): void {
  * so a typo made by hand is never silently thrown away.
  */
 /** The optional per-model section of the file: {"models": {"<id>": {ctxSize, gpuLayers, ...}}}. */
-export const fileModelsSchema = z.record(
-  z.string().regex(MODEL_ID_RE, "models: keys must be model ids"),
-  modelSettingsSchema.partial(),
-  { error: "models must be an object of model id: settings" },
-).refine((m) => Object.keys(m).length <= 1000, "models: at most 1000 entries");
+export const fileModelsSchema = z
+  .record(z.string().check(z.regex(MODEL_ID_RE, "models: keys must be model ids")), z.partial(modelSettingsSchema), {
+    error: "models must be an object of model id: settings",
+  })
+  .check(z.refine((m) => Object.keys(m).length <= 1000, "models: at most 1000 entries"));
 export type FileModels = z.infer<typeof fileModelsSchema>;
 
 type ReadResult = { ok: true; config: LlamaServerConfig; models: FileModels; keys: NamedKey[] } | { ok: false; why: string };

@@ -15,6 +15,7 @@ import { basename } from "node:path";
 import type * as Yaml from "yaml";
 import type { ConfigUpdate } from "../config/schema";
 import { extraConfigShape } from "../config/schema";
+import { z } from "../zod";
 import type { ModelSettings } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { describeIssues } from "../http/validate";
@@ -541,7 +542,7 @@ export function planLlamaSwapImport(text: string, opts: PlanOptions): LlamaSwapP
       settings.extraArgs = [...(settings.extraArgs ?? []), "--mmproj", resolveUserPath(mapped.mmprojPath, opts.baseDir)];
       notes.push(`--mmproj ${mapped.mmprojPath}: kept as an extra argument`);
     }
-    const check = modelSettingsSchema.partial().safeParse(settings);
+    const check = z.partial(modelSettingsSchema).safeParse(settings);
     if (!check.success) {
       skip(where, `its settings are not valid here: ${describeIssues(check.error)}`);
       continue;

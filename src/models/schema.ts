@@ -1,73 +1,80 @@
 /** zod schemas of every model-related request body (the single source of those input types). */
-import { z } from "zod";
+import { z } from "../zod";
 import { findRefusedFlag } from "../supervisor/refused-flags";
 
 const int = (label: string) =>
   z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
-    .int(`${label} must be a whole number`);
+    .check(z.int(`${label} must be a whole number`));
 const range = (label: string, min: number, max: number) =>
-  int(label).min(min, `${label} must be between ${min} and ${max}`).max(max, `${label} must be between ${min} and ${max}`);
+  int(label).check(z.gte(min, `${label} must be between ${min} and ${max}`), z.lte(max, `${label} must be between ${min} and ${max}`));
 
 const text = (label: string, max: number) =>
-  z.string({ error: `${label} must be a string` }).trim().min(1, `${label} must not be empty`).max(max, `${label} must be at most ${max} characters`);
+  z.string({ error: `${label} must be a string` }).check(z.trim(), z.minLength(1, `${label} must not be empty`), z.maxLength(max, `${label} must be at most ${max} characters`));
 
 /** What slugify() produces; an explicit id must already look like one. */
 export const MODEL_ID_RE = /^[a-z0-9][a-z0-9._-]{0,119}$/;
 
-const alias = z
-  .string({ error: "aliases must be strings" })
-  .trim()
-  .min(1, "an alias must not be empty")
-  .max(200, "an alias must be at most 200 characters")
-  .refine((s) => !/[\s\u0000]/.test(s), "an alias must not contain whitespace");
+const alias = z.string({ error: "aliases must be strings" }).check(
+  z.trim(),
+  z.minLength(1, "an alias must not be empty"),
+  z.maxLength(200, "an alias must be at most 200 characters"),
+  z.refine((s) => !/[\s\u0000]/.test(s), "an alias must not contain whitespace"),
+);
 
 /** Request parameters the proxy routes by: rewriting may never touch them. */
 export const PROTECTED_PARAMS = new Set(["model"]);
 
-const paramName = z
-  .string({ error: "parameter names must be strings" })
-  .trim()
-  .min(1, "a parameter name must not be empty")
-  .max(200, "a parameter name must be at most 200 characters")
-  .refine((k) => !PROTECTED_PARAMS.has(k), "the model parameter cannot be rewritten (the proxy routes by it)");
+const paramName = z.string({ error: "parameter names must be strings" }).check(
+  z.trim(),
+  z.minLength(1, "a parameter name must not be empty"),
+  z.maxLength(200, "a parameter name must be at most 200 characters"),
+  z.refine((k) => !PROTECTED_PARAMS.has(k), "the model parameter cannot be rewritten (the proxy routes by it)"),
+);
 
 const paramMap = (label: string) =>
   z
-    .record(z.string().max(200, `${label}: a parameter name must be at most 200 characters`), z.json(), { error: `${label} must be an object of parameter: value` })
-    .refine((m) => !Object.keys(m).some((k) => PROTECTED_PARAMS.has(k)), `${label}: the model parameter cannot be rewritten (the proxy routes by it)`)
-    .refine((m) => Object.keys(m).length <= 100, `${label}: at most 100 parameters`)
-    .refine((m) => JSON.stringify(m).length <= 16_384, `${label}: at most 16 KiB of JSON`);
+    .record(z.string().check(z.maxLength(200, `${label}: a parameter name must be at most 200 characters`)), z.json(), { error: `${label} must be an object of parameter: value` })
+    .check(
+      z.refine((m) => !Object.keys(m).some((k) => PROTECTED_PARAMS.has(k)), `${label}: the model parameter cannot be rewritten (the proxy routes by it)`),
+      z.refine((m) => Object.keys(m).length <= 100, `${label}: at most 100 parameters`),
+      z.refine((m) => JSON.stringify(m).length <= 16_384, `${label}: at most 16 KiB of JSON`),
+    );
 
 /** defaults (when absent), overrides (always), strip (removed): see src/proxy/rewrite.ts. */
 export const rewriteRulesSchema = z.strictObject({
-  defaults: paramMap("rewrite.defaults").optional(),
-  overrides: paramMap("rewrite.overrides").optional(),
-  strip: z.array(paramName, { error: "rewrite.strip must be an array of parameter names" }).max(100, "rewrite.strip: at most 100 parameters").optional(),
+  defaults: z.optional(paramMap("rewrite.defaults")),
+  overrides: z.optional(paramMap("rewrite.overrides")),
+  strip: z.optional(z.array(paramName, { error: "rewrite.strip must be an array of parameter names" }).check(z.maxLength(100, "rewrite.strip: at most 100 parameters"))),
 });
 
 /** Per-model overrides of the global llama-server config (stored in models.settings). */
 export const modelSettingsSchema = z.strictObject({
   ctxSize: range("ctxSize", 0, 4_194_304),
   batchSize: range("batchSize", 1, 1_048_576),
-  threads: int("threads").refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024"),
-  gpuLayers: int("gpuLayers").refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpuLayers must be -1 (all) or between 0 and 100000"),
+  threads: int("threads").check(z.refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024")),
+  gpuLayers: int("gpuLayers").check(z.refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpuLayers must be -1 (all) or between 0 and 100000")),
   extraArgs: z
     .array(
-      z.string({ error: "extraArgs must be an array of strings" })
-        .max(4096, "an extra argument must be at most 4096 characters")
-        .refine((s) => !s.includes("\u0000"), "an extra argument must not contain NUL"),
+      z.string({ error: "extraArgs must be an array of strings" }).check(
+        z.maxLength(4096, "an extra argument must be at most 4096 characters"),
+        z.refine((s) => !s.includes("\u0000"), "an extra argument must not contain NUL"),
+      ),
       { error: "extraArgs must be an array of strings (one argv entry each)" },
     )
-    .max(200, "at most 200 extra arguments")
-    // Refused here, not only at start: a model saved with them could never start.
-    .superRefine((args, ctx) => {
-      const refused = findRefusedFlag(args);
-      if (refused) ctx.addIssue({ code: "custom", message: `extraArgs may not set ${refused.flag}: ${refused.reason}` });
-    }),
+    .check(
+      z.maxLength(200, "at most 200 extra arguments"),
+      // Refused here, not only at start: a model saved with them could never start.
+      z.superRefine((args, ctx) => {
+        const refused = findRefusedFlag(args);
+        if (refused) ctx.addIssue({ code: "custom", message: `extraArgs may not set ${refused.flag}: ${refused.reason}` });
+      }),
+    ),
   aliases: z
     .array(alias, { error: "aliases must be an array of strings" })
-    .max(50, "at most 50 aliases")
-    .refine((a) => new Set(a.map((s) => s.toLowerCase())).size === a.length, "aliases must not repeat"),
+    .check(
+      z.maxLength(50, "at most 50 aliases"),
+      z.refine((a) => new Set(a.map((s) => s.toLowerCase())).size === a.length, "aliases must not repeat"),
+    ),
   autoStart: z.boolean({ error: "autoStart must be true or false" }),
   idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
   /** false: never save or restore this model's KV cache (global switch: kvCacheDiskMiB 0). */
@@ -79,23 +86,24 @@ export const modelSettingsSchema = z.strictObject({
     [
       z.literal("all"),
       z
-        .array(z.string({ error: "rpc entries must be worker names" }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "rpc entries must be rpcWorkers names"), { error: 'rpc must be "all" or a list of rpcWorkers names' })
-        .min(1, "rpc must name at least one worker")
-        .max(32, "at most 32 RPC workers")
-        .refine((a) => new Set(a).size === a.length, "rpc must not name a worker twice"),
+        .array(z.string({ error: "rpc entries must be worker names" }).check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "rpc entries must be rpcWorkers names")), { error: 'rpc must be "all" or a list of rpcWorkers names' })
+        .check(
+          z.minLength(1, "rpc must name at least one worker"),
+          z.maxLength(32, "at most 32 RPC workers"),
+          z.refine((a) => new Set(a).size === a.length, "rpc must not name a worker twice"),
+        ),
     ],
     { error: 'rpc must be "all" or a list of rpcWorkers names' },
   ),
   tensorSplit: z
-    .array(z.number({ error: "tensorSplit entries must be numbers" }).min(0, "tensorSplit entries must be 0 or more").max(1_000_000), { error: "tensorSplit must be an array of numbers" })
-    .min(1, "tensorSplit must not be empty")
-    .max(64, "at most 64 tensorSplit entries"),
+    .array(z.number({ error: "tensorSplit entries must be numbers" }).check(z.gte(0, "tensorSplit entries must be 0 or more"), z.lte(1_000_000)), { error: "tensorSplit must be an array of numbers" })
+    .check(z.minLength(1, "tensorSplit must not be empty"), z.maxLength(64, "at most 64 tensorSplit entries")),
 });
 
 /** PATCH: every setting optional; null removes an override (back to the global default). */
 export const modelSettingsPatchSchema = z.strictObject(
-  Object.fromEntries(Object.entries(modelSettingsSchema.shape).map(([k, v]) => [k, v.nullable().optional()])) as {
-    [K in keyof typeof modelSettingsSchema.shape]: z.ZodOptional<z.ZodNullable<(typeof modelSettingsSchema.shape)[K]>>;
+  Object.fromEntries(Object.entries(modelSettingsSchema.shape).map(([k, v]) => [k, z.optional(z.nullable(v))])) as {
+    [K in keyof typeof modelSettingsSchema.shape]: z.ZodMiniOptional<z.ZodMiniNullable<(typeof modelSettingsSchema.shape)[K]>>;
   },
 );
 
@@ -105,52 +113,51 @@ export const modelSettingsPatchSchema = z.strictObject(
  * error, so a typo ("contextsize") is reported instead of silently dropped.
  */
 export const registerEntrySchema = z.strictObject({
-  id: z.string({ error: "id must be a string" }).regex(MODEL_ID_RE, "id must be lowercase letters, digits, '.', '_' or '-' (at most 120)").optional(),
-  name: text("name", 200).optional(),
-  description: z.string({ error: "description must be a string" }).max(2000, "description must be at most 2000 characters").optional(),
-  path: text("path", 4096).refine((s) => !s.includes("\u0000"), "path must not contain NUL"),
-  family: text("family", 100).optional(),
-  version: z.string({ error: "version must be a string" }).max(100).optional(),
-  format: text("format", 20).optional(),
-  quantization: text("quantization", 50).optional(),
-  contextSize: range("contextSize", 1, 16_777_216).optional(),
-  size: z.number().optional(),
-  settings: modelSettingsSchema.partial().optional(),
+  id: z.optional(z.string({ error: "id must be a string" }).check(z.regex(MODEL_ID_RE, "id must be lowercase letters, digits, '.', '_' or '-' (at most 120)"))),
+  name: z.optional(text("name", 200)),
+  description: z.optional(z.string({ error: "description must be a string" }).check(z.maxLength(2000, "description must be at most 2000 characters"))),
+  path: text("path", 4096).check(z.refine((s) => !s.includes("\u0000"), "path must not contain NUL")),
+  family: z.optional(text("family", 100)),
+  version: z.optional(z.string({ error: "version must be a string" }).check(z.maxLength(100))),
+  format: z.optional(text("format", 20)),
+  quantization: z.optional(text("quantization", 50)),
+  contextSize: z.optional(range("contextSize", 1, 16_777_216)),
+  size: z.optional(z.number()),
+  settings: z.optional(z.partial(modelSettingsSchema)),
   // Runtime fields of Model: accepted (a client may post back what GET returned) and ignored.
-  status: z.string().optional(),
-  loadedAt: z.string().optional(),
-  lastUsed: z.string().optional(),
-  memoryUsage: z.number().optional(),
+  status: z.optional(z.string()),
+  loadedAt: z.optional(z.string()),
+  lastUsed: z.optional(z.string()),
+  memoryUsage: z.optional(z.number()),
 });
 export type RegisterEntry = z.infer<typeof registerEntrySchema>;
 
 export const registerBodySchema = z.strictObject({
   models: z
     .array(registerEntrySchema, { error: "models must be an array of models" })
-    .min(1, "models must list at least one model")
-    .max(1000, "at most 1000 models per request"),
+    .check(z.minLength(1, "models must list at least one model"), z.maxLength(1000, "at most 1000 models per request")),
 });
 
 export const patchModelSchema = z
   .strictObject({
-    name: text("name", 200).optional(),
-    description: z.string({ error: "description must be a string" }).max(2000, "description must be at most 2000 characters").nullable().optional(),
-    family: text("family", 100).optional(),
-    version: z.string({ error: "version must be a string" }).max(100, "version must be at most 100 characters").nullable().optional(),
-    contextSize: range("contextSize", 1, 16_777_216).nullable().optional(),
-    mmprojPath: text("mmprojPath", 4096).nullable().optional(),
-    settings: modelSettingsPatchSchema.optional(),
+    name: z.optional(text("name", 200)),
+    description: z.optional(z.nullable(z.string({ error: "description must be a string" }).check(z.maxLength(2000, "description must be at most 2000 characters")))),
+    family: z.optional(text("family", 100)),
+    version: z.optional(z.nullable(z.string({ error: "version must be a string" }).check(z.maxLength(100, "version must be at most 100 characters")))),
+    contextSize: z.optional(z.nullable(range("contextSize", 1, 16_777_216))),
+    mmprojPath: z.optional(z.nullable(text("mmprojPath", 4096))),
+    settings: z.optional(modelSettingsPatchSchema),
   })
-  .refine((b) => Object.keys(b).length > 0, "Nothing to change: send at least one field");
+  .check(z.refine((b) => Object.keys(b).length > 0, "Nothing to change: send at least one field"));
 export type ModelPatch = z.infer<typeof patchModelSchema>;
 
-const pattern = z.string({ error: "patterns must be strings" }).trim().min(1, "a pattern must not be empty").max(500);
+const pattern = z.string({ error: "patterns must be strings" }).check(z.trim(), z.minLength(1, "a pattern must not be empty"), z.maxLength(500));
 
 export const discoverBodySchema = z.strictObject({
-  paths: z.array(text("paths entry", 4096), { error: "paths must be an array of folder paths" }).min(1, "paths must not be empty").max(100).optional(),
-  recursive: z.boolean({ error: "recursive must be true or false" }).optional(),
-  includePatterns: z.array(pattern, { error: "includePatterns must be an array of glob patterns" }).min(1, "includePatterns must not be empty").max(100).optional(),
-  excludePatterns: z.array(pattern, { error: "excludePatterns must be an array of glob patterns" }).max(100).optional(),
-  maxDepth: range("maxDepth", 0, 256).optional(),
+  paths: z.optional(z.array(text("paths entry", 4096), { error: "paths must be an array of folder paths" }).check(z.minLength(1, "paths must not be empty"), z.maxLength(100))),
+  recursive: z.optional(z.boolean({ error: "recursive must be true or false" })),
+  includePatterns: z.optional(z.array(pattern, { error: "includePatterns must be an array of glob patterns" }).check(z.minLength(1, "includePatterns must not be empty"), z.maxLength(100))),
+  excludePatterns: z.optional(z.array(pattern, { error: "excludePatterns must be an array of glob patterns" }).check(z.maxLength(100))),
+  maxDepth: z.optional(range("maxDepth", 0, 256)),
 });
 export type DiscoverBody = z.infer<typeof discoverBodySchema>;
