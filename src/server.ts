@@ -88,13 +88,26 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   // The first sample before anything else that starts now: its await is on microtasks only, so
   // it is in place before the loop turns to the first request, whatever the rest schedules.
   const firstSample = services.collector.start();
-  services.reloader.start();
-  services.pool.autoStart();
-  // Peers are checked in the background from now on (the first round at once).
-  services.peers.start();
-  services.rpcWorkers.start();
-  // One scan of config.basePath in the background: startup never waits for a slow disk.
-  const startupScan = startBackgroundDiscovery(services);
+  // The rest of what starts now (~10 ms of CPU: the config watcher, autostart planning, peers,
+  // RPC workers, the folder scan) waits for the event loop's next turn, so a request that came in
+  // while the modules loaded is answered first. startServer still resolves only once all of it
+  // has started (callers, main's banner and the tests, see a server with everything running),
+  // and an error in it rejects startServer as before.
+  const backgroundStarts = new Promise<ReturnType<typeof startBackgroundDiscovery>>((resolve, reject) =>
+    setTimeout(() => {
+      try {
+        services.reloader.start();
+        services.pool.autoStart();
+        // Peers are checked in the background from now on (the first round at once).
+        services.peers.start();
+        services.rpcWorkers.start();
+        // One scan of config.basePath in the background: startup never waits for a slow disk.
+        resolve(startBackgroundDiscovery(services));
+      } catch (err) {
+        reject(err);
+      }
+    }, 0),
+  );
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
@@ -109,20 +122,22 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
       }
       server.stop(true);
       // Abort the startup scan and let it settle before the database closes under it.
-      startupScan.abort();
-      await startupScan.done;
+      const startupScan = await backgroundStarts.catch(() => null);
+      startupScan?.abort();
+      await startupScan?.done;
       // Never leave a predecessor's orphan half-stopped behind us.
       await orphans;
       await shutdownServices(services);
     })());
-  t?.mark("background starts");
   // After listening: the first sample (started above), so /api/monitoring has data at once.
   await firstSample;
+  t?.mark("first metrics sample");
+  const startupScan = await backgroundStarts;
+  t?.mark("background starts");
   // Retention of the activity log starts with a delete: after the first sample, not before it.
   // (Requests are recorded from the listen on; start() only starts the pruning.)
   services.activity.start();
   if (t) {
-    t.mark("first metrics sample");
     services.log.debug(`Start-up steps (ms): ${t.describe()}; total ${t.totalMs.toFixed(1)}; RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MB`);
     services.log.debug(`Start-up CPU (ms): ${t.describe("cpu")}; total ${t.totalCpuMs.toFixed(1)}`);
   }
