@@ -1,6 +1,6 @@
 // The "bare compiled Bun.serve" anchor of bench/footprint.ts: nothing but Bun.serve answering
 // GET /api/monitoring with a small JSON envelope (the shape of ours, fixed values). Compiled by
-// footprint.ts with the same `bun build --compile` flags as the product.
+// footprint.ts with the same `bun build --compile` flags as the product (scripts/build.ts BUILD_FLAGS).
 //
 //   bare-server --port <n> --host 127.0.0.1
 export {}; // a module, not a script: its names stay its own

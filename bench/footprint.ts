@@ -19,6 +19,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LineWatcher } from "../tests/helpers/process";
+import { BUILD_FLAGS } from "../scripts/build";
 
 const ROOT = resolve(import.meta.dir, "..");
 const positional = process.argv.slice(2).filter((a, i, all) => !a.startsWith("--") && all[i - 1] !== "--exe");
@@ -63,7 +64,8 @@ async function build(): Promise<{ product: string; bare: string }> {
   const product = noBuild ? join(ROOT, "dist/llama-async-proxy") : join(dir, "llama-async-proxy");
   if (!noBuild) await Bun.$`OUTFILE=${product} bun scripts/build.ts`.cwd(ROOT).quiet();
   const bare = join(dir, "bare-server");
-  await Bun.$`bun build bench/bare-server.ts --compile --minify --sourcemap --bytecode --format=esm --outfile ${bare}`.cwd(ROOT).quiet();
+  // The product's own flags (its JIT policy changes nothing in a program this small; it has no profile).
+  await Bun.$`bun build bench/bare-server.ts ${BUILD_FLAGS} --outfile ${bare}`.cwd(ROOT).quiet();
   return { product, bare };
 }
 

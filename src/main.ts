@@ -72,6 +72,11 @@ async function main(): Promise<void> {
   // the log buffer gets it too, for the console's log view.
   const banner = `${APP_NAME} ${APP_VERSION} listening on ${url}`;
   process.stdout.write(`${banner}\n`);
+  // The executable starts with the JIT's tier-up thresholds scaled up (scripts/build.ts,
+  // --compile-jit-policy): start-up runs each module's code once (hundreds of schemas built,
+  // routes registered), which the JIT would compile on two threads for nothing. Serving is
+  // the hot path from here on: back to the normal policy. (A no-op under `bun run`.)
+  Bun.unsafe.setJITPolicy(1);
   services.logs.append("info", "proxy", banner, { dataDir: cli.options.dataDir, config: cli.options.configPath });
 }
 
