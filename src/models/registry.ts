@@ -259,7 +259,9 @@ export class ModelRegistry {
     return res.length > 0;
   }
 
-  /** Records a proxied request (Model.lastUsed). */
+  /** When markUsed last wrote each model's lastUsed (ms). */
+  private readonly lastMarked = new Map<string, number>();
+
   /**
    * A request used the model: its lastUsed is written at most once a second per model (a DB
    * write on the request path; the routes of /v1, the native paths and Ollama's all call this).
@@ -269,8 +271,8 @@ export class ModelRegistry {
     this.lastMarked.set(id, now);
     this.touch(id, new Date(now));
   }
-  private readonly lastMarked = new Map<string, number>();
 
+  /** Records a proxied request (Model.lastUsed), now. */
   touch(id: string, at = new Date()): void {
     const lastUsed = at.toISOString();
     this.db.update(models).set({ lastUsed }).where(eq(models.id, id)).run();
