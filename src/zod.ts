@@ -19,3 +19,20 @@ export { z };
 /** Any schema (mini or not) and the error a failed parse carries, for code that only passes them on. */
 export type ZodType<Output = unknown> = z.core.$ZodType<Output>;
 export type ZodError = z.core.$ZodError;
+
+// ---- Fields several schemas share (one definition, so their messages cannot drift apart) ----
+
+/** A JSON number that must be whole: "<label> is required / must be a number / must be a whole number". */
+export const wholeNumberField = (label: string) =>
+  z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
+    .check(z.int(`${label} must be a whole number`));
+
+/** A whole number within [min, max]: "<label> must be between <min> and <max>". */
+export const rangeField = (label: string, min: number, max: number) =>
+  wholeNumberField(label).check(z.gte(min, `${label} must be between ${min} and ${max}`), z.lte(max, `${label} must be between ${min} and ${max}`));
+
+/** A query-string parameter of digits, as a number within [min, max]. */
+export const queryWholeNumber = (label: string, min: number, max: number) =>
+  z
+    .pipe(z.string().check(z.regex(/^\d+$/, `${label} must be a whole number`)), z.transform(Number))
+    .check(z.refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`));

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
-import { z } from "../zod";
+import { queryWholeNumber, z } from "../zod";
 import type { ActivityEntry, ActivityFilter } from "../activity/log";
 import { REQUEST_ID_RE } from "../activity/record";
 import { ok } from "../http/envelope";
@@ -9,11 +9,6 @@ import { validate } from "../http/validate";
 import type { Services } from "../services";
 
 export const MAX_ACTIVITY_LIMIT = 500;
-
-const wholeNumber = (label: string, min: number, max: number) =>
-  z
-    .pipe(z.string().check(z.regex(/^\d+$/, `${label} must be a whole number`)), z.transform(Number))
-    .check(z.refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`));
 
 const isoDateTime = z.iso.datetime({ offset: true });
 
@@ -47,7 +42,7 @@ const filterShape = {
 
 export const activityQuerySchema = z.object({
   ...filterShape,
-  limit: z._default(wholeNumber("limit", 1, MAX_ACTIVITY_LIMIT), 50),
+  limit: z._default(queryWholeNumber("limit", 1, MAX_ACTIVITY_LIMIT), 50),
   /** nextCursor of the previous page. */
   cursor: z.optional(z.pipe(z.string().check(z.regex(/^\d{1,15}$/, "cursor must be the nextCursor of a previous page")), z.transform(Number))),
 });
@@ -57,7 +52,7 @@ export const activityExportSchema = z.object({
   format: z._default(z.enum(["csv", "ndjson"], { error: "format must be csv or ndjson" }), "ndjson"),
 });
 
-export const activitySummarySchema = z.object({ hours: z._default(wholeNumber("hours", 1, 24 * 366), 24) });
+export const activitySummarySchema = z.object({ hours: z._default(queryWholeNumber("hours", 1, 24 * 366), 24) });
 
 const captureIdSchema = z.object({ id: z.string().check(z.regex(REQUEST_ID_RE, "id must be a request id (the requestId of an activity row)")) });
 

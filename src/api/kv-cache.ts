@@ -3,10 +3,10 @@ import { z } from "../zod";
 import { ok } from "../http/envelope";
 import { ApiError } from "../http/errors";
 import { validate } from "../http/validate";
+import { modelIdParam } from "../models/schema";
 import type { Services } from "../services";
 
-const idParam = z.object({ id: z.string().check(z.minLength(1, "Model id is required"), z.maxLength(200, "Model id is too long")) });
-const entryParam = z.extend(idParam, { entry: z.string().check(z.minLength(1), z.maxLength(100, "Cache id is too long")) });
+const entryParam = z.extend(modelIdParam, { entry: z.string().check(z.minLength(1), z.maxLength(100, "Cache id is too long")) });
 
 function modelOf(s: Services, id: string) {
   const row = s.registry.get(id);
@@ -20,11 +20,11 @@ function modelOf(s: Services, id: string) {
  */
 export function kvCacheRoutes(s: Services) {
   return new Hono()
-    .get("/:id/kv-cache", validate("param", idParam), (c) => {
+    .get("/:id/kv-cache", validate("param", modelIdParam), (c) => {
       const { id } = c.req.valid("param");
       return ok(c, s.kvcache.view(id, modelOf(s, id)));
     })
-    .delete("/:id/kv-cache", validate("param", idParam), (c) => {
+    .delete("/:id/kv-cache", validate("param", modelIdParam), (c) => {
       const { id } = c.req.valid("param");
       modelOf(s, id);
       return ok(c, { modelId: id, deleted: s.kvcache.deleteAll(id) }, { message: "Saved KV caches deleted" });

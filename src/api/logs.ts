@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { z } from "../zod";
+import { queryWholeNumber, z } from "../zod";
 import { ok, nowIso } from "../http/envelope";
 import { validate } from "../http/validate";
 import { LOG_LEVELS } from "../logs/types";
@@ -7,11 +7,6 @@ import { LOG_LEVELS } from "../logs/types";
 import type { Services } from "../services";
 
 export const MAX_LOG_LIMIT = 1000;
-
-const wholeNumber = (label: string, min: number, max: number) =>
-  z
-    .pipe(z.string().check(z.regex(/^\d+$/, `${label} must be a whole number`)), z.transform(Number))
-    .check(z.refine((n) => n >= min && n <= max, `${label} must be between ${min} and ${max}`));
 
 /** Filters of GET /api/logs, all optional. */
 export const logsQuerySchema = z.object({
@@ -22,11 +17,11 @@ export const logsQuerySchema = z.object({
   /** Only entries after this time (ISO 8601). */
   since: z.optional(z.iso.datetime({ offset: true, error: "since must be an ISO 8601 date-time, e.g. 2024-12-27T10:00:00Z" })),
   /** Only entries with a greater id (incremental tails). */
-  afterId: z.optional(wholeNumber("afterId", 0, Number.MAX_SAFE_INTEGER)),
+  afterId: z.optional(queryWholeNumber("afterId", 0, Number.MAX_SAFE_INTEGER)),
   /** Case-insensitive substring of the message. */
   q: z.optional(z.string().check(z.maxLength(200, "q must be at most 200 characters"))),
   /** Newest N entries after filtering (default 100, at most 1000), returned oldest first. */
-  limit: z._default(wholeNumber("limit", 1, MAX_LOG_LIMIT), 100),
+  limit: z._default(queryWholeNumber("limit", 1, MAX_LOG_LIMIT), 100),
 });
 
 export function logsRoutes(s: Services) {

@@ -5,9 +5,9 @@ import { ApiError } from "../http/errors";
 import { validate } from "../http/validate";
 import { toApiModel } from "../models/view";
 import { startOnPeer } from "../peers/remote-start";
+import { modelIdParam } from "../models/schema";
 import type { Services } from "../services";
 
-const idParam = z.object({ id: z.string().check(z.minLength(1, "Model id is required"), z.maxLength(200, "Model id is too long")) });
 const startQuery = z.object({
   wait: z.optional(z.enum(["true", "false", "1", "0"], { error: "wait must be true or false" })),
 });
@@ -35,7 +35,7 @@ function currentModel(s: Services, id: string) {
  */
 export function modelControlRoutes(s: Services) {
   return new Hono()
-    .post("/:id/start", validate("param", idParam), validate("query", startQuery), async (c) => {
+    .post("/:id/start", validate("param", modelIdParam), validate("query", startQuery), async (c) => {
       const { id } = c.req.valid("param");
       const { wait } = c.req.valid("query");
       const noWait = wait === "false" || wait === "0";
@@ -55,12 +55,12 @@ export function modelControlRoutes(s: Services) {
       return ok(c, currentModel(s, id), { message: "Model started" });
     })
     // Whether, where and at what cost it would start now, with these settings (nothing starts).
-    .get("/:id/fit", validate("param", idParam), validate("query", fitQuery), async (c) => {
+    .get("/:id/fit", validate("param", modelIdParam), validate("query", fitQuery), async (c) => {
       const { id } = c.req.valid("param");
       currentModel(s, id);
       return ok(c, await s.pool.fit(id, c.req.valid("query")));
     })
-    .post("/:id/stop", validate("param", idParam), async (c) => {
+    .post("/:id/stop", validate("param", modelIdParam), async (c) => {
       const { id } = c.req.valid("param");
       currentModel(s, id);
       await s.pool.stop(id); // idempotent; also cancels a start still waiting for room

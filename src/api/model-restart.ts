@@ -1,19 +1,18 @@
 import { Hono } from "hono";
-import { z } from "../zod";
 import { ok } from "../http/envelope";
 import { notFound } from "../http/errors";
 import { validate } from "../http/validate";
 import { toApiModel } from "../models/view";
+import { modelIdParam } from "../models/schema";
 import type { Services } from "../services";
 
-const idParam = z.object({ id: z.string().check(z.minLength(1, "Model id is required"), z.maxLength(200, "Model id is too long")) });
 
 /**
  * POST /api/models/:id/restart: now, draining requests in flight (new ones wait for the new
  * process). For a model whose settings changed; hot reload restarts such models when idle.
  */
 export function modelRestartRoutes(s: Services) {
-  return new Hono().post("/:id/restart", validate("param", idParam), async (c) => {
+  return new Hono().post("/:id/restart", validate("param", modelIdParam), async (c) => {
     const { id } = c.req.valid("param");
     if (!s.registry.get(id)) throw notFound("Model not found", `No model with id "${id}"`);
     await s.pool.restart(id); // throws ApiError (503 with the reason) when the new start fails

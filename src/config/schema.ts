@@ -1,12 +1,5 @@
-import { z } from "../zod";
+import { rangeField, wholeNumberField, z } from "../zod";
 import { peersSchema, rpcWorkersSchema } from "../peers/schema";
-
-const int = (label: string) =>
-  z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
-    .check(z.int(`${label} must be a whole number`));
-
-const range = (label: string, min: number, max: number) =>
-  int(label).check(z.gte(min, `${label} must be between ${min} and ${max}`), z.lte(max, `${label} must be between ${min} and ${max}`));
 
 const requiredString = (label: string) =>
   z.string({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a string`) });
@@ -17,55 +10,55 @@ const HOST_RE = /^(\[?[0-9a-fA-F:.]+\]?|[A-Za-z0-9]([A-Za-z0-9-]{0,62})?(\.[A-Za
 /** The eight fields of the seed API's LlamaServerConfig: all required on POST /api/config. */
 export const referenceConfigShape = {
   host: requiredString("Host").check(z.trim(), z.minLength(1, "Host must not be empty"), z.regex(HOST_RE, "Host must be a hostname or an IP address (no scheme or port)")),
-  port: range("Port", 1, 65535),
+  port: rangeField("Port", 1, 65535),
   basePath: requiredString("basePath").check(z.refine((v) => !v.includes("\u0000"), "basePath must not contain NUL")),
   serverPath: requiredString("serverPath").check(
     z.trim(),
     z.minLength(1, "serverPath must not be empty"),
     z.refine((v) => !v.includes("\u0000"), "serverPath must not contain NUL"),
   ),
-  ctx_size: range("ctx_size", 0, 4_194_304),
-  batch_size: range("batch_size", 1, 1_048_576),
-  threads: int("threads").check(z.refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024")),
-  gpu_layers: int("gpu_layers").check(z.refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpu_layers must be -1 (all) or between 0 and 100000")),
+  ctx_size: rangeField("ctx_size", 0, 4_194_304),
+  batch_size: rangeField("batch_size", 1, 1_048_576),
+  threads: wholeNumberField("threads").check(z.refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024")),
+  gpu_layers: wholeNumberField("gpu_layers").check(z.refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpu_layers must be -1 (all) or between 0 and 100000")),
 };
 
 /** Settings beyond the seed API (proxy behaviour). Optional on input; defaults apply. */
 export const extraConfigShape = {
   /** How many models may run at once (an extra cap beside memory); 0 = as many as memory allows. */
-  maxLoadedModels: range("maxLoadedModels", 0, 64),
+  maxLoadedModels: rangeField("maxLoadedModels", 0, 64),
   /** Memory kept free on every device (GPU and host) when planning where models go, MiB. */
-  memoryMarginMiB: range("memoryMarginMiB", 0, 1_048_576),
+  memoryMarginMiB: rangeField("memoryMarginMiB", 0, 1_048_576),
   /** The most our models may use on any one device (host RAM, each GPU), MiB; 0 = no cap. */
-  memoryLimitMiB: range("memoryLimitMiB", 0, 1_073_741_824),
+  memoryLimitMiB: rangeField("memoryLimitMiB", 0, 1_073_741_824),
   /** Stop a model after this many seconds without requests; 0 = never. Per-model settings override. */
-  idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
+  idleTimeoutSeconds: rangeField("idleTimeoutSeconds", 0, 30 * 24 * 3600),
   /** Give up on a model load after this many seconds. */
-  loadTimeoutSeconds: range("loadTimeoutSeconds", 1, 3600),
+  loadTimeoutSeconds: rangeField("loadTimeoutSeconds", 1, 3600),
   /** SIGTERM grace period before SIGKILL, in seconds. */
-  stopTimeoutSeconds: range("stopTimeoutSeconds", 0, 600),
+  stopTimeoutSeconds: rangeField("stopTimeoutSeconds", 0, 600),
   /** Crash restarts in a row before giving up (0 = never restart). */
-  maxRestarts: range("maxRestarts", 0, 100),
+  maxRestarts: rangeField("maxRestarts", 0, 100),
   /** First restart delay (ms); doubles per attempt up to restartMaxDelayMs. */
-  restartDelayMs: range("restartDelayMs", 0, 600_000),
-  restartMaxDelayMs: range("restartMaxDelayMs", 0, 3_600_000),
+  restartDelayMs: rangeField("restartDelayMs", 0, 600_000),
+  restartMaxDelayMs: rangeField("restartMaxDelayMs", 0, 3_600_000),
   /** Requests in flight per model before new ones queue. */
-  maxConcurrentRequests: range("maxConcurrentRequests", 1, 10_000),
+  maxConcurrentRequests: rangeField("maxConcurrentRequests", 1, 10_000),
   /** Requests waiting per model (for a load or a free slot) before 429. At least 1: the request
    *  that triggers an on-demand load waits in this queue too. */
-  maxQueuedRequests: range("maxQueuedRequests", 1, 100_000),
+  maxQueuedRequests: rangeField("maxQueuedRequests", 1, 100_000),
   /** Metrics sample interval, seconds. */
-  metricsIntervalSeconds: range("metricsIntervalSeconds", 1, 3600),
+  metricsIntervalSeconds: rangeField("metricsIntervalSeconds", 1, 3600),
   /** How long minute rows of metric history are kept, hours. */
-  historyRetentionHours: range("historyRetentionHours", 168, 24 * 366),
+  historyRetentionHours: rangeField("historyRetentionHours", 168, 24 * 366),
   /** Disk for saved KV caches (slots saved when a model stops, restored when it returns), MiB; 0 = off. */
-  kvCacheDiskMiB: range("kvCacheDiskMiB", 0, 16 * 1024 * 1024),
+  kvCacheDiskMiB: rangeField("kvCacheDiskMiB", 0, 16 * 1024 * 1024),
   /** Only slots holding at least this many tokens are saved (shorter prompts are cheap to redo). */
-  kvCacheMinTokens: range("kvCacheMinTokens", 1, 16_777_216),
+  kvCacheMinTokens: rangeField("kvCacheMinTokens", 1, 16_777_216),
   /** Activity log rows older than this are deleted (src/activity/log.ts). */
-  activityRetentionDays: range("activityRetentionDays", 1, 3650),
+  activityRetentionDays: rangeField("activityRetentionDays", 1, 3650),
   /** At most this many activity rows are kept; the oldest go first. */
-  activityMaxRows: range("activityMaxRows", 1000, 10_000_000),
+  activityMaxRows: rangeField("activityMaxRows", 1000, 10_000_000),
   /** Request headers whose first non-empty value is the activity row's session id, comma separated ("" = none). */
   activitySessionHeaders: z
     .string({ error: "activitySessionHeaders must be a string (comma-separated header names)" })
@@ -74,7 +67,7 @@ export const extraConfigShape = {
       z.regex(/^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*)*)?$/, "activitySessionHeaders must be header names separated by commas"),
     ),
   /** Memory for request/response body captures, MB; 0 = captures off. */
-  captureMaxMB: range("captureMaxMB", 0, 1024),
+  captureMaxMB: rangeField("captureMaxMB", 0, 1024),
 };
 
 /**

@@ -1,15 +1,12 @@
 /** zod schemas of every model-related request body (the single source of those input types). */
-import { z } from "../zod";
+import { rangeField, wholeNumberField, z } from "../zod";
 import { findRefusedFlag } from "../supervisor/refused-flags";
-
-const int = (label: string) =>
-  z.number({ error: (iss) => (iss.input === undefined ? `${label} is required` : `${label} must be a number`) })
-    .check(z.int(`${label} must be a whole number`));
-const range = (label: string, min: number, max: number) =>
-  int(label).check(z.gte(min, `${label} must be between ${min} and ${max}`), z.lte(max, `${label} must be between ${min} and ${max}`));
 
 const text = (label: string, max: number) =>
   z.string({ error: `${label} must be a string` }).check(z.trim(), z.minLength(1, `${label} must not be empty`), z.maxLength(max, `${label} must be at most ${max} characters`));
+
+/** The :id of the /api/models/:id routes. */
+export const modelIdParam = z.object({ id: z.string().check(z.minLength(1, "Model id is required"), z.maxLength(200, "Model id is too long")) });
 
 /** What slugify() produces; an explicit id must already look like one. */
 export const MODEL_ID_RE = /^[a-z0-9][a-z0-9._-]{0,119}$/;
@@ -49,10 +46,10 @@ export const rewriteRulesSchema = z.strictObject({
 
 /** Per-model overrides of the global llama-server config (stored in models.settings). */
 export const modelSettingsSchema = z.strictObject({
-  ctxSize: range("ctxSize", 0, 4_194_304),
-  batchSize: range("batchSize", 1, 1_048_576),
-  threads: int("threads").check(z.refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024")),
-  gpuLayers: int("gpuLayers").check(z.refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpuLayers must be -1 (all) or between 0 and 100000")),
+  ctxSize: rangeField("ctxSize", 0, 4_194_304),
+  batchSize: rangeField("batchSize", 1, 1_048_576),
+  threads: wholeNumberField("threads").check(z.refine((n) => n === -1 || (n >= 1 && n <= 1024), "threads must be -1 (auto) or between 1 and 1024")),
+  gpuLayers: wholeNumberField("gpuLayers").check(z.refine((n) => n === -1 || (n >= 0 && n <= 100_000), "gpuLayers must be -1 (all) or between 0 and 100000")),
   extraArgs: z
     .array(
       z.string({ error: "extraArgs must be an array of strings" }).check(
@@ -76,7 +73,7 @@ export const modelSettingsSchema = z.strictObject({
       z.refine((a) => new Set(a.map((s) => s.toLowerCase())).size === a.length, "aliases must not repeat"),
     ),
   autoStart: z.boolean({ error: "autoStart must be true or false" }),
-  idleTimeoutSeconds: range("idleTimeoutSeconds", 0, 30 * 24 * 3600),
+  idleTimeoutSeconds: rangeField("idleTimeoutSeconds", 0, 30 * 24 * 3600),
   /** false: never save or restore this model's KV cache (global switch: kvCacheDiskMiB 0). */
   kvCache: z.boolean({ error: "kvCache must be true or false" }),
   pinned: z.boolean({ error: "pinned must be true or false" }),
@@ -121,7 +118,7 @@ export const registerEntrySchema = z.strictObject({
   version: z.optional(z.string({ error: "version must be a string" }).check(z.maxLength(100))),
   format: z.optional(text("format", 20)),
   quantization: z.optional(text("quantization", 50)),
-  contextSize: z.optional(range("contextSize", 1, 16_777_216)),
+  contextSize: z.optional(rangeField("contextSize", 1, 16_777_216)),
   size: z.optional(z.number()),
   settings: z.optional(z.partial(modelSettingsSchema)),
   // Runtime fields of Model: accepted (a client may post back what GET returned) and ignored.
@@ -144,7 +141,7 @@ export const patchModelSchema = z
     description: z.optional(z.nullable(z.string({ error: "description must be a string" }).check(z.maxLength(2000, "description must be at most 2000 characters")))),
     family: z.optional(text("family", 100)),
     version: z.optional(z.nullable(z.string({ error: "version must be a string" }).check(z.maxLength(100, "version must be at most 100 characters")))),
-    contextSize: z.optional(z.nullable(range("contextSize", 1, 16_777_216))),
+    contextSize: z.optional(z.nullable(rangeField("contextSize", 1, 16_777_216))),
     mmprojPath: z.optional(z.nullable(text("mmprojPath", 4096))),
     settings: z.optional(modelSettingsPatchSchema),
   })
@@ -158,6 +155,6 @@ export const discoverBodySchema = z.strictObject({
   recursive: z.optional(z.boolean({ error: "recursive must be true or false" })),
   includePatterns: z.optional(z.array(pattern, { error: "includePatterns must be an array of glob patterns" }).check(z.minLength(1, "includePatterns must not be empty"), z.maxLength(100))),
   excludePatterns: z.optional(z.array(pattern, { error: "excludePatterns must be an array of glob patterns" }).check(z.maxLength(100))),
-  maxDepth: z.optional(range("maxDepth", 0, 256)),
+  maxDepth: z.optional(rangeField("maxDepth", 0, 256)),
 });
 export type DiscoverBody = z.infer<typeof discoverBodySchema>;
