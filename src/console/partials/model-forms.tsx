@@ -3,6 +3,7 @@ import { formatGB } from "../format";
 // What POST /api/models/discover answers: the catalogue's own type, not a copy.
 import type { DiscoverResult } from "../../models/catalog";
 import type { FieldErrors } from "../forms";
+import { GridFieldError, invalidAttrs } from "./fields";
 import { NoticeBox, type Notice } from "./models";
 
 export interface RegisterValues {
@@ -11,25 +12,6 @@ export interface RegisterValues {
   family?: string;
   description?: string;
 }
-
-/** A field's message on the grid row below it; `prefix-name-error` is what the input points at. */
-export function GridFieldError(props: { prefix: string; name: string; errors?: FieldErrors }) {
-  const message = props.errors?.[props.name];
-  return message ? (
-    <>
-      <span></span>
-      <small id={`${props.prefix}-${props.name}-error`} class="field-error" data-field-error={props.name}>
-        {message}
-      </small>
-    </>
-  ) : null;
-}
-
-/** aria-invalid and aria-describedby for a field of a grid form. */
-const invalidAttrs = (prefix: string, name: string, errors: FieldErrors | undefined, extra?: string) => {
-  const described = [errors?.[name] ? `${prefix}-${name}-error` : "", extra ?? ""].filter(Boolean).join(" ");
-  return { "aria-invalid": errors?.[name] ? "true" : undefined, "aria-describedby": described || undefined };
-};
 
 /**
  * Register one model by its path (POST /api/models with one entry). `errors`: the form's own

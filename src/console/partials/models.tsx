@@ -4,6 +4,7 @@ import type { FieldErrors, FormValues } from "../forms";
 import type { FitAnswer } from "../../supervisor/pool";
 import { formatDuration, formatGB, formatMB } from "../format";
 import { StatusBadge } from "./badge";
+import { GridFieldError, invalidAttrs } from "./fields";
 import { KvCacheList } from "./kv-cache";
 
 export interface Notice {
@@ -177,20 +178,10 @@ function SettingsEditor(props: { m: ModelView; state?: RowState }) {
   const errors = state.fieldErrors ?? {};
   const id = encodeURIComponent(props.m.id);
   const f = (name: string) => `ms-${props.m.id}-${name}`;
-  /** A field's error attributes; its message is rendered by <FieldError> on the next grid row. */
-  const invalid = (name: string, hint?: string) => {
-    const described = [hint ? f(hint) : "", errors[name] ? f(`${name}-error`) : ""].filter(Boolean).join(" ");
-    return { "aria-invalid": errors[name] ? "true" : undefined, "aria-describedby": described || undefined };
-  };
-  const FieldError = (p: { name: string }) =>
-    errors[p.name] ? (
-      <>
-        <span></span>
-        <small id={f(`${p.name}-error`)} class="field-error" data-field-error={p.name}>
-          {errors[p.name]}
-        </small>
-      </>
-    ) : null;
+  // Each field's error attributes, and its message on the next grid row (partials/fields.tsx).
+  const prefix = `ms-${props.m.id}`;
+  const invalid = (name: string, hint?: string) => invalidAttrs(prefix, name, errors, hint ? f(hint) : undefined);
+  const FieldError = (p: { name: string }) => <GridFieldError prefix={prefix} name={p.name} errors={errors} />;
   // Context and GPU layers both re-ask /fit as they are typed (the hint beside them).
   const fitOnInput = {
     "hx-get": `/ui/models/${id}/fit`,
