@@ -82,76 +82,53 @@ export const configFormSchema = z.pipe(
 const S = modelSettingsSchema.shape;
 const R = rewriteRulesSchema.shape;
 
+/**
+ * One field that feeds the API: its text as posted (absent allowed, at most `max` characters),
+ * turned by `toApi` into the value the API takes, then checked by the API's own schema for it.
+ */
+const formField = <T extends ZodType>(label: string, max: number, toApi: (text: string | undefined, ctx: z.core.ParsePayload) => unknown, api: T) =>
+  z.pipe(z.pipe(z.optional(formText(label, max)), z.transform(toApi)), api);
+
 /** An empty field means "use the global setting": null, which PATCH reads as "remove the override". */
 const blankIsGlobal = <T extends ZodType>(label: string, api: T) =>
-  z.pipe(
-    z.pipe(
-      z.optional(formText(label, 40)),
-      z.transform((v): unknown => {
-        const t = (v ?? "").trim();
-        return t === "" ? null : numberOrText(t);
-      }),
-    ),
-    z.nullable(api),
-  );
+  formField(label, 40, (v) => {
+    const t = (v ?? "").trim();
+    return t === "" ? null : numberOrText(t);
+  }, z.nullable(api));
 
 /** A list field (aliases: commas; extra arguments: lines): empty = null (no override). */
 const listField = <T extends ZodType>(label: string, commas: boolean, api: T) =>
-  z.pipe(
-    z.pipe(
-      z.optional(formText(label, 64 * 1024)),
-      z.transform((v): unknown => {
-        const list = splitList(v, commas);
-        return list.length ? list : null;
-      }),
-    ),
-    z.nullable(api),
-  );
+  formField(label, 64 * 1024, (v) => {
+    const list = splitList(v, commas);
+    return list.length ? list : null;
+  }, z.nullable(api));
 
 /** A JSON object of parameter: value (rewrite defaults / overrides); empty = none. */
 const jsonParams = <T extends ZodType>(label: string, api: T) =>
-  z.pipe(
-    z.pipe(
-      z.optional(formText(label, 16 * 1024)),
-      z.transform((v, ctx) => {
-        const t = (v ?? "").trim();
-        if (t === "") return undefined;
-        try {
-          return JSON.parse(t) as unknown;
-        } catch (err) {
-          // mini's transform has no ctx.addIssue: push the issue it would have added
-          ctx.issues.push({ code: "custom", message: `${label}: not valid JSON (${(err as Error).message})`, input: v });
-          return z.NEVER;
-        }
-      }),
-    ),
-    api,
-  );
+  formField(label, 16 * 1024, (v, ctx) => {
+    const t = (v ?? "").trim();
+    if (t === "") return undefined;
+    try {
+      return JSON.parse(t) as unknown;
+    } catch (err) {
+      // mini's transform has no ctx.addIssue: push the issue it would have added
+      ctx.issues.push({ code: "custom", message: `${label}: not valid JSON (${(err as Error).message})`, input: v });
+      return z.NEVER;
+    }
+  }, api);
 
 /** RPC workers: "all", or worker names separated by commas; empty = none (runs on this host). */
-const rpcField = z.pipe(
-  z.pipe(
-    z.optional(formText("RPC workers", 4096)),
-    z.transform((v): unknown => {
-      const t = (v ?? "").trim();
-      if (t === "") return null;
-      return t.toLowerCase() === "all" ? "all" : splitList(t, true);
-    }),
-  ),
-  z.nullable(S.rpc),
-);
+const rpcField = formField("RPC workers", 4096, (v) => {
+  const t = (v ?? "").trim();
+  if (t === "") return null;
+  return t.toLowerCase() === "all" ? "all" : splitList(t, true);
+}, z.nullable(S.rpc));
 
 /** Tensor split: proportions separated by commas ("3, 1"); empty = llama-server's own split. */
-const tensorSplitField = z.pipe(
-  z.pipe(
-    z.optional(formText("Tensor split", 1024)),
-    z.transform((v): unknown => {
-      const list = splitList(v, true);
-      return list.length ? list.map(numberOrText) : null;
-    }),
-  ),
-  z.nullable(S.tensorSplit),
-);
+const tensorSplitField = formField("Tensor split", 1024, (v) => {
+  const list = splitList(v, true);
+  return list.length ? list.map(numberOrText) : null;
+}, z.nullable(S.tensorSplit));
 
 export type ModelSettingsPatch = z.output<typeof modelSettingsPatchSchema>;
 
@@ -205,14 +182,7 @@ export const fitFormQuery = z.object({ ctxSize: formInt("Context size", 0, 4_194
 
 const E = registerEntrySchema.shape;
 /** An optional text field: blank = not given (the API then reads it from the file). */
-const optionalText = <T extends ZodType>(label: string, max: number, api: T) =>
-  z.pipe(
-    z.pipe(
-      z.optional(formText(label, max)),
-      z.transform((v): unknown => v?.trim() || undefined),
-    ),
-    api,
-  );
+const optionalText = <T extends ZodType>(label: string, max: number, api: T) => formField(label, max, (v) => v?.trim() || undefined, api);
 
 export const registerFormSchema = z.object({
   path: z.pipe(
