@@ -640,7 +640,7 @@ export function literalGlob(id: string): string {
   return id.replace(/[\\*?[\]{}!]/g, (c) => `\\${c}`);
 }
 
-/** Our peer name for a llama-swap id: the same when it fits ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, unique. */
+/** Our peer name for a llama-swap id: the same when it fits NAME_RE (peers/schema.ts), unique. */
 function peerName(from: string, used: Set<string>): string {
   const base = from.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 60) || "peer";
   let name = base;

@@ -1,5 +1,6 @@
 /** zod schemas of every model-related request body (the single source of those input types). */
 import { rangeField, wholeNumberField, z } from "../zod";
+import { NAME_RE as WORKER_NAME_RE } from "../peers/schema";
 import { findRefusedFlag } from "../supervisor/refused-flags";
 
 const text = (label: string, max: number) =>
@@ -83,7 +84,7 @@ export const modelSettingsSchema = z.strictObject({
     [
       z.literal("all"),
       z
-        .array(z.string({ error: "rpc entries must be worker names" }).check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "rpc entries must be rpcWorkers names")), { error: 'rpc must be "all" or a list of rpcWorkers names' })
+        .array(z.string({ error: "rpc entries must be worker names" }).check(z.regex(WORKER_NAME_RE, "rpc entries must be rpcWorkers names")), { error: 'rpc must be "all" or a list of rpcWorkers names' })
         .check(
           z.minLength(1, "rpc must name at least one worker"),
           z.maxLength(32, "at most 32 RPC workers"),

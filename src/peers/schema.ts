@@ -1,10 +1,13 @@
 /** zod schemas of the peer and RPC worker settings (config file and POST /api/config). */
 import { z } from "../zod";
 
+/** A peer's or RPC worker's name (a model's `rpc` setting names workers by it). */
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 const name = (label: string) =>
   z
     .string({ error: `${label} must be a string` })
-    .check(z.trim(), z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, `${label} must be 1-64 letters, digits, '.', '_' or '-'`));
+    .check(z.trim(), z.regex(NAME_RE, `${label} must be 1-64 letters, digits, '.', '_' or '-'`));
 
 /**
  * An http(s) base URL without credentials, query or fragment. Other schemes (file:, ftp:, unix:
