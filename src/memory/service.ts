@@ -111,13 +111,10 @@ export class MemoryService {
     return (this.deps.gpu?.()?.latest()?.gpus.length ?? 0) > 0;
   }
 
-  /**
-   * `offload`: whether layers go to devices other than the host; default: whether local GPUs
-   * exist. A model started with --rpc offloads to its workers' devices even on a host without GPUs.
-   */
-  estimate(row: ModelRow, override: SettingsOverride = {}, offload = this.offloads(row)): MemoryEstimate | undefined {
+  /** Offloaded layers (offloads(): local GPUs, or a model's RPC workers' devices) count as GPU bytes. */
+  estimate(row: ModelRow, override: SettingsOverride = {}): MemoryEstimate | undefined {
     const { facts } = this.factsOf(row);
-    return facts ? estimateMemory(facts, this.settingsOf(row, override), offload) : undefined;
+    return facts ? estimateMemory(facts, this.settingsOf(row, override), this.offloads(row)) : undefined;
   }
 
   /** Every stored measurement, by model id + settings key (read once; record() keeps it current). */
@@ -152,8 +149,8 @@ export class MemoryService {
    * there is one (per device kind, as llama-server reported it), else the estimate; nothing
    * (0 bytes) when the header cannot be read, so an unreadable file never blocks a start.
    */
-  needOf(row: ModelRow, override: SettingsOverride = {}, offload = this.offloads(row)): ModelNeed {
-    const e = this.estimate(row, override, offload);
+  needOf(row: ModelRow, override: SettingsOverride = {}): ModelNeed {
+    const e = this.estimate(row, override);
     const m = this.measured(row.id, this.keyOf(row, override));
     if (!e && !m) return { gpuBytes: 0, hostBytes: 0, gpuLayerBytes: [] };
     if (m) {

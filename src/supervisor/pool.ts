@@ -530,9 +530,9 @@ export class ModelPool {
     const cfg = this.config();
     const devices = workers.length ? [...local, ...remoteBudgets(workers, cfg.memoryMarginMiB, cfg.memoryLimitMiB)] : local;
     const rpc: RpcTarget | undefined = rpcTargetOf(row?.settings?.rpc, row?.settings?.tensorSplit, workers);
-    // Layers go to the remote devices even on a host without GPUs: estimate them offloaded.
-    const offload = (this.memory?.gpusPresent() ?? false) || (rpc?.devices.length ?? 0) > 0;
-    const need = row && this.memory ? this.memory.needOf(row, override, offload) : ZERO_NEED;
+    // Layers go to the remote devices even on a host without GPUs (MemoryService.offloads).
+    const offload = row && this.memory ? this.memory.offloads(row) : false;
+    const need = row && this.memory ? this.memory.needOf(row, override) : ZERO_NEED;
     return { row, devices, occupants, need, rpc, offload };
   }
 
@@ -783,7 +783,7 @@ export class ModelPool {
     const p = this.planInput(modelId, override);
     const row = p?.row;
     const rpc = p?.rpc;
-    const estimate: MemoryEstimate | undefined = row && this.memory ? this.memory.estimate(row, override, p?.offload) : undefined;
+    const estimate: MemoryEstimate | undefined = row && this.memory ? this.memory.estimate(row, override) : undefined;
     const devices = p?.devices ?? UNLIMITED_HOST;
     let occupants = p?.occupants ?? [];
     const need = p?.need ?? ZERO_NEED;
