@@ -11,7 +11,21 @@ export interface ApiResponse<T = unknown> {
   timestamp: string;
 }
 
-export const nowIso = () => new Date().toISOString();
+let isoMs = -1;
+let iso = "";
+/**
+ * The envelope's timestamp. Formatted once per millisecond, not per response: at tens of
+ * thousands of requests a second, toISOString was ~3% of a GET /api/monitoring's CPU and every
+ * response within the same millisecond carries the same text anyway.
+ */
+export function nowIso(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
+}
 
 /** A success envelope. `message` is optional; some seed API endpoints carry one. */
 export function ok<T>(c: Context, data: T, opts: { message?: string; status?: ContentfulStatusCode } = {}) {
