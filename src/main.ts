@@ -71,7 +71,8 @@ async function main(): Promise<void> {
   // The readiness line goes to stdout whatever the log level (scripts and tests wait for it);
   // the log buffer gets it too, for the console's log view.
   const banner = `${APP_NAME} ${APP_VERSION} listening on ${url}`;
-  process.stdout.write(`${banner}\n`);
+  // console.log rather than process.stdout for the reason in src/logs/logger.ts.
+  console.log(banner);
   // The executable starts with the JIT's tier-up thresholds scaled up (scripts/build.ts,
   // --compile-jit-policy): start-up runs each module's code once (hundreds of schemas built,
   // routes registered), which the JIT would compile on two threads for nothing. Serving is
