@@ -1,6 +1,6 @@
 import type { Server } from "bun";
 import { dirname } from "node:path";
-import { createApp } from "./app";
+import { createCoreApp, isCorePath } from "./core-app";
 import { removeStaleTempFiles } from "./config/store";
 import { isSameProcessAlive } from "./supervisor/pidfile";
 import { liftIdleTimeout, restoreIdleTimeout } from "./http/connection-timeout";
@@ -16,6 +16,13 @@ export const DEFAULT_IDLE_TIMEOUT_SECONDS = 60;
 /** How long a shutdown waits for cancelled requests to send their error before closing sockets. */
 const SHUTDOWN_DRAIN_MS = 2000;
 
+/**
+ * The routes beyond the core app's are loaded this long after the listen when no request asked
+ * for them sooner: the requests of a start-up burst (the poll that waited for "listening on", a
+ * health check) are answered first, without waiting for the console's and the relays' code.
+ */
+const ROUTES_LOAD_DELAY_MS = 50;
+
 export interface RunningServer {
   server: Server<unknown>;
   services: Services;
@@ -24,6 +31,9 @@ export interface RunningServer {
   stop(): Promise<void>;
   /** Settles when the background start-up work (the basePath scan) has finished. */
   startupDone: Promise<void>;
+  /** Whether the routes beyond the core app's are in (src/core-app.ts); `routesReady` settles when they are. */
+  readonly routesLoaded: boolean;
+  routesReady: Promise<void>;
 }
 
 /** Builds the services and serves them; used by main.ts and by end-to-end tests (port 0). */
@@ -41,8 +51,32 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     services.log.warn(`Stopping processes left by a previous run failed: ${err.message}`),
   );
   t?.mark("orphan check");
-  const app = createApp(services);
+  // Listening with the core app (middlewares, error handlers, /api/monitoring: src/core-app.ts);
+  // the other routes are added to it behind the listen (see loadRoutes below).
+  const app = createCoreApp(services);
   t?.mark("routes");
+  let routesLoaded = false;
+  let routesLoading: Promise<void> | null = null;
+  let markRoutesReady = () => {};
+  const routesReady = new Promise<void>((resolve) => (markRoutesReady = resolve));
+  // A dynamic import: the bundle evaluates src/app.ts's modules (the console, Ollama's and the
+  // proxy's routes) only when this runs. Once, whoever asks first: the first request for one
+  // of those routes, or the timer below. A failure (a bug: the modules are in the bundle) is
+  // logged and answered 500 by the error handler, for every request that needed them.
+  const loadRoutes = () =>
+    (routesLoading ??= import("./app").then((m) => {
+      m.addRoutes(app, services);
+      routesLoaded = true;
+      markRoutesReady();
+    }));
+  const serve = (req: Request, srv: Server<unknown>) => {
+    // A request being worked on may be silent for minutes (a model loading, a long prompt):
+    // no idle timeout while its handler runs; put back when it has answered, or when a
+    // streamed answer ends (src/http/connection-timeout.ts).
+    liftIdleTimeout(req, srv, idleTimeout);
+    const res = app.fetch(req, srv);
+    return res instanceof Promise ? res.then((r) => (restoreIdleTimeout(req), r)) : (restoreIdleTimeout(req), res);
+  };
   const { hub } = services;
   const idleTimeout = options.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS;
   const server = Bun.serve({
@@ -60,12 +94,10 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
       }
       const answer = hub.handle(req, srv);
       if (answer !== null) return answer;
-      // A request being worked on may be silent for minutes (a model loading, a long prompt):
-      // no idle timeout while its handler runs; put back when it has answered, or when a
-      // streamed answer ends (src/http/connection-timeout.ts).
-      liftIdleTimeout(req, srv, idleTimeout);
-      const res = app.fetch(req, srv);
-      return res instanceof Promise ? res.then((r) => (restoreIdleTimeout(req), r)) : (restoreIdleTimeout(req), res);
+      // Until the other routes are in, only the core's paths are answered at once; the rest wait
+      // for them (the guard and auth still run first, in the app, once they are in).
+      if (!routesLoaded && !isCorePath(new URL(req.url).pathname)) return loadRoutes().then(() => serve(req, srv));
+      return serve(req, srv);
     },
     websocket: hub.websocket,
     // Never Bun's development error page (it shows source lines and paths to whoever asks), and
@@ -81,6 +113,7 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     idleTimeout,
   });
   t?.mark("listen");
+  const routesTimer = setTimeout(() => void loadRoutes().catch((err: Error) => services.log.error(`Loading the routes failed: ${err.message}`, { stack: err.stack })), options.routesLoadDelayMs ?? ROUTES_LOAD_DELAY_MS);
   services.server = { port: server.port!, host: options.host };
   hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
@@ -112,6 +145,7 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
+      clearTimeout(routesTimer);
       // Tell realtime clients first (reconnect notice + close frame), then stop accepting.
       hub.close();
       // In-flight requests end with an error the client can read (an SSE error event on a stream)
@@ -141,5 +175,15 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     services.log.debug(`Start-up steps (ms): ${t.describe()}; total ${t.totalMs.toFixed(1)}; RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MB`);
     services.log.debug(`Start-up CPU (ms): ${t.describe("cpu")}; total ${t.totalCpuMs.toFixed(1)}`);
   }
-  return { server, services, url, stop, startupDone: startupScan.done.then(() => {}, () => {}) };
+  return {
+    server,
+    services,
+    url,
+    stop,
+    startupDone: startupScan.done.then(() => {}, () => {}),
+    get routesLoaded() {
+      return routesLoaded;
+    },
+    routesReady,
+  };
 }

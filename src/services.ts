@@ -67,6 +67,8 @@ export interface RuntimeOptions {
   activity?: Partial<ActivityOptions>;
   /** Start-up step timings (main.ts passes one; the steps are logged at debug level). */
   startup?: StartupTimings;
+  /** Milliseconds after the listen before the routes beyond the core app's are loaded unasked (server.ts; tests make it long). */
+  routesLoadDelayMs?: number;
 }
 
 /**

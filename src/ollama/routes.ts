@@ -33,6 +33,7 @@ import {
   showRequestSchema,
 } from "./schema";
 import { OllamaTranslator, sseToNdjson, upstreamErrorMessage, type OllamaEndpoint, type RequestClock } from "./stream";
+import { ollamaErrorBody } from "./paths";
 import { chatToUpstream, embedInputs, embedToUpstream, generateToUpstream, TranslateError, type UpstreamRequest } from "./translate";
 
 /**
@@ -41,14 +42,6 @@ import { chatToUpstream, embedInputs, embedToUpstream, generateToUpstream, Trans
  * our own 0.x version.
  */
 export const OLLAMA_COMPAT_VERSION = "0.32.15";
-
-/** Every path this module serves; app.ts keeps the seed's /api middlewares off them. */
-export const OLLAMA_PATHS = [
-  "/api/version", "/api/tags", "/api/ps", "/api/show", "/api/chat", "/api/generate", "/api/embed", "/api/embeddings",
-  "/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete",
-] as const;
-const PATH_SET = new Set<string>(OLLAMA_PATHS);
-export const isOllamaPath = (path: string): boolean => PATH_SET.has(path) || path.startsWith("/api/blobs/");
 
 /** An error to answer in Ollama's shape. */
 export class OllamaError extends Error {
@@ -61,8 +54,6 @@ export class OllamaError extends Error {
     this.name = "OllamaError";
   }
 }
-
-export const ollamaErrorBody = (message: string) => ({ error: message });
 
 /** Any error of ours -> OllamaError (ApiError keeps its status; unknown errors are 500). */
 export function toOllamaError(err: unknown): OllamaError {

@@ -12,6 +12,7 @@ import type { Services } from "../services";
 import type { ModelPool } from "../supervisor/pool";
 import { upstreamRequestHeaders } from "./forward";
 import { DEFAULT_PROXY_OPTIONS, type ProxyOptions } from "./options";
+import { MODEL_ROUTED_PATHS } from "./paths";
 import { forward as relayForward, type ForwardArgs, type RelayDeps } from "./relay";
 import { hasRewrite, rewriteBody } from "./rewrite";
 import { getConnInfo } from "hono/bun";
@@ -19,29 +20,6 @@ import { captureAnswer } from "../activity/captures";
 import { acceptRequestId, sessionHeaderNames, sessionIdOf } from "../activity/record";
 import { keyAllowsModel } from "../keys/keys";
 import { identityOf } from "../keys/middleware";
-
-/** POST endpoints routed to a model chosen by the body's `model` field. */
-export const MODEL_ROUTED_PATHS = [
-  "/v1/chat/completions",
-  "/v1/completions",
-  "/v1/embeddings",
-  "/v1/rerank",
-  "/v1/reranking",
-  "/v1/responses",
-  "/v1/messages",
-  "/v1/messages/count_tokens",
-  "/completion",
-  "/completions",
-  "/chat/completions",
-  "/embedding",
-  "/embeddings",
-  "/rerank",
-  "/reranking",
-  "/infill",
-  "/tokenize",
-  "/detokenize",
-  "/apply-template",
-] as const;
 
 /** The connecting address (null when the app is driven without a Bun server, as in app.request tests). */
 export function clientAddress(c: Context): string | null {

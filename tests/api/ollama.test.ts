@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { checkRequest, HostAllowList, type GuardInput } from "../../src/http/guard";
-import { isOllamaPath } from "../../src/ollama/routes";
+import { isOllamaPath } from "../../src/ollama/paths";
 import { makeTestServices, type TestContext } from "../helpers/services";
 
 // Ollama's routes behind the request guard and the key, through app.request() (no processes).
