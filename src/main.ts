@@ -58,8 +58,17 @@ async function main(): Promise<void> {
     running.services.reloader.reload();
   });
 
+  // The readiness line goes to stdout whatever the log level (scripts and tests wait for it),
+  // as soon as the server answers (before its background starts: src/server.ts); the log buffer
+  // gets it too, for the console's log view. From then on a signal stops it cleanly.
+  const bannerOf = (url: string) => `${APP_NAME} ${APP_VERSION} listening on ${url}`;
+  const onListening = (srv: NonNullable<typeof running>) => {
+    running = srv;
+    // console.log rather than process.stdout for the reason in src/logs/logger.ts.
+    console.log(bannerOf(srv.url));
+  };
   try {
-    running = await startServer({ ...cli.options, startup });
+    running = await startServer({ ...cli.options, startup, onListening });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === "EADDRINUSE" ? `port ${cli.options.port} is already in use` : e.message;
@@ -68,11 +77,6 @@ async function main(): Promise<void> {
   }
   const { services, url } = running;
   if (cli.insecure) services.log.warn(`Serving on ${cli.options.host} WITHOUT authentication (--insecure-no-auth)`);
-  // The readiness line goes to stdout whatever the log level (scripts and tests wait for it);
-  // the log buffer gets it too, for the console's log view.
-  const banner = `${APP_NAME} ${APP_VERSION} listening on ${url}`;
-  // console.log rather than process.stdout for the reason in src/logs/logger.ts.
-  console.log(banner);
   // The executable starts with the JIT's tier-up thresholds scaled up (scripts/build.ts,
   // --compile-jit-policy): start-up runs each module's code once (hundreds of schemas built,
   // routes registered), which the JIT would compile on two threads for nothing. That includes
@@ -80,7 +84,7 @@ async function main(): Promise<void> {
   // path, back to the normal policy. (Put back at the listen instead, their schemas were
   // JIT-compiled: idle RSS +3.5 MB in bench/footprint.ts.) A no-op under `bun run`.
   void running.routesReady.then(() => Bun.unsafe.setJITPolicy(1));
-  services.logs.append("info", "proxy", banner, { dataDir: cli.options.dataDir, config: cli.options.configPath });
+  services.logs.append("info", "proxy", bannerOf(url), { dataDir: cli.options.dataDir, config: cli.options.configPath });
 }
 
 await main();

@@ -163,11 +163,28 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
       await orphans;
       await shutdownServices(services);
     })());
+  const running: RunningServer = {
+    server,
+    services,
+    url,
+    stop,
+    startupDone: backgroundStarts.then((scan) => scan.done).then(() => {}, () => {}),
+    get routesLoaded() {
+      return routesLoaded;
+    },
+    routesReady,
+  };
   // After listening: the first sample (started above), so /api/monitoring has data at once.
   await firstSample;
   t?.mark("first metrics sample");
-  const startupScan = await backgroundStarts;
+  // From here it answers: main.ts prints "listening on" now, not after the background starts
+  // (their ~1-4 ms, the registry's first full read among them, plus a turn of the loop), and
+  // can stop it cleanly from now on (stop() waits for the background starts).
+  options.onListening?.(running);
+  await backgroundStarts;
   t?.mark("background starts");
+  // A signal may have stopped it meanwhile (main.ts can from onListening on): nothing more to start.
+  if (stopping) return running;
   // Retention of the activity log starts with a delete: after the first sample, not before it.
   // (Requests are recorded from the listen on; start() only starts the pruning.)
   services.activity.start();
@@ -175,15 +192,5 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     services.log.debug(`Start-up steps (ms): ${t.describe()}; total ${t.totalMs.toFixed(1)}; RSS ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MB`);
     services.log.debug(`Start-up CPU (ms): ${t.describe("cpu")}; total ${t.totalCpuMs.toFixed(1)}`);
   }
-  return {
-    server,
-    services,
-    url,
-    stop,
-    startupDone: startupScan.done.then(() => {}, () => {}),
-    get routesLoaded() {
-      return routesLoaded;
-    },
-    routesReady,
-  };
+  return running;
 }

@@ -69,6 +69,8 @@ export interface RuntimeOptions {
   startup?: StartupTimings;
   /** Milliseconds after the listen before the routes beyond the core app's are loaded unasked (server.ts; tests make it long). */
   routesLoadDelayMs?: number;
+  /** Called once the server answers (listening, first metrics sample in), before the background starts: main.ts prints its banner there. */
+  onListening?: (running: import("./server").RunningServer) => void;
 }
 
 /**

@@ -16,7 +16,7 @@ export interface CollectorDeps {
   bus: EventBus;
   log: Logger;
   config: ConfigStore;
-  registry: Pick<ModelRegistry, "list">;
+  registry: Pick<ModelRegistry, "count">;
   supervisor: SupervisorApi;
   requests: RequestStats;
   cpu: CpuSampler;
@@ -167,9 +167,9 @@ export class MetricsCollector {
   }
 
   /** Registered models; a failing registry read keeps the previous count rather than losing the sample. */
-  private registeredCount(): number {
+  private async registeredCount(): Promise<number> {
     try {
-      return this.d.registry.list().length;
+      return await this.d.registry.count();
     } catch {
       return this.last?.models.total ?? 0;
     }
@@ -206,7 +206,7 @@ export class MetricsCollector {
       .filter((r) => r.state === "running" || r.state === "loading" || r.state === "stopping")
       .reduce((sum, r) => sum + (r.memoryUsage ?? 0), 0);
 
-    const [gpu, llamaServers] = await Promise.all([gpuP, llamaP]);
+    const [gpu, llamaServers, registered] = await Promise.all([gpuP, llamaP, this.registeredCount()]);
     if (first && this.gpu.busy) {
       void this.gpu.idle().then(() => {
         if (this.running && this.gpu.latest()) void this.sampleNow().catch(() => {});
@@ -218,7 +218,7 @@ export class MetricsCollector {
       memory,
       disk,
       ...(gpu && gpu.gpus.length ? { gpu: gpu.gpus } : {}),
-      models: { active: active.length, total: this.registeredCount(), memoryUsage: Math.round(memoryUsage) },
+      models: { active: active.length, total: registered, memoryUsage: Math.round(memoryUsage) },
       requests: { total: req.total, active: req.active, averageResponseTime: req.averageResponseTime, errorRate: req.errorRate },
       uptime: Math.floor((timestamp.getTime() - d.startedAt.getTime()) / 1000),
       ...(modelsDisk ? { modelsDisk } : {}),

@@ -42,6 +42,16 @@ describe("the real process", () => {
     await expect(fetch(`${url}/api/health`)).rejects.toThrow();
   });
 
+  test("a SIGTERM the moment 'listening on' is printed is a clean shutdown, not the bare exit", async () => {
+    // The banner comes before the background starts (src/server.ts onListening): from then on
+    // a signal must go through stop(), which waits for them, not exit as if nothing ran yet.
+    const { proc, stderr } = await startListening([BUN, MAIN, "--port", "0", "--data-dir", join(dir, "early")], { cwd: dir });
+    procs.push(proc);
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    await stderr.wait(/Received SIGTERM, shutting down/);
+  });
+
   test("SIGINT shuts down cleanly too", async () => {
     // --log-level error hides info lines, never the readiness line on stdout.
     const { proc } = await startListening([BUN, MAIN, "--port", "0", "--log-level", "error", "--data-dir", join(dir, "int")], { cwd: dir });
