@@ -33,8 +33,8 @@ export const isCorePath = (path: string) => path === CORE_PATH || path.startsWit
  * Why two parts: the other routes' modules (console pages, Ollama's and the proxy's relays, the
  * API's schemas) are most of the code start-up evaluates, and none of it is needed for the
  * first answer a health check or a dashboard asks for. server.ts listens with this part and
- * loads the rest right behind it (bench/RESULTS.md "#16, round five"); requests for the rest
- * that arrive before it is in wait for it. Tests get both parts at once from createApp().
+ * adds the rest right behind it (bench/RESULTS.md "#16, round five"); the first request for
+ * one of the other routes adds them on the spot. Tests get both parts at once from createApp().
  *
  * Order matters in Hono (handlers run in the order they were added): the middlewares here run
  * before every route added later, as they did when this was one function.

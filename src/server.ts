@@ -56,19 +56,23 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   const app = createCoreApp(services);
   t?.mark("routes");
   let routesLoaded = false;
-  let routesLoading: Promise<void> | null = null;
+  let routesTried = false;
   let markRoutesReady = () => {};
   const routesReady = new Promise<void>((resolve) => (markRoutesReady = resolve));
-  // A dynamic import: the bundle evaluates src/app.ts's modules (the console, Ollama's and the
-  // proxy's routes) only when this runs. Once, whoever asks first: the first request for one
-  // of those routes, or the timer below. A failure (a bug: the modules are in the bundle) is
-  // logged and answered 500 by the error handler, for every request that needed them.
-  const loadRoutes = () =>
-    (routesLoading ??= import("./app").then((m) => {
-      m.addRoutes(app, services);
-      routesLoaded = true;
-      markRoutesReady();
-    }));
+  // A require() inside a function: the bundle evaluates src/app.ts's modules (the console,
+  // Ollama's and the proxy's routes) only when this runs, synchronously. Once, whoever comes
+  // first: the first request for one of those routes, or the timer below. (A dynamic import()
+  // did the same through a promise and paged in ~1.8 MB more of Bun's own code: bench/RESULTS.md
+  // "#16, round five".) A failure is a bug (the modules are in the bundle): it is not retried,
+  // and the request that met it gets the 500 of Bun.serve's error handler.
+  const loadRoutes = () => {
+    if (routesTried) return;
+    routesTried = true;
+    const { addRoutes } = require("./app") as typeof import("./app");
+    addRoutes(app, services);
+    routesLoaded = true;
+    markRoutesReady();
+  };
   const serve = (req: Request, srv: Server<unknown>) => {
     // A request being worked on may be silent for minutes (a model loading, a long prompt):
     // no idle timeout while its handler runs; put back when it has answered, or when a
@@ -94,9 +98,9 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
       }
       const answer = hub.handle(req, srv);
       if (answer !== null) return answer;
-      // Until the other routes are in, only the core's paths are answered at once; the rest wait
-      // for them (the guard and auth still run first, in the app, once they are in).
-      if (!routesLoaded && !isCorePath(new URL(req.url).pathname)) return loadRoutes().then(() => serve(req, srv));
+      // Until the other routes are in, the core's paths are answered without them; any other
+      // request adds them first (synchronously), then goes through the app as always.
+      if (!routesLoaded && !isCorePath(new URL(req.url).pathname)) loadRoutes();
       return serve(req, srv);
     },
     websocket: hub.websocket,
@@ -113,7 +117,13 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     idleTimeout,
   });
   t?.mark("listen");
-  const routesTimer = setTimeout(() => void loadRoutes().catch((err: Error) => services.log.error(`Loading the routes failed: ${err.message}`, { stack: err.stack })), options.routesLoadDelayMs ?? ROUTES_LOAD_DELAY_MS);
+  const routesTimer = setTimeout(() => {
+    try {
+      loadRoutes();
+    } catch (err) {
+      services.log.error(`Adding the routes failed: ${(err as Error).message}`, { stack: (err as Error).stack });
+    }
+  }, options.routesLoadDelayMs ?? ROUTES_LOAD_DELAY_MS);
   services.server = { port: server.port!, host: options.host };
   hub.attach(server, realtimeSources(services));
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
