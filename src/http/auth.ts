@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { parse as parseCookies } from "hono/utils/cookie";
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomToken, sha256, timingSafeEqual } from "../crypto";
 import { fail } from "./envelope";
 import { ApiError } from "./errors";
 import { openAiFail } from "./openai";
@@ -30,8 +30,8 @@ const MAX_CREDENTIAL_CHARS = 4096;
  */
 export function secretsEqual(expected: string, given: string | undefined | null): boolean {
   if (typeof given !== "string" || given.length === 0 || given.length > MAX_CREDENTIAL_CHARS) return false;
-  const a = createHash("sha256").update(expected).digest();
-  const b = createHash("sha256").update(given).digest();
+  const a = sha256(expected);
+  const b = sha256(given);
   return timingSafeEqual(a, b);
 }
 
@@ -130,7 +130,7 @@ export class Authenticator {
     const now = this.now();
     for (const [t, exp] of this.sessions) if (exp <= now) this.sessions.delete(t);
     while (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
-    const token = randomBytes(32).toString("base64url");
+    const token = randomToken(32);
     const expiresAt = now + SESSION_TTL_MS;
     this.sessions.set(token, expiresAt);
     return { token, expiresAt };

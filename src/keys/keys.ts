@@ -7,7 +7,7 @@
  * admin keys reach everything; inference keys reach /v1 and the native inference routes, for the
  * models their `models` globs match (all when absent), within their limits.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { randomToken, sha256Hex, timingSafeEqual } from "../crypto";
 import { z } from "../zod";
 
 export const KEY_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -34,10 +34,10 @@ export const namedKeysSchema = z.array(namedKeySchema, { error: "keys must be an
   z.refine((keys) => new Set(keys.map((k) => k.hash)).size === keys.length, "keys: two keys have the same hash"),
 );
 
-export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
+export const hashKey = (key: string) => sha256Hex(key);
 
 /** A new key: "lap-" + 32 random bytes, base64url. Printed once; only its hash is kept. */
-export const generateKey = () => `lap-${randomBytes(32).toString("base64url")}`;
+export const generateKey = () => `lap-${randomToken(32)}`;
 
 /** The named key a presented secret belongs to (hash compared in constant time), or undefined. */
 export function findKey(keys: readonly NamedKey[], presented: string | undefined): NamedKey | undefined {

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../crypto";
 
 /**
  * What a saved KV cache is valid for. llama-server checks only that a file's shapes fit the
@@ -31,11 +31,11 @@ export function settingsFingerprint(s: CacheSettings): string {
     s.modelPath, s.modelSize, Math.round(s.modelMtimeMs), s.mmprojPath ?? null, s.ctxSize,
     s.extraArgs, s.serverPath, s.serverSize, Math.round(s.serverMtimeMs),
   ]);
-  return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
+  return sha256Hex(canonical).slice(0, 16);
 }
 
 /** Hash of a token sequence (stored in the index so two files of one prefix are recognisable). */
 export function tokensHash(tokens: ArrayLike<number>): string {
   const arr = tokens instanceof Int32Array ? tokens : Int32Array.from(tokens as ArrayLike<number>);
-  return createHash("sha256").update(new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength)).digest("hex").slice(0, 16);
+  return sha256Hex(new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength)).slice(0, 16);
 }

@@ -3,7 +3,7 @@
  * rows, the supervisor's runtime view and the GGUF header. Pure functions over those inputs,
  * plus one small cache of headers so listing 1,000 models does not re-read 1,000 files.
  */
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../crypto";
 import { statSync } from "node:fs";
 import type { ModelRow } from "../db/schema";
 import { FILE_TYPE_LABELS, readGgufHeaderSync, type GgufHeader, type GgufValue } from "../models/gguf";
@@ -109,7 +109,7 @@ export class HeaderCache {
  * use it for (cache keys, "same model?").
  */
 export function modelDigest(row: Pick<ModelRow, "path" | "size" | "createdAt">): string {
-  return createHash("sha256").update(`${row.path}\0${row.size}\0${row.createdAt}`).digest("hex");
+  return sha256Hex(`${row.path}\0${row.size}\0${row.createdAt}`);
 }
 
 export function detailsOf(row: ModelRow, facts: HeaderFacts | null): OllamaDetails {

@@ -1,5 +1,5 @@
 import type { Server, WebSocketHandler } from "bun";
-import { randomBytes } from "node:crypto";
+import { randomToken } from "../crypto";
 import { Broadcaster } from "./broadcaster";
 import { executeCommand, topicState, TopicMembers } from "./commands";
 import type { CommandResult, Connection, ConnectionHost } from "./connection";
@@ -169,7 +169,7 @@ export class RealtimeHub implements ConnectionHost, EntryHost {
   }
 
   private newId(): string {
-    return randomBytes(15).toString("base64url");
+    return randomToken(15);
   }
 
   // ---- what connections call (ConnectionHost) ---------------------------------------------

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomToken } from "../crypto";
 import type { BroadcastFrames } from "./connection";
 import type { ConnectionHost } from "./connection";
 import { EngineSession } from "./engineio";
@@ -112,7 +112,7 @@ export class SocketIoSession extends EngineSession {
           this.onEstablished?.();
         }
         // socket.io-client 4 requires a sid in the CONNECT answer (it treats its absence as v2).
-        this.sendPacket(`40${JSON.stringify({ sid: randomBytes(15).toString("base64url") })}`);
+        this.sendPacket(`40${JSON.stringify({ sid: randomToken(15) })}`);
         return;
       case SIO.DISCONNECT:
         this.nspConnected = false;

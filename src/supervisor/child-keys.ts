@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomToken } from "../crypto";
 
 /**
  * Every llama-server child gets its own random API key, so its port (127.0.0.1:<port>) is useless
@@ -23,7 +23,7 @@ const keys = new Map<string, string>();
 export const CHILD_KEY_ENV = "LLAMA_API_KEY";
 
 export function newChildKey(): string {
-  return randomBytes(24).toString("base64url");
+  return randomToken(24);
 }
 
 const originOf = (url: string) => {
