@@ -126,6 +126,7 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   }, options.routesLoadDelayMs ?? ROUTES_LOAD_DELAY_MS);
   services.server = { port: server.port!, host: options.host };
   hub.attach(server, realtimeSources(services));
+  t?.mark("realtime attach");
   const hostForUrl = options.host.includes(":") ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${server.port}`;
   // The first sample before anything else that starts now: its await is on microtasks only, so
