@@ -5,6 +5,8 @@
 //   - exec to first 200 on GET /api/monitoring (wall ms) and the CPU ms the process spent by then
 //     (utime+stime from /proc/<pid>/stat: the stable figure on a shared machine),
 //     on a fresh data dir ("first start") and again on the same data dir ("restart");
+//   - exec to the console's first page (GET / right after that first 200: the product listens
+//     before its console routes are in, src/core-app.ts, so this is when a user's page arrives);
 //   - idle RSS one second after the first 200;
 //   - RSS after 10,000 GET /api/monitoring (32 at a time);
 //   - GET /api/monitoring req/s and p99 with wrk -t1 -c32 (when wrk is installed; otherwise a
