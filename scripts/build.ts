@@ -14,6 +14,12 @@
 // 256 rather than 64 since the routes load behind the listen: 22 alternated starts, p50 to the
 // first 200 -1.1 / -2.2 ms and idle RSS -0.4 / -0.6 MB in two rounds.
 //
+// --no-compile-autoload-dotenv, --no-compile-autoload-bunfig: a Bun executable otherwise reads
+// .env and bunfig.toml from whatever directory it is started in. A bunfig.toml `preload` there
+// ran its code (even for --version), and a .env set PORT, HOST, CONFIG_PATH (so the binary we
+// start) or API_KEY without a word: running the proxy from a downloaded project's folder must
+// not do either (tests/e2e/compiled.test.ts). Settings come from flags and the real environment.
+//
 // --bytecode-order: profile-guided layout. The build runs the executable once (start-up, the
 // first /api/monitoring and console page, shutdown) with BUN_BYTECODE_ORDER_OUT, then builds again
 // with that profile: the bytecode start-up uses lies together at the front of the file, so less
@@ -25,7 +31,10 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 /** The flags of every build of the product; bench/footprint.ts builds its bare anchor with them too. */
-export const BUILD_FLAGS = ["--compile", "--minify", "--sourcemap", "--bytecode", "--format=esm", "--compile-jit-policy=256"];
+export const BUILD_FLAGS = [
+  "--compile", "--minify", "--sourcemap", "--bytecode", "--format=esm", "--compile-jit-policy=256",
+  "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
+];
 
 /**
  * Runs the executable the way a user first meets it and returns the bytecode-order profile it

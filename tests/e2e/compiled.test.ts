@@ -40,4 +40,33 @@ describe("compiled executable", () => {
     const version = Bun.spawnSync([exe, "--version"]);
     expect(version.stdout.toString().trim()).toBe(pkg.version);
   });
+
+  test("a bunfig.toml or .env in the directory it is started from is not read (no preload runs, no setting changes)", async () => {
+    // Bun's standalone executables load both from the working directory unless built not to:
+    // a preload there ran its code even for --version, and a .env chose the port, the config
+    // file (and so the binary we start) or the host. scripts/build.ts turns both off.
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    const work = join(dir, "untrusted");
+    mkdirSync(work);
+    const marker = join(work, "preload-ran");
+    writeFileSync(join(work, "evil.js"), `require("fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`);
+    writeFileSync(join(work, "bunfig.toml"), `preload = ["./evil.js"]\n`);
+    writeFileSync(join(work, ".env"), `LOG_LEVEL=debug\nDATA_DIR=${join(work, "from-dotenv")}\n`);
+    const version = Bun.spawnSync([exe, "--version"], { cwd: work });
+    expect(version.stdout.toString().trim()).toBe(pkg.version);
+    expect(existsSync(marker)).toBe(false);
+    const { proc, url, stderr } = await startListening([exe, "--port", "0"], { cwd: work });
+    try {
+      expect((await fetch(`${url}/api/monitoring`)).status).toBe(200);
+      expect(existsSync(marker)).toBe(false);
+      // The default data dir (./data), not the .env's; and no debug lines.
+      expect(existsSync(join(work, "data", "llama-async-proxy.db"))).toBe(true);
+      expect(existsSync(join(work, "from-dotenv"))).toBe(false);
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+      expect(stderr.text).not.toContain("DEBUG");
+    } finally {
+      await killAndWait(proc);
+    }
+  });
 });
