@@ -23,8 +23,6 @@ import { MODEL_ROUTED_PATHS } from "./proxy/paths";
 import { ollamaRoutes } from "./ollama/routes";
 import type { Services } from "./services";
 
-export { errorShapeOf } from "./core-app";
-
 /**
  * The API routes but /monitoring (the core app serves it, src/core-app.ts), chained so their
  * types flow into the typed client (src/client.ts).

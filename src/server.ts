@@ -55,10 +55,11 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
   // the other routes are added to it behind the listen (see loadRoutes below).
   const app = createCoreApp(services);
   t?.mark("routes");
+  const { hub } = services;
+  const idleTimeout = options.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS;
   let routesLoaded = false;
   let routesTried = false;
-  let markRoutesReady = () => {};
-  const routesReady = new Promise<void>((resolve) => (markRoutesReady = resolve));
+  const routesReady = Promise.withResolvers<void>();
   // A require() inside a function: the bundle evaluates src/app.ts's modules (the console,
   // Ollama's and the proxy's routes) only when this runs, synchronously. Once, whoever comes
   // first: the first request for one of those routes, or the timer below. (A dynamic import()
@@ -71,7 +72,7 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     const { addRoutes } = require("./app") as typeof import("./app");
     addRoutes(app, services);
     routesLoaded = true;
-    markRoutesReady();
+    routesReady.resolve();
   };
   const serve = (req: Request, srv: Server<unknown>) => {
     // A request being worked on may be silent for minutes (a model loading, a long prompt):
@@ -81,8 +82,6 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     const res = app.fetch(req, srv);
     return res instanceof Promise ? res.then((r) => (restoreIdleTimeout(req), r)) : (restoreIdleTimeout(req), res);
   };
-  const { hub } = services;
-  const idleTimeout = options.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS;
   const server = Bun.serve({
     port: options.port,
     hostname: options.host,
@@ -183,7 +182,7 @@ export async function startServer(options: RuntimeOptions, overrides: ServiceOve
     get routesLoaded() {
       return routesLoaded;
     },
-    routesReady,
+    routesReady: routesReady.promise,
   };
   // After listening: the first sample (started above), so /api/monitoring has data at once.
   await firstSample;

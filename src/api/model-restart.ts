@@ -6,7 +6,6 @@ import { toApiModel } from "../models/view";
 import { modelIdParam } from "../models/schema";
 import type { Services } from "../services";
 
-
 /**
  * POST /api/models/:id/restart: now, draining requests in flight (new ones wait for the new
  * process). For a model whose settings changed; hot reload restarts such models when idle.
